@@ -1,0 +1,31 @@
+// common.h: what the subcommands share: building the registry with plugins and
+// loading a graph with its overrides.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "umrflow/graph.h"
+#include "umrflow/registry.h"
+
+namespace umrflow::cli {
+
+/// Built-in nodes, then the plugins named on the command line and in
+/// UMRFLOW_PLUGIN_PATH (files, or folders whose lib*.so are all loaded).
+void load_command_line_plugins(Registry& registry, const std::vector<std::string>& cli_plugins);
+
+/// Loads `path` with `overrides`, loads the graph's own `plugins:` (before the
+/// command line's, as documented), and validates. Throws GraphError or
+/// std::runtime_error.
+Graph load_and_validate(const std::string& path, const std::vector<std::string>& overrides,
+                        const std::vector<std::string>& cli_plugins, Registry& registry);
+
+/// Runs a sweep file (see docs/graph-yaml.md, "Sweeps"). Returns the exit code.
+int run_sweep(const std::string& sweep_file, const std::vector<std::string>& overrides,
+              const std::vector<std::string>& cli_plugins, const std::string& out_dir, int threads, bool quiet);
+
+/// Writes a Doc as a one-line YAML flow value, for turning a map entry back
+/// into a `path=value` override.
+std::string flow_text(const Doc& doc);
+
+}  // namespace umrflow::cli

@@ -1,0 +1,162 @@
+// umrflow: command-line entry point.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+
+#include "builtin.h"
+#include "common.h"
+#include "umrflow/describe.h"
+#include "umrflow/plugin.h"
+#include "umrflow/run.h"
+
+namespace fs = std::filesystem;
+
+namespace umrflow::cli {
+
+void load_command_line_plugins(Registry& registry, const std::vector<std::string>& cli_plugins) {
+  for (const auto& p : cli_plugins) load_plugin(p, registry);
+  for (const auto& entry : plugin_paths_from_environment()) {
+    if (fs::is_directory(entry)) {
+      std::vector<std::string> libs;
+      for (const auto& f : fs::directory_iterator(entry))
+        if (f.path().extension() == ".so" && f.path().filename().string().rfind("lib", 0) == 0) libs.push_back(f.path().string());
+      std::sort(libs.begin(), libs.end());
+      for (const auto& l : libs) load_plugin(l, registry);
+    } else {
+      load_plugin(entry, registry);
+    }
+  }
+}
+
+Graph load_and_validate(const std::string& path, const std::vector<std::string>& overrides,
+                        const std::vector<std::string>& cli_plugins, Registry& registry) {
+  Doc doc = load_graph_doc(path, overrides);
+  for (const auto& p : plugin_list(doc, path)) load_plugin(p, registry);
+  load_command_line_plugins(registry, cli_plugins);
+  return build_graph(doc, path, registry);
+}
+
+}  // namespace umrflow::cli
+
+namespace {
+
+int report(const std::exception& e) {
+  std::string msg = e.what();
+  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  if (dynamic_cast<const umrflow::GraphError*>(&e)) {
+    const auto& g = static_cast<const umrflow::GraphError&>(e);
+    std::fprintf(stderr, "%s\n%zu error%s; nothing was run.\n", msg.c_str(), g.diagnostics().size(),
+                 g.diagnostics().size() == 1 ? "" : "s");
+  } else {
+    std::fprintf(stderr, "error: %s\n", msg.c_str());
+  }
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace umrflow;
+  CLI::App app{
+      "umrflow: train and evaluate multi-modal segmentation networks described as YAML graphs of nodes.\n"
+      "A graph's data plane (loading, augmentation) runs in parallel on the CPU; its step plane\n"
+      "(modules, losses, optimizer) runs serially on the device. See docs/graph-yaml.md."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("umrflow ") + "0.1.0, " + describe_abi(host_abi()));
+
+  std::vector<std::string> plugins, sets;
+  auto add_plugin_opt = [&](CLI::App* c) {
+    c->add_option("--plugin", plugins, "shared library with more node types (repeatable; also UMRFLOW_PLUGIN_PATH)");
+  };
+  auto add_set_opt = [&](CLI::App* c) {
+    c->add_option("--set", sets,
+                  "override PATH=VALUE before validation, e.g. train.epochs=3 or data.noise.std=0.2 (repeatable)");
+  };
+
+  std::string graph_path, out_dir, node_type, output;
+  int threads = -1;
+  bool quiet = false, markdown = false;
+
+  CLI::App* run = app.add_subcommand("run", "validate a graph, then run it into a run directory");
+  run->add_option("graph", graph_path, "graph file (YAML)")->required()->check(CLI::ExistingFile);
+  add_set_opt(run);
+  add_plugin_opt(run);
+  run->add_option("--out", out_dir, "run directory (default runs/<name>; an existing non-empty one gets a .N suffix)");
+  run->add_option("--threads", threads, "data-plane worker threads (default: train.threads; 0 = all cores)")->check(CLI::Range(0, 1024));
+  run->add_flag("--quiet", quiet, "no progress bar");
+  run->footer("Exit status: 0 done, 1 invalid graph or failed node, 130 interrupted (checkpoint written).");
+
+  CLI::App* validate = app.add_subcommand("validate", "check a graph completely without reading any data");
+  validate->add_option("graph", graph_path, "graph file (YAML)")->required()->check(CLI::ExistingFile);
+  add_set_opt(validate);
+  add_plugin_opt(validate);
+  validate->footer("Prints every problem as file:line:column: message and exits 1 if there is any.");
+
+  CLI::App* nodes = app.add_subcommand("nodes", "list the registered node types with parameters and ports");
+  nodes->add_option("type", node_type, "show only this type");
+  nodes->add_flag("--markdown", markdown, "write the Markdown reference (docs/nodes.md)");
+  add_plugin_opt(nodes);
+
+  CLI::App* dot = app.add_subcommand("dot", "write the graph as Graphviz (dot -Tsvg to draw it)");
+  dot->add_option("graph", graph_path, "graph file (YAML)")->required()->check(CLI::ExistingFile);
+  dot->add_option("-o,--output", output, "file to write (default: standard output)");
+  add_set_opt(dot);
+  add_plugin_opt(dot);
+
+  CLI::App* sweep = app.add_subcommand("sweep", "run the variants of a sweep file and tabulate their final metrics");
+  sweep->add_option("sweep", graph_path, "sweep file (YAML: base, variants)")->required()->check(CLI::ExistingFile);
+  add_set_opt(sweep);
+  add_plugin_opt(sweep);
+  sweep->add_option("--out", out_dir, "folder for the variants' run directories and the table (default runs/<sweep name>)");
+  sweep->add_option("--threads", threads, "data-plane worker threads")->check(CLI::Range(0, 1024));
+  sweep->add_flag("--quiet", quiet, "no progress bar");
+  sweep->footer("Writes sweep.md and sweep.csv: one row per variant, one column per final metric.");
+
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    if (*nodes) {
+      Registry registry;
+      register_builtin_nodes(registry);
+      cli::load_command_line_plugins(registry, plugins);
+      if (!node_type.empty() && !registry.find(node_type)) {
+        std::fprintf(stderr, "error: no node type '%s'%s\n", node_type.c_str(), did_you_mean(node_type, registry.types()).c_str());
+        return 1;
+      }
+      std::cout << (markdown ? describe_nodes_markdown(registry) : describe_nodes_text(registry, node_type));
+      return 0;
+    }
+    if (*sweep) return cli::run_sweep(graph_path, sets, plugins, out_dir, threads, quiet);
+
+    Registry registry;
+    register_builtin_nodes(registry);
+    Graph graph = cli::load_and_validate(graph_path, sets, plugins, registry);
+    if (*validate) {
+      std::printf("%s: valid (%zu modules, %zu data nodes, %zu step nodes)\n", graph_path.c_str(), graph.modules.size(),
+                  graph.data.size(), graph.step.size());
+      return 0;
+    }
+    if (*dot) {
+      const std::string text = graph_to_dot(graph);
+      if (output.empty()) std::cout << text;
+      else std::ofstream(output) << text;
+      return 0;
+    }
+    RunOptions options;
+    options.run_dir = out_dir;
+    options.threads = threads;
+    options.quiet = quiet;
+    install_interrupt_handler();
+    RunSummary s = run_graph(graph, registry, options);
+    if (s.interrupted) {
+      std::fprintf(stderr, "interrupted; run directory %s\n", s.run_dir.c_str());
+      return 130;
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    return report(e);
+  }
+}

@@ -1,0 +1,189 @@
+// `umrflow sweep`: one base graph, several variants (sets of overrides), one table.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <set>
+
+#include "builtin.h"
+#include "common.h"
+#include "umrflow/run.h"
+
+namespace fs = std::filesystem;
+
+namespace umrflow::cli {
+
+std::string flow_text(const Doc& d) {
+  if (d.is_null()) return "null";
+  if (d.is_scalar()) {
+    if (!d.quoted()) return d.text();
+    std::string s = "\"";
+    for (char c : d.text()) s += (c == '"' || c == '\\') ? std::string("\\") + c : std::string(1, c);
+    return s + "\"";
+  }
+  std::string out = d.is_sequence() ? "[" : "{";
+  bool first = true;
+  if (d.is_sequence())
+    for (const auto& i : d.items()) out += (first ? "" : ", ") + flow_text(i), first = false;
+  else
+    for (const auto& e : d.entries()) out += (first ? "" : ", ") + e.key + ": " + flow_text(e.value), first = false;
+  return out + (d.is_sequence() ? "]" : "}");
+}
+
+namespace {
+
+struct Variant {
+  std::string name;
+  std::vector<std::string> sets;
+  Location where;
+};
+
+/// `set:` as a map {path: value} or a list of "path=value".
+void read_sets(const Doc& d, std::vector<std::string>& out, const std::string& owner, Diagnostics& diags) {
+  if (d.is_map())
+    for (const auto& e : d.entries()) out.push_back(e.key + "=" + flow_text(e.value));
+  else if (d.is_sequence())
+    for (const auto& i : d.items()) {
+      if (i.is_scalar()) out.push_back(i.text());
+      else diags.error(i.where(), owner + ": `set` entries are PATH=VALUE strings");
+    }
+  else diags.error(d.where(), owner + ": `set` is a map {path: value} or a list of PATH=VALUE");
+}
+
+std::string csv_cell(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return out + "\"";
+}
+
+std::string number_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+}  // namespace
+
+int run_sweep(const std::string& sweep_file, const std::vector<std::string>& overrides,
+              const std::vector<std::string>& cli_plugins, const std::string& out_dir, int threads, bool quiet) {
+  const Doc sweep = load_yaml_file(sweep_file);
+  Diagnostics diags;
+  if (!sweep.is_map()) {
+    diags.error({sweep_file, 1, 1}, "a sweep file is a map with `base:` and `variants:`");
+    diags.throw_if_any();
+  }
+  static const std::vector<std::string> keys = {"name", "base", "set", "metrics", "variants"};
+  for (const auto& e : sweep.entries())
+    if (std::find(keys.begin(), keys.end(), e.key) == keys.end())
+      diags.error(e.key_where, "sweep: unknown key '" + e.key + "'" + did_you_mean(e.key, keys));
+  const Doc* base = sweep.find("base");
+  const Doc* variants = sweep.find("variants");
+  if (!base || !base->is_scalar()) diags.error(sweep.where(), "sweep: missing `base:` (the graph file the variants change)");
+  if (!variants || !variants->is_sequence() || variants->items().empty())
+    diags.error(variants ? variants->where() : sweep.where(), "sweep: `variants:` is a non-empty list of {name, set}");
+  diags.throw_if_any();
+
+  std::vector<std::string> common = overrides;
+  if (const Doc* s = sweep.find("set")) read_sets(*s, common, "sweep", diags);
+  std::vector<std::string> metric_columns;
+  if (const Doc* m = sweep.find("metrics")) {
+    if (m->is_sequence())
+      for (const auto& i : m->items()) metric_columns.push_back(i.text());
+    else diags.error(m->where(), "sweep: `metrics` is a list of metric names");
+  }
+  std::vector<Variant> list;
+  std::set<std::string> names;
+  for (const auto& v : variants->items()) {
+    Variant var;
+    var.where = v.where();
+    const Doc* name = v.is_map() ? v.find("name") : nullptr;
+    if (!name || !name->is_scalar()) {
+      diags.error(v.where(), "sweep: each variant needs a `name`");
+      continue;
+    }
+    var.name = name->text();
+    if (!names.insert(var.name).second) diags.error(name->where(), "sweep: duplicate variant name '" + var.name + "'");
+    for (const auto& e : v.entries())
+      if (e.key != "name" && e.key != "set")
+        diags.error(e.key_where, "variant '" + var.name + "': unknown key '" + e.key + "' (valid: name, set)");
+    var.sets = common;
+    if (const Doc* s = v.find("set")) read_sets(*s, var.sets, "variant '" + var.name + "'", diags);
+    list.push_back(var);
+  }
+  diags.throw_if_any();
+
+  fs::path base_path = base->text();
+  if (base_path.is_relative()) base_path = fs::path(sweep_file).parent_path() / base_path;
+  const std::string sweep_name =
+      sweep.find("name") && sweep.find("name")->is_scalar() ? sweep.find("name")->text() : fs::path(sweep_file).stem().string();
+
+  // Validate every variant before running any, so a typo in the last one costs nothing.
+  std::vector<Graph> graphs;
+  Registry registry;
+  register_builtin_nodes(registry);
+  Diagnostics all;
+  for (const auto& v : list) {
+    try {
+      graphs.push_back(load_and_validate(base_path.string(), v.sets, cli_plugins, registry));
+    } catch (const GraphError& e) {
+      for (const auto& d : e.diagnostics().items()) all.error(d.where, "variant '" + v.name + "': " + d.message);
+    }
+  }
+  all.throw_if_any();
+
+  const fs::path out = out_dir.empty() ? fs::path("runs") / sweep_name : fs::path(out_dir);
+  fs::create_directories(out);
+  std::vector<std::map<std::string, double>> results(list.size());
+  std::vector<std::string> status(list.size(), "not run");
+  std::atomic<bool>& stop = install_interrupt_handler();
+  int code = 0;
+  for (std::size_t i = 0; i < list.size() && !stop.load(); ++i) {
+    std::fprintf(stderr, "== variant %zu/%zu: %s\n", i + 1, list.size(), list[i].name.c_str());
+    RunOptions options;
+    options.run_dir = (out / list[i].name).string();
+    options.threads = threads;
+    options.quiet = quiet;
+    try {
+      RunSummary s = run_graph(graphs[i], registry, options);
+      results[i] = s.final_metrics;
+      status[i] = s.interrupted ? "interrupted" : "done";
+      if (s.interrupted) code = 130;
+    } catch (const std::exception& e) {
+      status[i] = std::string("failed: ") + e.what();
+      std::fprintf(stderr, "variant '%s' failed: %s\n", list[i].name.c_str(), e.what());
+      code = code ? code : 1;
+    }
+  }
+
+  if (metric_columns.empty()) {
+    std::set<std::string> seen;
+    for (const auto& r : results)
+      for (const auto& [k, v] : r)
+        if (seen.insert(k).second) metric_columns.push_back(k);
+  }
+  std::string md = "| variant | status |", sep = "|---|---|", csv = "variant,status";
+  for (const auto& c : metric_columns) md += " " + c + " |", sep += "---|", csv += "," + csv_cell(c);
+  md += "\n" + sep + "\n";
+  csv += "\n";
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    std::string short_status = status[i].substr(0, status[i].find(':'));
+    md += "| " + list[i].name + " | " + short_status + " |";
+    csv += csv_cell(list[i].name) + "," + csv_cell(status[i]);
+    for (const auto& c : metric_columns) {
+      auto it = results[i].find(c);
+      const std::string cell = it == results[i].end() ? "" : number_text(it->second);
+      md += " " + cell + " |";
+      csv += "," + cell;
+    }
+    md += "\n";
+    csv += "\n";
+  }
+  write_file_atomically((out / "sweep.md").string(), "# Sweep " + sweep_name + "\n\nBase graph: `" + base->text() + "`\n\n" + md);
+  write_file_atomically((out / "sweep.csv").string(), csv);
+  std::cout << md;
+  std::fprintf(stderr, "table written to %s and %s\n", (out / "sweep.md").c_str(), (out / "sweep.csv").c_str());
+  return code;
+}
+
+}  // namespace umrflow::cli

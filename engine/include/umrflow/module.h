@@ -1,0 +1,25 @@
+// umrflow/module.h: nodes that own weights.
+//
+// A ModuleNode wraps a torch::nn::Module. It is declared once under `modules:`
+// and called from the step plane by `{type: call, module: ID, in: ...}`, as
+// many times as the graph needs: every call uses the same weights. The engine
+// collects the parameters of all modules that are not `frozen` into the
+// optimizer, saves them in checkpoints under `ID.<parameter name>`, and moves
+// them to the run's device.
+#pragma once
+
+#include <torch/nn/module.h>
+
+#include "umrflow/node.h"
+
+namespace umrflow {
+
+class ModuleNode : public Node {
+ public:
+  /// The wrapped module; its named parameters and buffers are the weights.
+  virtual torch::nn::Module& module() = 0;
+  /// One call. `inputs` follow the module spec's ports.
+  virtual Packet forward(const std::vector<Packet>& inputs, Context& ctx) = 0;
+};
+
+}  // namespace umrflow

@@ -1,0 +1,66 @@
+// umrflow/run.h: running a validated graph into a run directory.
+//
+// run_graph() instantiates the graph's nodes, then for each epoch runs the data
+// plane (scheduler.h) and, per batch, the step plane: every step node in
+// topological order, then, when training, backward from the objective's `loss`
+// and one optimizer step over the unfrozen modules.
+//
+// Run directory (`runs/<name>/` unless told otherwise; an existing non-empty
+// directory is never overwritten: `<name>.1`, `<name>.2`, ... are used):
+//   graph.yaml      the resolved graph (includes merged, overrides applied)
+//   log.txt         everything the run printed
+//   metrics.jsonl   one JSON object per epoch: epoch, time_s, samples_per_s and
+//                   the epoch mean of every scalar a step node output
+//   last.pt         the latest checkpoint; epoch_NNNN.pt every `checkpoint.every`
+//                   epochs. Written to a temporary file and renamed, so a crash
+//                   never leaves a half-written checkpoint in their place.
+//
+// SIGINT (Ctrl-C) is honoured after the current step: a checkpoint is written
+// and the summary says `interrupted`; the CLI then exits with 130.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+
+#include "umrflow/graph.h"
+
+namespace umrflow {
+
+class Registry;
+
+struct RunOptions {
+  std::string run_dir;       // empty: runs/<graph name>
+  int threads = -1;          // -1: the graph's train.threads
+  bool quiet = false;        // no progress output on the terminal
+  /// Set to true (from a signal handler, another thread) to stop after the
+  /// current step. Null: the process-wide SIGINT flag.
+  std::atomic<bool>* stop = nullptr;
+};
+
+struct RunSummary {
+  std::string run_dir;
+  std::int64_t epochs_done = 0;
+  bool interrupted = false;
+  std::map<std::string, double> final_metrics;  // the last line of metrics.jsonl
+};
+
+/// Runs `graph`, whose node types are in `registry`. Throws NodeError for a
+/// failing node, std::runtime_error for I/O problems; a checkpoint already
+/// written is never removed.
+RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOptions& options);
+
+/// Installs a SIGINT handler that sets the process-wide stop flag (a second
+/// SIGINT kills the process the ordinary way). Returns that flag.
+std::atomic<bool>& install_interrupt_handler();
+
+/// Writes `bytes` to `path` by way of a temporary file in the same folder and
+/// a rename, so readers see the old file or the new one, never a torn one.
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
+/// Reads metrics.jsonl's last record as name -> value (numbers only).
+std::map<std::string, double> read_last_metrics(const std::string& metrics_jsonl);
+
+}  // namespace umrflow

@@ -1,0 +1,63 @@
+// umrflow/scheduler.h: the data plane on a oneTBB flow graph.
+//
+// One epoch of the data plane is a flow graph:
+//
+//   tickets (queue) -> limiter(prefetch) -> load (source, parallel)
+//     -> transform 1 (parallel) -> ... -> transform k (parallel)
+//     -> sequencer (restores epoch order) -> batcher (serial) -> step (serial)
+//
+// Sample transforms run concurrently on as many worker threads as the arena
+// has. The limiter admits at most `prefetch` samples that have not yet been
+// consumed by a finished step, so memory stays bounded however slow the step
+// is; a step returns one token per sample it consumed. The sequencer hands
+// samples to the batcher in epoch order, so batches (and everything after them)
+// do not depend on thread timing. Randomness comes from Context, derived from
+// (seed, epoch, sample index, node id), never from shared state.
+//
+// Failure: the first exception in any node cancels the graph; run_epoch then
+// throws NodeError naming the node and the sample. A step callback that returns
+// false stops the epoch after that step (how SIGINT is honoured).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "umrflow/node.h"
+
+namespace umrflow {
+
+struct DataPlane {
+  struct Stage {
+    SampleNode* node = nullptr;
+    std::string id, type;
+  };
+  SourceNode* source = nullptr;
+  std::string source_id, source_type;
+  std::vector<Stage> transforms;
+  std::int64_t batch_size = 1;
+  bool drop_last = false;
+  std::int64_t prefetch = 8;  // must be >= batch_size
+  std::uint64_t seed = 0;
+  bool training = true;
+};
+
+struct EpochResult {
+  std::int64_t samples = 0;  // samples that reached a finished step
+  std::int64_t batches = 0;
+  bool stopped = false;  // a step asked to stop
+};
+
+/// Called serially, in batch order. Return false to stop after this batch.
+/// Throw NodeError to name the failing step node; any other exception is
+/// reported as coming from the step plane.
+using BatchHandler = std::function<bool(Packet& batch, std::int64_t batch_index)>;
+
+/// Runs one epoch with `threads` worker threads (0: all cores).
+EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, const BatchHandler& on_batch);
+
+/// Number of batches an epoch of `samples` samples yields.
+std::int64_t batches_per_epoch(std::int64_t samples, std::int64_t batch_size, bool drop_last);
+
+}  // namespace umrflow

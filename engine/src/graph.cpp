@@ -1,0 +1,648 @@
+// Graph validation: every check runs, every problem is reported, nothing is read.
+#include "umrflow/graph.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <regex>
+#include <set>
+
+#include "umrflow/registry.h"
+
+namespace umrflow {
+
+namespace fs = std::filesystem;
+
+const NodeDecl* Graph::find(const std::string& id) const {
+  for (const auto* list : {&modules, &data, &step})
+    for (const auto& n : *list)
+      if (n.id == id) return &n;
+  return nullptr;
+}
+
+namespace {
+
+const std::vector<std::string> kTopKeys = {"umrflow", "name", "seed", "device", "plugins", "modules", "data", "step", "train"};
+
+const std::vector<ParamSpec>& top_specs() {
+  static const std::vector<ParamSpec> specs = {
+      param::integer("umrflow", std::nullopt, "schema version of the graph file; this build reads 1").range(1, 1),
+      param::text("name", "", "run name; runs/<name>/ holds its outputs (default: the file's stem)"),
+      param::integer("seed", 0, "the one seed from which every random draw of the run is derived").min(0),
+      param::choice("device", "cpu", {"cpu", "cuda", "auto"}, "where the step plane runs; auto picks cuda when present"),
+  };
+  return specs;
+}
+
+const std::vector<ParamSpec>& optimizer_specs() {
+  static const std::vector<ParamSpec> specs = {
+      param::choice("type", "adamw", {"sgd", "adam", "adamw"}, "optimizer over the parameters of unfrozen modules"),
+      param::number("lr", 1e-3, "learning rate").min(0.0),
+      param::number("weight_decay", 0.0, "weight decay").min(0.0),
+      param::number("momentum", 0.9, "momentum (sgd only)").range(0.0, 1.0),
+  };
+  return specs;
+}
+
+const std::vector<ParamSpec>& checkpoint_specs() {
+  static const std::vector<ParamSpec> specs = {
+      param::integer("every", 1, "write a checkpoint every N epochs (the last epoch always writes one)").min(1),
+  };
+  return specs;
+}
+
+const std::regex kIdPattern("[A-Za-z_][A-Za-z0-9_-]*");
+
+struct RawRef {
+  std::string text;
+  std::string port;  // explicit port name from a map form, else ""
+  Location where;
+};
+
+struct Builder {
+  const Registry& registry;
+  const std::string& file;
+  Diagnostics diags;
+  Graph g;
+  std::map<std::string, std::vector<RawRef>> raw_inputs;  // by node id
+  std::map<std::string, Location> in_where;
+
+  std::string owner(const NodeDecl& n) const { return "node '" + n.id + "' (" + n.type + ")"; }
+
+  std::vector<std::string> all_node_ids() const {
+    std::vector<std::string> ids;
+    for (const auto& n : g.data) ids.push_back(n.id);
+    for (const auto& n : g.step) ids.push_back(n.id);
+    return ids;
+  }
+
+  void read_refs(const NodeDecl& n, const Doc& in) {
+    auto& refs = raw_inputs[n.id];
+    in_where[n.id] = in.where();
+    auto one = [&](const Doc& d, const std::string& port) {
+      if (d.is_scalar() && !d.text().empty()) refs.push_back({d.text(), port, d.where()});
+      else diags.error(d.where(), owner(n) + ": `in` entries are node ids or `node.key`, got a " + d.kind_name());
+    };
+    if (in.is_scalar()) one(in, "");
+    else if (in.is_sequence())
+      for (const auto& i : in.items()) one(i, "");
+    else if (in.is_map())
+      for (const auto& e : in.entries()) {
+        if (e.value.is_sequence())
+          for (const auto& i : e.value.items()) one(i, e.key);
+        else one(e.value, e.key);
+      }
+    else diags.error(in.where(), owner(n) + ": `in` is empty");
+  }
+
+  NodeDecl parse_node(const Doc& item, NodeDecl::Section section, const std::string& given_id) {
+    NodeDecl n;
+    n.section = section;
+    n.where = item.where();
+    if (!item.is_map()) {
+      diags.error(item.where(), std::string("a node is a map with at least `type`, got a ") + item.kind_name());
+      return n;
+    }
+    if (section == NodeDecl::Section::modules) {
+      n.id = given_id;
+    } else if (const Doc* id = item.find("id"); id && id->is_scalar()) {
+      n.id = id->text();
+      if (!std::regex_match(n.id, kIdPattern))
+        diags.error(id->where(), "node id '" + n.id + "' must start with a letter or '_' and hold only letters, digits, '_' and '-'");
+    } else {
+      diags.error(item.where(), "node without `id` (every node under `data:` and `step:` needs a unique id)");
+    }
+    const Doc* type = item.find("type");
+    if (!type || !type->is_scalar()) {
+      diags.error(item.where(), "node '" + n.id + "' has no `type`");
+      return n;
+    }
+    n.type = type->text();
+    n.spec = registry.find(n.type);
+    if (!n.spec) {
+      diags.error(type->where(), "node '" + n.id + "': unknown node type '" + n.type + "'" +
+                                     did_you_mean(n.type, registry.types()) + "; `umrflow nodes` lists them all");
+      return n;
+    }
+    const NodeKind kind = n.spec->kind;
+    const bool ok = section == NodeDecl::Section::modules ? kind == NodeKind::module
+                    : section == NodeDecl::Section::data  ? (kind == NodeKind::source || kind == NodeKind::sample)
+                                                          : kind == NodeKind::step;
+    if (!ok) {
+      const char* home = kind == NodeKind::module ? "`modules:`" : kind == NodeKind::step ? "`step:`" : "`data:`";
+      diags.error(type->where(), "node '" + n.id + "': '" + n.type + "' is a " + node_kind_name(kind) +
+                                     " node and belongs under " + home);
+    }
+    std::vector<std::string> reserved = {"type"};
+    if (section == NodeDecl::Section::modules) {
+      reserved.insert(reserved.end(), {"frozen", "init"});
+      if (const Doc* f = item.find("frozen")) {
+        if (f->is_scalar() && (f->text() == "true" || f->text() == "false")) n.frozen = f->text() == "true";
+        else diags.error(f->where(), "module '" + n.id + "': `frozen` is true or false");
+      }
+      if (const Doc* init = item.find("init")) parse_init(n, *init);
+    } else {
+      reserved.insert(reserved.end(), {"id", "in"});
+    }
+    n.params = parse_params(item, n.spec->params, reserved, owner(n), diags);
+    if (section != NodeDecl::Section::modules) {
+      if (const Doc* in = item.find("in")) read_refs(n, *in);
+      else in_where[n.id] = item.where();
+    }
+    return n;
+  }
+
+  void parse_init(NodeDecl& n, const Doc& init) {
+    static const std::vector<ParamSpec> specs = {
+        param::text("from", std::nullopt, "checkpoint to read the module's weights from"),
+        param::text("prefix", "", "module id inside that checkpoint (default: this module's id)"),
+        param::texts("include", std::vector<std::string>{"*"}, "glob patterns of parameter names to take"),
+        param::texts("exclude", std::vector<std::string>{}, "glob patterns of parameter names to leave"),
+    };
+    if (!init.is_map()) {
+      diags.error(init.where(), "module '" + n.id + "': `init` is a map {from: CKPT, include: [...], exclude: [...]}");
+      return;
+    }
+    Params p = parse_params(init, specs, {}, "module '" + n.id + "' init", diags);
+    if (!p.has("from")) return;
+    n.has_init = true;
+    fs::path from = p.get_text("from");
+    if (from.is_relative() && !file.empty()) from = fs::path(file).parent_path() / from;
+    n.init.from = from.lexically_normal().string();
+    n.init.prefix = p.get_text("prefix").empty() ? n.id : p.get_text("prefix");
+    n.init.include = p.get_texts("include");
+    n.init.exclude = p.get_texts("exclude");
+  }
+
+  void parse_sections(const Doc& root) {
+    if (const Doc* mods = root.find("modules")) {
+      if (!mods->is_map()) diags.error(mods->where(), "`modules:` is a map from module id to {type: ..., parameters}");
+      else
+        for (const auto& e : mods->entries()) {
+          if (!std::regex_match(e.key, kIdPattern)) diags.error(e.key_where, "module id '" + e.key + "' is not a valid id");
+          g.modules.push_back(parse_node(e.value, NodeDecl::Section::modules, e.key));
+          g.modules.back().where = e.key_where;
+        }
+    }
+    for (auto [key, section] : {std::pair{"data", NodeDecl::Section::data}, std::pair{"step", NodeDecl::Section::step}}) {
+      const Doc* list = root.find(key);
+      if (!list) {
+        if (std::string(key) == "data") diags.error(root.where(), "the graph has no `data:` section (a source, transforms, a batch node)");
+        continue;
+      }
+      if (!list->is_sequence()) {
+        diags.error(list->where(), std::string("`") + key + ":` is a list of nodes");
+        continue;
+      }
+      for (const auto& item : list->items()) {
+        NodeDecl n = parse_node(item, section, "");
+        (section == NodeDecl::Section::data ? g.data : g.step).push_back(std::move(n));
+      }
+    }
+    std::map<std::string, Location> seen;
+    for (const auto* list : {&g.data, &g.step})
+      for (const auto& n : *list) {
+        if (n.id.empty()) continue;
+        auto [it, fresh] = seen.emplace(n.id, n.where);
+        if (!fresh) diags.error(n.where, "duplicate node id '" + n.id + "' (first defined at " + it->second.str() + ")");
+      }
+  }
+
+  NodeDecl* node(const std::string& id) {
+    for (auto* list : {&g.data, &g.step})
+      for (auto& n : *list)
+        if (n.id == id) return &n;
+    return nullptr;
+  }
+  const NodeDecl* module(const std::string& id) const {
+    for (const auto& m : g.modules)
+      if (m.id == id) return &m;
+    return nullptr;
+  }
+
+  /// The ports of a node: its spec's, or for `call` the called module's.
+  const std::vector<PortSpec>* ports_of(const NodeDecl& n) const {
+    if (!n.spec) return nullptr;
+    if (n.type == "call") {
+      const NodeDecl* m = n.params.has("module") ? module(n.params.get_text("module")) : nullptr;
+      return m && m->spec ? &m->spec->inputs : nullptr;
+    }
+    return &n.spec->inputs;
+  }
+
+  void bind_inputs(NodeDecl& n) {
+    const auto* ports = ports_of(n);
+    if (!ports) return;
+    auto& refs = raw_inputs[n.id];
+    const Location in_loc = in_where.count(n.id) ? in_where[n.id] : n.where;
+    std::map<std::string, int> bound;
+    std::size_t positional = 0;
+    for (auto& r : refs) {
+      std::string port = r.port;
+      if (port.empty()) {
+        if (positional < ports->size()) port = (*ports)[positional++].name;
+        else if (!ports->empty() && ports->back().variadic) port = ports->back().name;
+        else {
+          diags.error(r.where, owner(n) + ": too many inputs; it has " + std::to_string(ports->size()) +
+                                   " port(s)" + port_list(*ports));
+          continue;
+        }
+      } else if (std::none_of(ports->begin(), ports->end(), [&](const PortSpec& p) { return p.name == port; })) {
+        std::vector<std::string> names;
+        for (const auto& p : *ports) names.push_back(p.name);
+        diags.error(r.where, owner(n) + ": no input port '" + port + "'" + did_you_mean(port, names) + port_list(*ports));
+        continue;
+      }
+      InputRef ref{r.text, "", port, r.where};
+      auto dot = r.text.find('.');
+      if (dot != std::string::npos) {
+        ref.node = r.text.substr(0, dot);
+        ref.key = r.text.substr(dot + 1);
+      }
+      bound[port]++;
+      n.inputs.push_back(ref);
+    }
+    for (const auto& p : *ports) {
+      if (!p.optional && !bound.count(p.name))
+        diags.error(in_loc, owner(n) + ": missing input for port '" + p.name + "'" +
+                                (p.needs.empty() ? "" : " (needs key '" + p.needs.front().key + "')") +
+                                "; connect it with `in:`");
+      if (!p.variadic && bound[p.name] > 1)
+        diags.error(in_loc, owner(n) + ": port '" + p.name + "' takes one input, got " + std::to_string(bound[p.name]));
+    }
+    // Producers must exist and sit on a plane this node may read.
+    const std::string batch_id = batch_node_id();
+    for (const auto& ref : n.inputs) {
+      const NodeDecl* producer = node(ref.node);
+      if (!producer) {
+        diags.error(ref.where, owner(n) + ": input '" + ref.str() + "' names no node" + did_you_mean(ref.node, all_node_ids()));
+        continue;
+      }
+      if (n.section == NodeDecl::Section::data && producer->section == NodeDecl::Section::step)
+        diags.error(ref.where, owner(n) + ": a data-plane node cannot read the step node '" + producer->id + "'");
+      if (n.section == NodeDecl::Section::step && producer->section == NodeDecl::Section::data && producer->id != batch_id)
+        diags.error(ref.where, owner(n) + ": step nodes read the data plane only through its batch node" +
+                                   (batch_id.empty() ? std::string() : " '" + batch_id + "'") + ", not '" + producer->id + "'");
+      if (n.section == NodeDecl::Section::data && !ref.key.empty())
+        diags.error(ref.where, owner(n) + ": data-plane inputs take whole samples; write '" + ref.node + "'");
+    }
+  }
+
+  static std::string port_list(const std::vector<PortSpec>& ports) {
+    std::string s = " (ports: ";
+    for (std::size_t i = 0; i < ports.size(); ++i) s += (i ? ", " : "") + ports[i].name + (ports[i].variadic ? "..." : "");
+    return ports.empty() ? " (it takes no inputs)" : s + ")";
+  }
+
+  std::string batch_node_id() const {
+    for (const auto& n : g.data)
+      if (n.type == "batch") return n.id;
+    return "";
+  }
+
+  /// Reports every cycle once, as the chain of ids around it.
+  bool check_cycles() {
+    std::map<std::string, int> state;  // 0 new, 1 on stack, 2 done
+    std::vector<std::string> stack;
+    bool found = false;
+    std::function<void(NodeDecl&)> visit = [&](NodeDecl& n) {
+      state[n.id] = 1;
+      stack.push_back(n.id);
+      for (const auto& ref : n.inputs) {
+        NodeDecl* p = node(ref.node);
+        if (!p) continue;
+        if (state[p->id] == 1) {
+          auto it = std::find(stack.begin(), stack.end(), p->id);
+          std::string chain;
+          for (; it != stack.end(); ++it) chain += *it + " -> ";
+          diags.error(ref.where, "cycle: " + chain + p->id + " (each node reads the one after it)");
+          found = true;
+        } else if (state[p->id] == 0) {
+          visit(*p);
+        }
+      }
+      stack.pop_back();
+      state[n.id] = 2;
+    };
+    for (auto* list : {&g.data, &g.step})
+      for (auto& n : *list)
+        if (state[n.id] == 0) visit(n);
+    return found;
+  }
+
+  void order_data_plane() {
+    std::vector<NodeDecl*> sources, batches;
+    for (auto& n : g.data) {
+      if (n.spec && n.spec->kind == NodeKind::source) sources.push_back(&n);
+      if (n.type == "batch") batches.push_back(&n);
+    }
+    if (sources.size() != 1) {
+      diags.error(sources.empty() ? (g.data.empty() ? g.resolved.where() : g.data.front().where) : sources[1]->where,
+                  "the data plane needs exactly one source node, found " + std::to_string(sources.size()));
+      return;
+    }
+    if (batches.size() != 1) {
+      diags.error(batches.empty() ? g.data.back().where : batches[1]->where,
+                  "the data plane needs exactly one `batch` node at its end, found " + std::to_string(batches.size()));
+      return;
+    }
+    std::map<std::string, std::vector<NodeDecl*>> consumers;
+    for (auto& n : g.data)
+      for (const auto& ref : n.inputs) consumers[ref.node].push_back(&n);
+    std::vector<NodeDecl> chain;
+    std::set<std::string> placed;
+    NodeDecl* cur = sources[0];
+    while (cur) {
+      chain.push_back(*cur);
+      placed.insert(cur->id);
+      auto& next = consumers[cur->id];
+      if (next.size() > 1) {
+        diags.error(next[1]->where, "the data plane is a chain: '" + next[0]->id + "' and '" + next[1]->id +
+                                        "' both read '" + cur->id + "'");
+        return;
+      }
+      if (cur->type == "batch") {
+        if (!next.empty()) diags.error(next[0]->where, "nothing on the data plane may follow the batch node '" + cur->id + "'");
+        break;
+      }
+      cur = next.empty() ? nullptr : next[0];
+    }
+    if (chain.back().type != "batch") {
+      diags.error(chain.back().where, "the data plane chain from '" + chain.front().id + "' ends at '" + chain.back().id +
+                                          "' without reaching the batch node '" + batches[0]->id + "'");
+      return;
+    }
+    for (auto& n : g.data)
+      if (!placed.count(n.id)) diags.error(n.where, "data node '" + n.id + "' is not on the chain from the source to the batch node");
+    g.data = std::move(chain);
+  }
+
+  void order_step_plane() {
+    std::vector<NodeDecl> ordered;
+    std::set<std::string> done;
+    bool progress = true;
+    while (ordered.size() < g.step.size() && progress) {
+      progress = false;
+      for (auto& n : g.step) {
+        if (done.count(n.id)) continue;
+        bool ready = std::all_of(n.inputs.begin(), n.inputs.end(), [&](const InputRef& r) {
+          const NodeDecl* p = node(r.node);
+          return !p || p->section == NodeDecl::Section::data || done.count(r.node);
+        });
+        if (ready) {
+          ordered.push_back(n);
+          done.insert(n.id);
+          progress = true;
+        }
+      }
+    }
+    if (ordered.size() == g.step.size()) g.step = std::move(ordered);
+  }
+
+  std::map<std::string, int> outputs_of(const NodeDecl& n) {
+    std::map<std::string, int> out;
+    const NodeSpec* spec = n.spec;
+    const Params* params = &n.params;
+    if (n.type == "call") {
+      const NodeDecl* m = n.params.has("module") ? module(n.params.get_text("module")) : nullptr;
+      if (!m || !m->spec) return out;
+      spec = m->spec;
+      params = &m->params;
+    }
+    if (!spec) return out;
+    for (const auto& k : spec->outputs_given(*params)) out[k.key] = k.rank;
+    return out;
+  }
+
+  static std::string rank_text(int r) { return r < 0 ? "any rank" : "rank " + std::to_string(r); }
+
+  void check_edge(const NodeDecl& n, const InputRef& ref, const PortSpec& port) {
+    const NodeDecl* p = node(ref.node);
+    if (!p) return;
+    const auto& have = p->provides;
+    auto provided_list = [&]() {
+      std::string s;
+      for (const auto& [k, r] : have) s += (s.empty() ? "" : ", ") + k + (r >= 0 ? "[" + std::to_string(r) + "]" : "");
+      return s.empty() ? std::string("nothing") : s;
+    };
+    auto check = [&](const std::string& key, const KeySpec* need) {
+      auto it = have.find(key);
+      if (it == have.end()) {
+        std::vector<std::string> keys;
+        for (const auto& [k, r] : have) keys.push_back(k);
+        diags.error(ref.where, owner(n) + ": port '" + port.name + "' needs key '" + key + "', but '" + p->id +
+                                   "' does not provide it" + did_you_mean(key, keys) + " (it provides: " + provided_list() + ")");
+        return;
+      }
+      if (need && need->rank >= 0 && it->second >= 0 && need->rank != it->second)
+        diags.error(ref.where, owner(n) + ": port '" + port.name + "' needs '" + need->key + "' of " +
+                                   rank_text(need->rank) + ", but '" + p->id + "' provides '" + key + "' with " +
+                                   rank_text(it->second));
+    };
+    if (!ref.key.empty()) check(ref.key, port.needs.empty() ? nullptr : &port.needs.front());
+    else
+      for (const auto& need : port.needs) check(need.key, &need);
+  }
+
+  void propagate_and_check() {
+    for (std::size_t i = 0; i < g.data.size(); ++i) {
+      NodeDecl& n = g.data[i];
+      if (i == 0) {
+        n.provides = outputs_of(n);
+        continue;
+      }
+      const NodeDecl& prev = g.data[i - 1];
+      n.provides = prev.provides;
+      if (n.type == "batch") {
+        for (auto& [k, r] : n.provides)
+          if (r >= 0) r += 1;
+      } else {
+        for (const auto& [k, r] : outputs_of(n)) n.provides[k] = r;
+      }
+      if (n.spec && !n.inputs.empty()) check_edge(n, n.inputs.front(), n.spec->inputs.front());
+    }
+    for (auto& n : g.step) {
+      n.provides = outputs_of(n);
+      const auto* ports = ports_of(n);
+      if (!ports) continue;
+      for (const auto& ref : n.inputs) {
+        auto port = std::find_if(ports->begin(), ports->end(), [&](const PortSpec& p) { return p.name == ref.port; });
+        if (port != ports->end()) check_edge(n, ref, *port);
+      }
+    }
+  }
+
+  void check_modules() {
+    std::vector<std::string> ids;
+    for (const auto& m : g.modules) ids.push_back(m.id);
+    for (const auto& m : g.modules)
+      if (m.frozen && !m.has_init)
+        diags.error(m.where, "module '" + m.id + "' is frozen but has no initial weights; add `init: {from: CHECKPOINT}` "
+                             "or set `frozen: false`");
+    for (const auto& n : g.step)
+      if (n.type == "call" && n.params.has("module") && !module(n.params.get_text("module")))
+        diags.error(n.params.where("module"), owner(n) + ": calls module '" + n.params.get_text("module") +
+                                                  "', which is not declared under `modules:`" +
+                                                  did_you_mean(n.params.get_text("module"), ids));
+  }
+
+  void parse_train(const Doc& root) {
+    const Doc* t = root.find("train");
+    if (!t) return;
+    if (!t->is_map()) {
+      diags.error(t->where(), "`train:` is a map of training settings (see docs/graph-yaml.md)");
+      return;
+    }
+    g.train.enabled = true;
+    Params p = parse_params(*t, train_param_specs(), {"optimizer", "checkpoint"}, "train", diags);
+    if (p.has("epochs")) g.train.epochs = p.get_int("epochs");
+    if (p.has("prefetch")) g.train.prefetch = p.get_int("prefetch");
+    if (p.has("threads")) g.train.threads = p.get_int("threads");
+    if (p.has("objective")) g.train.objective = p.get_text("objective");
+    if (const Doc* o = t->find("optimizer")) {
+      if (!o->is_map()) diags.error(o->where(), "train.optimizer is a map {type, lr, weight_decay}");
+      else {
+        Params op = parse_params(*o, optimizer_specs(), {}, "train.optimizer", diags);
+        if (op.has("type")) g.train.optimizer = op.get_text("type");
+        if (op.has("lr")) g.train.lr = op.get_number("lr");
+        if (op.has("weight_decay")) g.train.weight_decay = op.get_number("weight_decay");
+        if (op.has("momentum")) g.train.momentum = op.get_number("momentum");
+      }
+    }
+    if (const Doc* c = t->find("checkpoint")) {
+      if (!c->is_map()) diags.error(c->where(), "train.checkpoint is a map {every: N}");
+      else {
+        Params cp = parse_params(*c, checkpoint_specs(), {}, "train.checkpoint", diags);
+        if (cp.has("every")) g.train.checkpoint_every = cp.get_int("every");
+      }
+    }
+    const Location where = p.has("objective") ? p.where("objective") : t->where();
+    if (g.train.objective.empty()) {
+      diags.error(t->where(), "train: missing `objective` (the step node whose `loss` is minimised)");
+    } else if (const NodeDecl* obj = node(g.train.objective); !obj || obj->section != NodeDecl::Section::step) {
+      std::vector<std::string> ids;
+      for (const auto& n : g.step) ids.push_back(n.id);
+      diags.error(where, "train.objective '" + g.train.objective + "' is not a step node" + did_you_mean(g.train.objective, ids));
+    } else if (auto it = obj->provides.find("loss"); it == obj->provides.end() || (it->second != 0 && it->second != -1)) {
+      diags.error(where, "train.objective '" + g.train.objective + "' provides no scalar `loss`");
+    }
+  }
+};
+
+}  // namespace
+
+const std::vector<ParamSpec>& train_param_specs() {
+  static const std::vector<ParamSpec> specs = {
+      param::integer("epochs", 1, "passes over the data set").min(1),
+      param::text("objective", std::nullopt, "step node whose scalar `loss` is minimised"),
+      param::integer("prefetch", 8, "most samples in flight on the data plane (at least the batch size)").min(1),
+      param::integer("threads", 0, "worker threads of the data plane; 0 uses every core").range(0, 1024),
+  };
+  return specs;
+}
+
+std::vector<std::string> plugin_list(const Doc& doc, const std::string& graph_file) {
+  std::vector<std::string> out;
+  const Doc* p = doc.is_map() ? doc.find("plugins") : nullptr;
+  if (!p) return out;
+  Diagnostics diags;
+  std::vector<const Doc*> items;
+  if (p->is_scalar()) items.push_back(p);
+  else if (p->is_sequence())
+    for (const auto& i : p->items()) items.push_back(&i);
+  else diags.error(p->where(), "`plugins:` is a list of shared-library paths");
+  for (const Doc* i : items) {
+    if (!i->is_scalar()) {
+      diags.error(i->where(), "`plugins:` entries are paths");
+      continue;
+    }
+    fs::path path = i->text();
+    // Relative paths are relative to the file that named them.
+    if (path.is_relative()) path = fs::path(i->where().file).parent_path() / path;
+    (void)graph_file;
+    out.push_back(path.lexically_normal().string());
+  }
+  diags.throw_if_any();
+  return out;
+}
+
+Graph build_graph(const Doc& doc, const std::string& graph_file, const Registry& registry) {
+  Builder b{registry, graph_file, {}, {}, {}, {}};
+  b.g.file = graph_file;
+  b.g.resolved = doc;
+  if (!doc.is_map()) {
+    b.diags.error(doc.where().line ? doc.where() : Location{graph_file, 1, 1},
+                  "a graph file is a YAML map with `umrflow: 1`, `data:` and `step:` (see docs/graph-yaml.md)");
+    b.diags.throw_if_any();
+  }
+  // Top-level keys.
+  for (const auto& e : doc.entries())
+    if (std::find(kTopKeys.begin(), kTopKeys.end(), e.key) == kTopKeys.end())
+      b.diags.error(e.key_where, "unknown top-level key '" + e.key + "'" + did_you_mean(e.key, kTopKeys));
+  Doc scalars = Doc::map(doc.where());
+  for (const auto& e : doc.entries())
+    if (e.key == "umrflow" || e.key == "name" || e.key == "seed" || e.key == "device") scalars.set(e.key, e.value, e.key_where);
+  Params top = parse_params(scalars, top_specs(), {}, "graph", b.diags);
+  b.g.name = top.has("name") ? top.get_text("name") : "";
+  if (b.g.name.empty()) b.g.name = fs::path(graph_file).stem().string();
+  if (top.has("seed")) b.g.seed = static_cast<std::uint64_t>(top.get_int("seed"));
+  if (top.has("device")) b.g.device = top.get_text("device");
+  try {
+    b.g.plugins = plugin_list(doc, graph_file);
+  } catch (const GraphError& e) {
+    for (const auto& d : e.diagnostics().items()) b.diags.error(d.where, d.message);
+  }
+
+  b.parse_sections(doc);
+  for (auto* list : {&b.g.data, &b.g.step})
+    for (auto& n : *list) b.bind_inputs(n);
+  b.check_modules();
+  const bool cyclic = b.check_cycles();
+  if (!cyclic && !b.g.data.empty()) {
+    b.order_data_plane();
+    b.order_step_plane();
+    b.propagate_and_check();
+  }
+  b.parse_train(doc);
+  if (b.g.train.enabled && !b.g.data.empty() && b.g.data.back().type == "batch" && b.g.data.back().params.has("size")) {
+    const auto size = b.g.data.back().params.get_int("size");
+    if (b.g.train.prefetch < size)
+      b.diags.error(doc.find("train")->where(), "train.prefetch (" + std::to_string(b.g.train.prefetch) +
+                                                     ") must be at least the batch size (" + std::to_string(size) + ")");
+  }
+  b.diags.throw_if_any();
+  return std::move(b.g);
+}
+
+std::string graph_to_dot(const Graph& g) {
+  auto q = [](const std::string& s) {
+    std::string out = "\"";
+    for (char c : s) out += (c == '"' ? std::string("\\\"") : std::string(1, c));
+    return out + "\"";
+  };
+  std::string out = "digraph " + q(g.name) + " {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n";
+  auto cluster = [&](const std::string& name, const std::string& label, const std::vector<NodeDecl>& nodes) {
+    out += "  subgraph cluster_" + name + " {\n    label=" + q(label) + ";\n";
+    for (const auto& n : nodes) {
+      std::string text = n.id + "\\n" + n.type;
+      if (n.type == "call" && n.params.has("module")) text += " " + n.params.get_text("module");
+      out += "    " + q(n.id) + " [label=" + q(text) + "];\n";
+    }
+    out += "  }\n";
+  };
+  cluster("data", "data plane (parallel, CPU)", g.data);
+  cluster("step", "step (serial, " + g.device + ")", g.step);
+  for (const auto& m : g.modules)
+    out += "  " + q("module:" + m.id) + " [shape=ellipse, label=" + q(m.id + "\\n" + m.type + (m.frozen ? "\\nfrozen" : "")) + "];\n";
+  for (const auto* list : {&g.data, &g.step})
+    for (const auto& n : *list) {
+      for (const auto& r : n.inputs)
+        out += "  " + q(r.node) + " -> " + q(n.id) + (r.key.empty() ? "" : " [label=" + q(r.key) + "]") + ";\n";
+      if (n.type == "call" && n.params.has("module"))
+        out += "  " + q("module:" + n.params.get_text("module")) + " -> " + q(n.id) + " [style=dashed];\n";
+    }
+  return out + "}\n";
+}
+
+}  // namespace umrflow

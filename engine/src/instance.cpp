@@ -1,0 +1,189 @@
+#include "instance.h"
+
+#include <fnmatch.h>
+
+#include <filesystem>
+
+namespace umrflow {
+
+namespace {
+std::unique_ptr<Node> create(const NodeDecl& d) {
+  std::unique_ptr<Node> node = d.spec->create(d.params);
+  if (!node) throw std::runtime_error("node '" + d.id + "' (" + d.type + "): its factory returned nothing");
+  node->set_id(d.id);
+  return node;
+}
+template <typename T>
+T* as(const std::unique_ptr<Node>& node, const NodeDecl& d, const char* kind) {
+  auto* p = dynamic_cast<T*>(node.get());
+  if (!p) throw std::runtime_error("node '" + d.id + "' (" + d.type + ") is declared a " + kind + " node but does not implement it");
+  return p;
+}
+bool matches_any(const std::string& name, const std::vector<std::string>& patterns) {
+  for (const auto& p : patterns)
+    if (fnmatch(p.c_str(), name.c_str(), 0) == 0) return true;
+  return false;
+}
+}  // namespace
+
+Instance::Instance(const Graph& graph, const Registry& registry, torch::Device device) : graph_(graph), device_(device) {
+  (void)registry;
+  for (const auto& m : graph.modules) {
+    auto node = create(m);
+    auto* mod = as<ModuleNode>(node, m, "module");
+    mod->module().to(device);
+    if (m.frozen)
+      for (auto& p : mod->module().parameters()) p.set_requires_grad(false);
+    modules_[m.id] = std::move(node);
+  }
+  source_owner_ = create(graph.source());
+  source_ = as<SourceNode>(source_owner_, graph.source(), "source");
+  for (std::size_t i = 1; i + 1 < graph.data.size(); ++i) {
+    transforms_.push_back(create(graph.data[i]));
+    as<SampleNode>(transforms_.back(), graph.data[i], "sample");
+  }
+  for (const auto& s : graph.step) {
+    if (s.type == "call") {
+      steps_.push_back(nullptr);
+      continue;
+    }
+    steps_.push_back(create(s));
+    as<StepNode>(steps_.back(), s, "step");
+  }
+}
+
+DataPlane Instance::data_plane(bool training, std::int64_t prefetch) const {
+  DataPlane p;
+  p.source = source_;
+  p.source_id = graph_.source().id;
+  p.source_type = graph_.source().type;
+  for (std::size_t i = 0; i < transforms_.size(); ++i)
+    p.transforms.push_back({static_cast<SampleNode*>(transforms_[i].get()), graph_.data[i + 1].id, graph_.data[i + 1].type});
+  p.batch_size = graph_.batch().params.get_int("size");
+  p.drop_last = graph_.batch().params.get_bool("drop_last");
+  p.prefetch = std::max(prefetch, p.batch_size);
+  p.seed = graph_.seed;
+  p.training = training;
+  return p;
+}
+
+std::map<std::string, Packet> Instance::run_step(const Packet& batch, std::int64_t epoch, std::int64_t batch_index,
+                                                 bool training) const {
+  std::map<std::string, Packet> outs;
+  const std::string& batch_id = graph_.batch().id;
+  for (std::size_t i = 0; i < graph_.step.size(); ++i) {
+    const NodeDecl& d = graph_.step[i];
+    ModuleNode* module = nullptr;
+    const std::vector<PortSpec>* ports = &d.spec->inputs;
+    if (d.type == "call") {
+      module = static_cast<ModuleNode*>(modules_.at(d.params.get_text("module")).get());
+      ports = &graph_.find(d.params.get_text("module"))->spec->inputs;
+    }
+    try {
+      std::vector<Packet> inputs;
+      for (const auto& port : *ports) {
+        bool any = false;
+        for (const auto& ref : d.inputs) {
+          if (ref.port != port.name) continue;
+          const Packet& src = ref.node == batch_id ? batch : outs.at(ref.node);
+          any = true;
+          if (ref.key.empty()) {
+            inputs.push_back(src);
+          } else {
+            Packet p;
+            p.samples = src.samples;
+            p.tensors[port.needs.empty() ? ref.key : port.needs.front().key] = src.at(ref.key);
+            inputs.push_back(std::move(p));
+          }
+        }
+        if (!any) inputs.emplace_back();
+      }
+      Context ctx(graph_.seed, epoch, batch_index, d.id, training, device_);
+      Packet out = module ? module->forward(inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
+      if (out.samples.empty()) out.samples = batch.samples;
+      outs[d.id] = std::move(out);
+    } catch (const NodeError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw NodeError(d.id, d.type, batch.sample_names(), e.what());
+    }
+  }
+  return outs;
+}
+
+std::vector<torch::Tensor> Instance::trainable_parameters() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& m : graph_.modules) {
+    if (m.frozen) continue;
+    for (auto& p : static_cast<ModuleNode*>(modules_.at(m.id).get())->module().parameters())
+      if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, torch::Tensor>> Instance::weights() const {
+  std::vector<std::pair<std::string, torch::Tensor>> out;
+  for (const auto& m : graph_.modules) {
+    auto& mod = static_cast<ModuleNode*>(modules_.at(m.id).get())->module();
+    for (const auto& p : mod.named_parameters()) out.emplace_back(m.id + "." + p.key(), p.value());
+    for (const auto& b : mod.named_buffers()) out.emplace_back(m.id + "." + b.key(), b.value());
+  }
+  return out;
+}
+
+void Instance::initialise_modules() const {
+  for (const auto& m : graph_.modules) {
+    if (!m.has_init) continue;
+    if (!std::filesystem::exists(m.init.from))
+      throw std::runtime_error("module '" + m.id + "': init checkpoint '" + m.init.from +
+                               "' does not exist (run the earlier stage first, or fix `init.from`)");
+    torch::serialize::InputArchive archive;
+    try {
+      archive.load_from(m.init.from);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("module '" + m.id + "': cannot read checkpoint '" + m.init.from + "': " + e.what());
+    }
+    auto& mod = static_cast<ModuleNode*>(modules_.at(m.id).get())->module();
+    torch::NoGradGuard no_grad;
+    std::size_t taken = 0;
+    auto take = [&](const std::string& name, torch::Tensor& target) {
+      if (!matches_any(name, m.init.include) || matches_any(name, m.init.exclude)) return;
+      torch::Tensor t;
+      const std::string key = m.init.prefix + "." + name;
+      if (!archive.try_read(key, t))
+        throw std::runtime_error("module '" + m.id + "': checkpoint '" + m.init.from + "' has no tensor '" + key + "'");
+      if (t.sizes() != target.sizes()) {
+        std::ostringstream s;
+        s << "module '" << m.id << "': '" << key << "' in '" << m.init.from << "' has shape " << t.sizes()
+          << ", the module expects " << target.sizes();
+        throw std::runtime_error(s.str());
+      }
+      target.copy_(t);
+      ++taken;
+    };
+    for (auto& p : mod.named_parameters()) take(p.key(), p.value());
+    for (auto& b : mod.named_buffers()) take(b.key(), b.value());
+    if (taken == 0)
+      throw std::runtime_error("module '" + m.id + "': `init` include/exclude patterns select no tensor");
+  }
+}
+
+void Instance::set_training(bool training) const {
+  for (const auto& m : graph_.modules) static_cast<ModuleNode*>(modules_.at(m.id).get())->module().train(training && !m.frozen);
+}
+
+void save_checkpoint(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                     torch::optim::Optimizer* optimizer) {
+  torch::serialize::OutputArchive archive;
+  for (const auto& [name, t] : tensors) archive.write(name, t.detach().cpu());
+  if (optimizer) {
+    torch::serialize::OutputArchive opt;
+    optimizer->save(opt);
+    archive.write("optimizer", opt);
+  }
+  const std::string tmp = path + ".tmp";
+  archive.save_to(tmp);
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace umrflow

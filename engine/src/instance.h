@@ -1,0 +1,53 @@
+// instance.h (engine-internal): a graph's nodes, created and wired.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "umrflow/graph.h"
+#include "umrflow/module.h"
+#include "umrflow/registry.h"
+#include "umrflow/scheduler.h"
+
+namespace umrflow {
+
+class Instance {
+ public:
+  Instance(const Graph& graph, const Registry& registry, torch::Device device);
+
+  /// The data plane for one epoch's run.
+  DataPlane data_plane(bool training, std::int64_t prefetch) const;
+  std::int64_t samples_per_epoch() const { return source_->size(); }
+
+  /// Runs every step node on `batch` in topological order; returns each node's output.
+  /// Failures are thrown as NodeError naming the step node and the batch's samples.
+  std::map<std::string, Packet> run_step(const Packet& batch, std::int64_t epoch, std::int64_t batch_index,
+                                         bool training) const;
+
+  /// Parameters of the modules that are not frozen.
+  std::vector<torch::Tensor> trainable_parameters() const;
+  /// Every module parameter and buffer as `module.name` -> tensor.
+  std::vector<std::pair<std::string, torch::Tensor>> weights() const;
+  /// Applies `init:` of each module (include/exclude globs) from its checkpoint.
+  void initialise_modules() const;
+  void set_training(bool training) const;
+
+ private:
+  const Graph& graph_;
+  torch::Device device_;
+  std::unique_ptr<Node> source_owner_;
+  SourceNode* source_ = nullptr;
+  std::vector<std::unique_ptr<Node>> transforms_;
+  std::map<std::string, std::unique_ptr<Node>> modules_;
+  std::vector<std::unique_ptr<Node>> steps_;  // parallel to graph_.step; null for `call`
+};
+
+/// Writes named tensors (and scalar fields) as a torch archive at `path`, atomically.
+void save_checkpoint(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
+                     torch::optim::Optimizer* optimizer);
+
+}  // namespace umrflow

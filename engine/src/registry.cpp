@@ -1,0 +1,92 @@
+#include "umrflow/registry.h"
+
+#include <stdexcept>
+
+namespace umrflow {
+
+const char* node_kind_name(NodeKind kind) {
+  switch (kind) {
+    case NodeKind::source: return "source";
+    case NodeKind::sample: return "sample";
+    case NodeKind::step: return "step";
+    case NodeKind::module: return "module";
+  }
+  return "?";
+}
+
+namespace {
+bool is_engine_type(const std::string& type) { return type == "batch" || type == "call"; }
+}  // namespace
+
+void Registry::add(NodeSpec spec) {
+  const std::string where = " (registering from " + current_origin_ + ")";
+  if (spec.type.empty()) throw std::invalid_argument("a node type needs a name" + where);
+  if (!spec.create && !is_engine_type(spec.type))
+    throw std::invalid_argument("node type '" + spec.type + "' has no factory" + where);
+  if (auto it = specs_.find(spec.type); it != specs_.end())
+    throw std::invalid_argument("node type '" + spec.type + "' is registered twice: by " + origins_[spec.type] +
+                                " and by " + current_origin_);
+  for (std::size_t i = 0; i + 1 < spec.inputs.size(); ++i)
+    if (spec.inputs[i].variadic)
+      throw std::invalid_argument("node type '" + spec.type + "': only the last port may be variadic" + where);
+  if (spec.kind == NodeKind::sample && spec.inputs.size() != 1)
+    throw std::invalid_argument("node type '" + spec.type + "': a sample node has exactly one input port" + where);
+  if (spec.kind == NodeKind::source && !spec.inputs.empty())
+    throw std::invalid_argument("node type '" + spec.type + "': a source node has no input ports" + where);
+  for (const auto& p : spec.params) {
+    if (!p.default_value) continue;
+    const ParamValue& v = *p.default_value;
+    auto bad = [&](double x) { return (p.minimum && x < *p.minimum) || (p.maximum && x > *p.maximum); };
+    bool out = false;
+    if (auto* i = std::get_if<std::int64_t>(&v)) out = bad(static_cast<double>(*i));
+    if (auto* d = std::get_if<double>(&v)) out = bad(*d);
+    if (auto* l = std::get_if<std::vector<std::int64_t>>(&v))
+      for (auto x : *l) out = out || bad(static_cast<double>(x));
+    if (auto* l = std::get_if<std::vector<double>>(&v))
+      for (auto x : *l) out = out || bad(x);
+    if (out)
+      throw std::invalid_argument("node type '" + spec.type + "': default of '" + p.name + "' is outside " +
+                                  p.constraint_text() + where);
+  }
+  origins_[spec.type] = current_origin_;
+  std::string name = spec.type;
+  specs_.emplace(std::move(name), std::move(spec));
+}
+
+const NodeSpec* Registry::find(const std::string& type) const {
+  auto it = specs_.find(type);
+  return it == specs_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> Registry::types() const {
+  std::vector<std::string> out;
+  for (const auto& [name, spec] : specs_) out.push_back(name);
+  return out;
+}
+
+std::string Registry::origin(const std::string& type) const {
+  auto it = origins_.find(type);
+  return it == origins_.end() ? "" : it->second;
+}
+
+void register_engine_nodes(Registry& registry) {
+  NodeSpec batch;
+  batch.type = "batch";
+  batch.kind = NodeKind::sample;
+  batch.summary = "Ends the data plane: stacks samples key by key along a new leading axis (ranks grow by one).";
+  batch.params = {
+      param::integer("size", 1, "samples per batch").min(1),
+      param::boolean("drop_last", false, "drop the last batch of an epoch when it is smaller than size"),
+  };
+  batch.inputs = {PortSpec{"in", {}, "samples, in epoch order"}};
+  registry.add(std::move(batch));
+
+  NodeSpec call;
+  call.type = "call";
+  call.kind = NodeKind::step;
+  call.summary = "Calls a module declared under `modules:`; its ports and outputs are the module's.";
+  call.params = {param::text("module", std::nullopt, "id of the module to call")};
+  registry.add(std::move(call));
+}
+
+}  // namespace umrflow

@@ -1,0 +1,252 @@
+#include "umrflow/run.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+
+#include "instance.h"
+#include "progress.h"
+#include "umrflow/random.h"
+
+namespace umrflow {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::atomic<bool> g_interrupted{false};
+
+extern "C" void on_sigint(int) {
+  if (g_interrupted.exchange(true)) {
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
+
+std::string json_number(double v) {
+  if (!std::isfinite(v)) return "null";
+  std::ostringstream s;
+  s.precision(8);
+  s << v;
+  return s.str();
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string fresh_run_dir(const std::string& wanted) {
+  auto usable = [](const fs::path& p) { return !fs::exists(p) || (fs::is_directory(p) && fs::is_empty(p)); };
+  if (usable(wanted)) return wanted;
+  for (int i = 1;; ++i) {
+    std::string candidate = wanted + "." + std::to_string(i);
+    if (usable(candidate)) return candidate;
+  }
+}
+
+torch::Device pick_device(const std::string& wanted) {
+  const bool cuda = torch::cuda::is_available();
+  if (wanted == "cuda" && !cuda)
+    throw std::runtime_error("the graph asks for `device: cuda`, but this build or machine has no CUDA device "
+                             "(use `--set device=cpu` or `device: auto`)");
+  return (wanted == "cuda" || (wanted == "auto" && cuda)) ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, std::vector<torch::Tensor> params) {
+  if (params.empty())
+    throw std::runtime_error("train: no trainable parameters (every module is frozen, or the graph declares none)");
+  if (t.optimizer == "sgd")
+    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
+  if (t.optimizer == "adam")
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(t.lr).weight_decay(t.weight_decay));
+  return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay));
+}
+
+class RunLog {
+ public:
+  explicit RunLog(const std::string& path) : file_(path, std::ios::app) {
+    if (!file_) throw std::runtime_error("cannot write '" + path + "'");
+  }
+  void operator()(const std::string& line) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::time_t now = std::time(nullptr);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", std::localtime(&now));
+    file_ << stamp << "  " << line << "\n";
+    file_.flush();
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
+ private:
+  std::mutex mutex_;
+  std::ofstream file_;
+};
+
+}  // namespace
+
+std::atomic<bool>& install_interrupt_handler() {
+  std::signal(SIGINT, on_sigint);
+  return g_interrupted;
+}
+
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw std::runtime_error("cannot write '" + tmp + "'");
+    out << bytes;
+    out.flush();
+    if (!out) throw std::runtime_error("writing '" + tmp + "' failed (disk full?)");
+  }
+  fs::rename(tmp, path);
+}
+
+std::map<std::string, double> read_last_metrics(const std::string& path) {
+  std::ifstream in(path);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  std::map<std::string, double> out;
+  // Flat objects of "name": number, as run_graph writes them.
+  std::size_t pos = 0;
+  while ((pos = last.find('"', pos)) != std::string::npos) {
+    std::size_t end = last.find('"', pos + 1);
+    if (end == std::string::npos) break;
+    std::string key = last.substr(pos + 1, end - pos - 1);
+    std::size_t colon = last.find(':', end);
+    if (colon == std::string::npos) break;
+    const char* start = last.c_str() + colon + 1;
+    char* stop = nullptr;
+    double v = std::strtod(start, &stop);
+    if (stop != start) out[key] = v;
+    pos = (stop != start ? static_cast<std::size_t>(stop - last.c_str()) : colon + 1);
+  }
+  return out;
+}
+
+RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOptions& options) {
+  RunSummary summary;
+  std::atomic<bool>& stop = options.stop ? *options.stop : g_interrupted;
+  summary.run_dir = fresh_run_dir(options.run_dir.empty() ? "runs/" + graph.name : options.run_dir);
+  fs::create_directories(summary.run_dir);
+  const fs::path dir = summary.run_dir;
+  write_file_atomically((dir / "graph.yaml").string(), to_yaml(graph.resolved));
+  RunLog log((dir / "log.txt").string());
+  const bool terminal = !options.quiet && isatty(STDERR_FILENO);
+
+  const torch::Device device = pick_device(graph.device);
+  const int threads = options.threads >= 0 ? options.threads : static_cast<int>(graph.train.threads);
+  log("run '" + graph.name + "' from " + graph.file + " into " + summary.run_dir + " (device " + device.str() +
+      ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) + ")");
+
+  Instance instance(graph, registry, device);
+  instance.initialise_modules();
+  const bool training = graph.train.enabled;
+  std::unique_ptr<torch::optim::Optimizer> optimizer;
+  if (training) optimizer = make_optimizer(graph.train, instance.trainable_parameters());
+  const std::int64_t epochs = training ? graph.train.epochs : 1;
+  const DataPlane plane = instance.data_plane(training, graph.train.prefetch);
+  const std::int64_t batches = batches_per_epoch(instance.samples_per_epoch(), plane.batch_size, plane.drop_last);
+  const std::int64_t graph_hash = static_cast<std::int64_t>(hash_name(to_yaml(graph.resolved)));
+
+  auto checkpoint = [&](const std::string& name, std::int64_t epoch) {
+    auto tensors = instance.weights();
+    tensors.emplace_back("umrflow.epoch", torch::tensor(epoch, torch::kInt64));
+    tensors.emplace_back("umrflow.seed", torch::tensor(static_cast<std::int64_t>(graph.seed), torch::kInt64));
+    tensors.emplace_back("umrflow.graph_hash", torch::tensor(graph_hash, torch::kInt64));
+    save_checkpoint((dir / name).string(), tensors, optimizer.get());
+  };
+
+  for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
+    std::map<std::string, std::pair<double, std::int64_t>> sums;
+    Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), batches, terminal,
+                      [&](const std::string& l) { log(l); });
+    const auto start = std::chrono::steady_clock::now();
+    instance.set_training(training);
+    EpochResult r = run_epoch(plane, epoch, threads, [&](Packet& batch, std::int64_t index) {
+      for (auto& [k, t] : batch.tensors) t = t.to(device, /*non_blocking=*/true);
+      std::map<std::string, Packet> outs;
+      if (training) {
+        outs = instance.run_step(batch, epoch, index, true);
+        torch::Tensor loss = outs.at(graph.train.objective).at("loss");
+        if (!torch::isfinite(loss).all().item<bool>())
+          throw NodeError(graph.train.objective, graph.find(graph.train.objective)->type, batch.sample_names(),
+                          "the loss is not finite (NaN or infinity); check the inputs and the learning rate");
+        optimizer->zero_grad();
+        loss.backward();
+        optimizer->step();
+      } else {
+        torch::NoGradGuard no_grad;
+        outs = instance.run_step(batch, epoch, index, false);
+      }
+      std::string shown;
+      for (const auto& [id, packet] : outs)
+        for (const auto& [key, t] : packet.tensors)
+          if (t.dim() == 0 && t.is_floating_point()) {
+            auto& s = sums[key == "loss" ? id : id + "." + key];
+            const double v = t.item<double>();
+            s.first += v;
+            s.second += 1;
+            if (id == graph.train.objective && key == "loss") shown = "loss " + json_number(v);
+          }
+      progress.advance(1, shown);
+      return !stop.load();
+    });
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    progress.finish();
+    std::map<std::string, double> metrics;
+    for (const auto& [k, s] : sums) metrics[k] = s.first / std::max<std::int64_t>(1, s.second);
+    metrics["epoch"] = static_cast<double>(epoch + 1);
+    metrics["time_s"] = seconds;
+    metrics["samples_per_s"] = seconds > 0 ? r.samples / seconds : 0.0;
+    std::string line = "{";
+    for (const auto& [k, v] : metrics) line += (line.size() > 1 ? ", " : "") + json_string(k) + ": " + json_number(v);
+    line += "}\n";
+    {
+      std::ofstream m(dir / "metrics.jsonl", std::ios::app);
+      m << line;
+    }
+    std::string text;
+    for (const auto& [k, v] : metrics)
+      if (k != "epoch") text += "  " + k + "=" + json_number(v);
+    log("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + text);
+    summary.final_metrics = metrics;
+    summary.epochs_done = epoch + 1;
+    if (r.stopped) {
+      summary.interrupted = true;
+      if (training) {
+        checkpoint("last.pt", epoch);
+        log("interrupted during epoch " + std::to_string(epoch + 1) + "; checkpoint written to " + (dir / "last.pt").string());
+      } else {
+        log("interrupted");
+      }
+      break;
+    }
+    if (training && ((epoch + 1) % graph.train.checkpoint_every == 0 || epoch + 1 == epochs)) {
+      char name[32];
+      std::snprintf(name, sizeof name, "epoch_%04lld.pt", static_cast<long long>(epoch + 1));
+      checkpoint(name, epoch + 1);
+      checkpoint("last.pt", epoch + 1);
+    }
+  }
+  log("done: " + summary.run_dir);
+  return summary;
+}
+
+}  // namespace umrflow

@@ -1,0 +1,167 @@
+#include "umrflow/scheduler.h"
+
+#include <tbb/flow_graph.h>
+#include <tbb/task_arena.h>
+
+#include <atomic>
+#include <exception>
+#include <memory>
+#include <mutex>
+
+#include "umrflow/diagnostics.h"
+
+namespace umrflow {
+
+namespace flow = tbb::flow;
+
+std::int64_t batches_per_epoch(std::int64_t samples, std::int64_t batch_size, bool drop_last) {
+  return drop_last ? samples / batch_size : (samples + batch_size - 1) / batch_size;
+}
+
+namespace {
+
+struct Msg {
+  std::int64_t seq = 0;
+  std::shared_ptr<Packet> packet;
+};
+
+/// The first failure wins; later ones are consequences of the cancellation.
+class FirstError {
+ public:
+  void record(std::exception_ptr e) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!error_) error_ = e;
+    failed_ = true;
+  }
+  bool failed() const { return failed_.load(); }
+  void rethrow() const {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+ private:
+  std::mutex mutex_;
+  std::exception_ptr error_;
+  std::atomic<bool> failed_{false};
+};
+
+std::string sample_label(const Packet* p, std::int64_t index) {
+  if (p && !p->samples.empty() && !p->samples[0].id.empty()) return "'" + p->samples[0].id + "' (#" + std::to_string(index) + ")";
+  return "#" + std::to_string(index);
+}
+
+}  // namespace
+
+EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, const BatchHandler& on_batch) {
+  EpochResult result;
+  const std::int64_t n = plane.source->size();
+  FirstError error;
+  std::vector<Packet> pending;  // the batch being filled; touched by the serial batcher only
+  tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
+
+  auto deliver = [&](std::vector<Packet>& samples) -> bool {
+    Packet batch;
+    try {
+      batch = collate(samples);
+    } catch (const std::exception& e) {
+      throw NodeError("batch", "batch", samples.empty() ? "?" : samples.front().sample_names(), e.what());
+    }
+    const std::int64_t index = result.batches;
+    bool go_on = true;
+    try {
+      go_on = on_batch(batch, index);
+    } catch (const NodeError&) {
+      throw;
+    } catch (const std::exception& e) {
+      throw NodeError("step", "step", batch.sample_names(), e.what());
+    }
+    result.samples += static_cast<std::int64_t>(samples.size());
+    result.batches += 1;
+    return go_on;
+  };
+
+  arena.execute([&] {
+    flow::graph g;
+    flow::queue_node<std::int64_t> tickets(g);
+    flow::limiter_node<std::int64_t> limiter(g, static_cast<std::size_t>(plane.prefetch));
+    flow::function_node<std::int64_t, Msg> load(g, flow::unlimited, [&](std::int64_t index) -> Msg {
+      Msg m{index, nullptr};
+      if (error.failed()) return m;
+      try {
+        Context ctx(plane.seed, epoch, index, plane.source_id, plane.training);
+        m.packet = std::make_shared<Packet>(plane.source->load(index, ctx));
+        if (m.packet->samples.empty()) m.packet->samples.push_back(SampleMeta{});
+        m.packet->samples[0].index = index;
+      } catch (const std::exception& e) {
+        error.record(std::make_exception_ptr(NodeError(plane.source_id, plane.source_type, sample_label(nullptr, index), e.what())));
+        g.cancel();
+      }
+      return m;
+    });
+    std::vector<std::unique_ptr<flow::function_node<Msg, Msg>>> stages;
+    for (const auto& stage : plane.transforms) {
+      stages.push_back(std::make_unique<flow::function_node<Msg, Msg>>(g, flow::unlimited, [&, stage](Msg m) -> Msg {
+        if (error.failed() || !m.packet) return m;
+        try {
+          Context ctx(plane.seed, epoch, m.seq, stage.id, plane.training);
+          stage.node->apply(*m.packet, ctx);
+        } catch (const std::exception& e) {
+          error.record(std::make_exception_ptr(NodeError(stage.id, stage.type, sample_label(m.packet.get(), m.seq), e.what())));
+          g.cancel();
+        }
+        return m;
+      }));
+    }
+    flow::sequencer_node<Msg> order(g, [](const Msg& m) { return static_cast<std::size_t>(m.seq); });
+    flow::function_node<std::shared_ptr<std::vector<Packet>>, flow::continue_msg> step(
+        g, flow::serial, [&](std::shared_ptr<std::vector<Packet>> samples) {
+          if (error.failed()) return flow::continue_msg();
+          bool go_on = true;
+          try {
+            go_on = deliver(*samples);
+          } catch (...) {
+            error.record(std::current_exception());
+            g.cancel();
+            return flow::continue_msg();
+          }
+          if (!go_on) {
+            result.stopped = true;
+            g.cancel();
+            return flow::continue_msg();
+          }
+          for (std::size_t i = 0; i < samples->size(); ++i) limiter.decrementer().try_put(flow::continue_msg());
+          return flow::continue_msg();
+        });
+    flow::function_node<Msg, flow::continue_msg> batcher(g, flow::serial, [&](Msg m) {
+      if (error.failed() || !m.packet) return flow::continue_msg();
+      pending.push_back(std::move(*m.packet));
+      if (static_cast<std::int64_t>(pending.size()) == plane.batch_size) {
+        step.try_put(std::make_shared<std::vector<Packet>>(std::move(pending)));
+        pending.clear();
+      }
+      return flow::continue_msg();
+    });
+
+    flow::make_edge(tickets, limiter);
+    flow::make_edge(limiter, load);
+    flow::sender<Msg>* last = &load;
+    for (auto& s : stages) {
+      flow::make_edge(*last, *s);
+      last = s.get();
+    }
+    flow::make_edge(*last, order);
+    flow::make_edge(order, batcher);
+
+    for (std::int64_t i = 0; i < n; ++i) tickets.try_put(i);
+    g.wait_for_all();
+  });
+
+  error.rethrow();
+  if (!result.stopped && !pending.empty() && !plane.drop_last) {
+    arena.execute([&] {
+      if (!deliver(pending)) result.stopped = true;
+    });
+  }
+  return result;
+}
+
+}  // namespace umrflow

@@ -1,0 +1,11 @@
+#include "builtin.h"
+
+namespace umrflow {
+
+void register_builtin_nodes(Registry& registry) {
+  register_engine_nodes(registry);
+  nodes::register_demo_nodes(registry);
+  nodes::register_loss_nodes(registry);
+}
+
+}  // namespace umrflow

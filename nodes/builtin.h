@@ -1,0 +1,16 @@
+// builtin.h: the node library that ships with umrflow.
+#pragma once
+
+#include "umrflow/registry.h"
+
+namespace umrflow {
+
+/// Registers the engine's own types (batch, call) and every built-in node type.
+void register_builtin_nodes(Registry& registry);
+
+namespace nodes {
+void register_demo_nodes(Registry& registry);  // demo/: synthetic tensors and small models
+void register_loss_nodes(Registry& registry);  // loss/
+}  // namespace nodes
+
+}  // namespace umrflow

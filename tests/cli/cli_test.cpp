@@ -1,0 +1,166 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test_paths.h"
+#include "test_util.h"
+
+namespace umrflow {
+
+namespace fs = std::filesystem;
+using test::run_command;
+
+namespace {
+const std::string kBin = UMRFLOW_BINARY;
+
+std::string read(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+const std::string kGraph = R"(umrflow: 1
+name: cli
+seed: 2
+modules:
+  net: {type: model.channel_mix, in_channels: 2}
+data:
+  - {id: source, type: synthetic.tensors, count: 16, shape: [2, 4, 4, 4]}
+  - {id: noise, type: tensor.gaussian_noise, in: source, std: 0.1}
+  - {id: batch, type: batch, in: noise, size: 4}
+step:
+  - {id: pred, type: call, module: net, in: batch.image}
+  - {id: mse, type: loss.mse, in: [pred, batch.target]}
+train: {epochs: 2, objective: mse, optimizer: {type: adam, lr: 0.05}}
+)";
+}  // namespace
+
+// Every subcommand answers --help with what it does and exits 0.
+TEST(Cli, HelpForEverySubcommand) {
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " --help", &out), 0);
+  for (const char* sub : {"run", "validate", "nodes", "dot", "sweep"}) EXPECT_NE(out.find(sub), std::string::npos) << sub;
+  ASSERT_EQ(run_command(kBin + " run --help", &out), 0);
+  EXPECT_NE(out.find("--set"), std::string::npos);
+  EXPECT_NE(out.find("Exit status"), std::string::npos);
+  for (const char* sub : {"validate", "nodes", "dot", "sweep"}) EXPECT_EQ(run_command(kBin + " " + sub + " --help", &out), 0) << sub;
+  EXPECT_NE(run_command(kBin, &out), 0);
+}
+
+// validate prints every error as file:line:column and exits 1; a valid graph exits 0.
+TEST(Cli, ValidateReportsAllErrors) {
+  test::TempDir dir;
+  std::string bad = kGraph;
+  bad.replace(bad.find("std: 0.1"), 8, "std: -1");
+  bad.replace(bad.find("seed: 2"), 7, "sede: 2");
+  const std::string path = dir.write("bad.yaml", bad);
+  std::string out;
+  EXPECT_EQ(run_command(kBin + " validate " + path, &out), 1);
+  auto [l1, c1] = test::position_of(bad, "-1");
+  auto [l2, c2] = test::position_of(bad, "sede");
+  EXPECT_NE(out.find(path + ":" + std::to_string(l1) + ":" + std::to_string(c1) + ":"), std::string::npos) << out;
+  EXPECT_NE(out.find(path + ":" + std::to_string(l2) + ":" + std::to_string(c2) + ":"), std::string::npos) << out;
+  EXPECT_NE(out.find("2 errors; nothing was run."), std::string::npos) << out;
+  const std::string good = dir.write("good.yaml", kGraph);
+  EXPECT_EQ(run_command(kBin + " validate " + good, &out), 0) << out;
+  // The same graph is made invalid by an override, and `run` validates first.
+  EXPECT_EQ(run_command(kBin + " run " + good + " --quiet --out " + dir.path() + "/r --set data.noise.std=-3", &out), 1);
+  EXPECT_NE(out.find("<--set data.noise.std=-3>:1:16:"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir.path() + "/r"));
+}
+
+// run trains into the requested directory and honours --set.
+TEST(Cli, RunWithOverrides) {
+  test::TempDir dir;
+  const std::string good = dir.write("g.yaml", kGraph);
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " run " + good + " --quiet --threads 2 --out " + dir.path() + "/r --set train.epochs=3", &out), 0) << out;
+  std::ifstream m(dir.path() + "/r/metrics.jsonl");
+  int lines = 0;
+  for (std::string l; std::getline(m, l);) lines += !l.empty();
+  EXPECT_EQ(lines, 3);
+  EXPECT_NE(read(dir.path() + "/r/graph.yaml").find("epochs: 3"), std::string::npos);
+}
+
+// SIGINT stops after the current step, writes a checkpoint and exits 130.
+TEST(Cli, InterruptExits130WithCheckpoint) {
+  test::TempDir dir;
+  std::string long_graph = kGraph;
+  long_graph.replace(long_graph.find("epochs: 2"), 9, "epochs: 100000");
+  const std::string g = dir.write("g.yaml", long_graph);
+  const std::string run_dir = dir.path() + "/r";
+  // Start the run, wait until its first epoch is logged, then interrupt it.
+  const std::string script = kBin + " run " + g + " --quiet --out " + run_dir + " & pid=$!; " +
+                             "for i in $(seq 600); do grep -q 'epoch 1/' " + run_dir + "/log.txt 2>/dev/null && break; sleep 0.1; done; " +
+                             "kill -INT $pid; wait $pid; echo \"exit=$?\"";
+  std::string out;
+  run_command("sh -c '" + script + "'", &out);
+  EXPECT_NE(out.find("exit=130"), std::string::npos) << out;
+  EXPECT_TRUE(fs::exists(run_dir + "/last.pt")) << out;
+  EXPECT_NE(read(run_dir + "/log.txt").find("interrupted"), std::string::npos);
+}
+
+// nodes lists parameters; its Markdown form is exactly docs/nodes.md.
+TEST(Cli, NodesListingMatchesDocs) {
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " nodes tensor.gaussian_noise", &out), 0);
+  EXPECT_NE(out.find("std: float >= 0 = 0.1"), std::string::npos) << out;
+  EXPECT_EQ(run_command(kBin + " nodes tensor.gausian_noise", &out), 1);
+  EXPECT_NE(out.find("did you mean 'tensor.gaussian_noise'"), std::string::npos) << out;
+  ASSERT_EQ(run_command(kBin + " nodes --markdown 2>/dev/null", &out), 0);
+  EXPECT_EQ(out, read(std::string(UMRFLOW_SOURCE_DIR) + "/docs/nodes.md"))
+      << "docs/nodes.md is stale: regenerate it with `build/umrflow nodes --markdown > docs/nodes.md`";
+  ASSERT_EQ(run_command(kBin + " nodes --plugin " + UMRFLOW_CUTOUT_PLUGIN, &out), 0);
+  EXPECT_NE(out.find("mask.cube_cutout  [sample]  from "), std::string::npos);
+}
+
+// dot writes a Graphviz digraph of the graph.
+TEST(Cli, DotWritesGraphviz) {
+  test::TempDir dir;
+  const std::string g = dir.write("g.yaml", kGraph);
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " dot " + g + " -o " + dir.path() + "/g.dot", &out), 0) << out;
+  const std::string dot = read(dir.path() + "/g.dot");
+  EXPECT_EQ(dot.rfind("digraph \"cli\"", 0), 0u);
+  EXPECT_NE(dot.find("\"pred\" -> \"mse\""), std::string::npos);
+}
+
+// sweep runs each variant into its own directory and writes one table row per variant.
+TEST(Cli, SweepTabulatesVariants) {
+  test::TempDir dir;
+  dir.write("g.yaml", kGraph);
+  const std::string sweep = dir.write("sweep.yaml", R"(name: noise_ablation
+base: g.yaml
+set: {train.epochs: 1}
+variants:
+  - {name: baseline}
+  - {name: more_noise, set: {data.noise.std: 1.0}}
+  - {name: flip_instead, set: [data.noise.type=tensor.random_flip, data.noise.std=null]}
+)");
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " sweep " + sweep + " --quiet --out " + dir.path() + "/s", &out), 0) << out;
+  const std::string csv = read(dir.path() + "/s/sweep.csv");
+  std::istringstream rows(csv);
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(rows, l);) lines.push_back(l);
+  ASSERT_EQ(lines.size(), 4u) << csv;
+  EXPECT_EQ(lines[0].rfind("variant,status,", 0), 0u);
+  EXPECT_NE(lines[0].find("mse"), std::string::npos);
+  EXPECT_EQ(lines[1].rfind("baseline,done,", 0), 0u);
+  EXPECT_EQ(lines[2].rfind("more_noise,done,", 0), 0u);
+  EXPECT_EQ(lines[3].rfind("flip_instead,done,", 0), 0u);
+  for (const char* v : {"baseline", "more_noise", "flip_instead"}) EXPECT_TRUE(fs::exists(dir.path() + "/s/" + v + "/metrics.jsonl")) << v;
+  EXPECT_NE(read(dir.path() + "/s/flip_instead/graph.yaml").find("tensor.random_flip"), std::string::npos);
+  const std::string md = read(dir.path() + "/s/sweep.md");
+  EXPECT_NE(md.find("| more_noise | done |"), std::string::npos) << md;
+  // A typo in any variant is found before any variant runs.
+  const std::string bad = dir.write("bad.yaml", "base: g.yaml\nvariants:\n  - {name: a}\n  - {name: b, set: {data.noise.sdt: 1}}\n");
+  EXPECT_EQ(run_command(kBin + " sweep " + bad + " --quiet --out " + dir.path() + "/bad", &out), 1);
+  EXPECT_NE(out.find("variant 'b'"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir.path() + "/bad/a"));
+}
+
+}  // namespace umrflow

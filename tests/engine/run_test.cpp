@@ -1,0 +1,174 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "test_util.h"
+#include "umrflow/doc.h"
+#include "umrflow/run.h"
+
+namespace umrflow {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string graph_text(const std::string& extra_module = "", const std::string& train = "train: {epochs: 2, objective: mse, prefetch: 8, optimizer: {type: adam, lr: 0.05}}\n") {
+  return "umrflow: 1\nname: small\nseed: 4\nmodules:\n  net: {type: model.channel_mix, in_channels: 2" + extra_module +
+         "}\ndata:\n  - {id: source, type: synthetic.tensors, count: 32, shape: [2, 4, 4, 4]}\n"
+         "  - {id: flip, type: tensor.random_flip, in: source}\n  - {id: batch, type: batch, in: flip, size: 4}\n"
+         "step:\n  - {id: pred, type: call, module: net, in: batch.image}\n"
+         "  - {id: mse, type: loss.mse, in: [pred, batch.target]}\n" + train;
+}
+
+Graph load(const test::TempDir& dir, const std::string& text, const Registry& r, const std::string& name = "g.yaml") {
+  const std::string path = dir.write(name, text);
+  return build_graph(load_graph_doc(path), path, r);
+}
+
+std::vector<std::string> lines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> out;
+  for (std::string l; std::getline(in, l);)
+    if (!l.empty()) out.push_back(l);
+  return out;
+}
+
+RunOptions quiet_into(const std::string& dir, int threads = 2) {
+  RunOptions o;
+  o.run_dir = dir;
+  o.quiet = true;
+  o.threads = threads;
+  return o;
+}
+
+}  // namespace
+
+// A training run leaves the resolved graph, a log, one metrics line per epoch
+// and checkpoints, with no temporary files; the loss goes down.
+TEST(Run, WritesRunDirectory) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text(), r);
+  const std::string out = dir.path() + "/run";
+  RunSummary s = run_graph(g, r, quiet_into(out));
+  EXPECT_EQ(s.run_dir, out);
+  EXPECT_EQ(s.epochs_done, 2);
+  for (const char* f : {"graph.yaml", "log.txt", "metrics.jsonl", "epoch_0001.pt", "epoch_0002.pt", "last.pt"})
+    EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
+  for (const auto& e : fs::directory_iterator(out)) EXPECT_NE(e.path().extension(), ".tmp") << e.path();
+  auto m = lines(out + "/metrics.jsonl");
+  ASSERT_EQ(m.size(), 2u);
+  EXPECT_NE(m[0].find("\"epoch\": 1"), std::string::npos);
+  EXPECT_NE(m[1].find("\"epoch\": 2"), std::string::npos);
+  const auto last = read_last_metrics(out + "/metrics.jsonl");
+  EXPECT_EQ(last.at("epoch"), 2.0);
+  EXPECT_EQ(s.final_metrics.at("mse"), last.at("mse"));
+  std::ifstream first_line(out + "/metrics.jsonl");
+  std::string l1;
+  std::getline(first_line, l1);
+  test::TempDir tmp;
+  const auto first = read_last_metrics(tmp.write("m.jsonl", l1));
+  EXPECT_LT(last.at("mse"), first.at("mse"));
+  // The resolved graph is itself a valid graph.
+  EXPECT_NO_THROW(build_graph(load_graph_doc(out + "/graph.yaml"), out + "/graph.yaml", r));
+  // The checkpoint holds the module's weights under `module.name` and the epoch.
+  torch::serialize::InputArchive a;
+  a.load_from(out + "/last.pt");
+  torch::Tensor w, epoch;
+  ASSERT_TRUE(a.try_read("net.weight", w));
+  EXPECT_EQ(w.sizes(), (c10::IntArrayRef{1, 2}));
+  ASSERT_TRUE(a.try_read("umrflow.epoch", epoch));
+  EXPECT_EQ(epoch.item<std::int64_t>(), 2);
+}
+
+// An existing, non-empty run directory is never written into.
+TEST(Run, ExistingRunDirectoryIsKept) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text(), r);
+  const std::string out = dir.path() + "/run";
+  dir.write("run/last.pt", "precious");
+  RunSummary s = run_graph(g, r, quiet_into(out));
+  EXPECT_EQ(s.run_dir, out + ".1");
+  std::ifstream in(out + "/last.pt");
+  std::string content;
+  in >> content;
+  EXPECT_EQ(content, "precious");
+}
+
+// The same seed gives the same metrics with one and with two data-plane threads.
+TEST(Run, SameSeedSameResultAtAnyThreadCount) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text(), r);
+  auto one = run_graph(g, r, quiet_into(dir.path() + "/a", 1)).final_metrics;
+  auto two = run_graph(g, r, quiet_into(dir.path() + "/b", 2)).final_metrics;
+  EXPECT_EQ(one.at("mse"), two.at("mse"));
+}
+
+// A stop request ends the run after the current step with a checkpoint.
+TEST(Run, StopWritesCheckpoint) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text(), r);
+  std::atomic<bool> stop{true};
+  RunOptions o = quiet_into(dir.path() + "/run");
+  o.stop = &stop;
+  RunSummary s = run_graph(g, r, o);
+  EXPECT_TRUE(s.interrupted);
+  EXPECT_TRUE(fs::exists(dir.path() + "/run/last.pt"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/run/epoch_0001.pt"));
+  EXPECT_EQ(lines(dir.path() + "/run/metrics.jsonl").size(), 1u);
+}
+
+// A module initialised from a checkpoint starts from its weights: the trained
+// weights evaluate far better than fresh ones, and frozen modules are accepted.
+TEST(Run, ModuleInitFromCheckpoint) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph train = load(dir, graph_text("", "train: {epochs: 4, objective: mse, optimizer: {type: adam, lr: 0.1}}\n"), r);
+  const std::string trained = run_graph(train, r, quiet_into(dir.path() + "/train")).run_dir + "/last.pt";
+  Graph fresh = load(dir, graph_text("", ""), r, "fresh.yaml");
+  Graph init = load(dir, graph_text(", frozen: true, init: {from: " + trained + "}", ""), r, "init.yaml");
+  const double fresh_mse = run_graph(fresh, r, quiet_into(dir.path() + "/fresh")).final_metrics.at("mse");
+  const double init_mse = run_graph(init, r, quiet_into(dir.path() + "/init")).final_metrics.at("mse");
+  EXPECT_LT(init_mse, 0.1 * fresh_mse);
+  // Patterns that select nothing are an error, not a silent no-op.
+  Graph none = load(dir, graph_text(", init: {from: " + trained + ", include: [\"nothing*\"]}", ""), r, "none.yaml");
+  EXPECT_THROW(run_graph(none, r, quiet_into(dir.path() + "/none")), std::runtime_error);
+}
+
+// A node that fails at run time stops the run with its id and the sample, and
+// checkpoints written before stay.
+TEST(Run, NodeFailureIsReportedAndCheckpointsKept) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  std::string text = graph_text();
+  text.replace(text.find("in: source}"), 11, "in: source, axes: [7], p: 1.0}");
+  Graph g = load(dir, text, r);
+  try {
+    run_graph(g, r, quiet_into(dir.path() + "/run"));
+    FAIL();
+  } catch (const NodeError& e) {
+    EXPECT_EQ(e.node_id(), "flip");
+    EXPECT_NE(std::string(e.what()).find("axis 7 is out of range"), std::string::npos);
+    EXPECT_NE(e.sample().find("synthetic_"), std::string::npos);
+  }
+  EXPECT_TRUE(fs::exists(dir.path() + "/run/graph.yaml"));
+}
+
+// Atomic writes replace the file whole and leave no temporary behind.
+TEST(Run, AtomicWrite) {
+  test::TempDir dir;
+  const std::string p = dir.path() + "/f.txt";
+  write_file_atomically(p, "one");
+  write_file_atomically(p, "two");
+  std::ifstream in(p);
+  std::string s;
+  in >> s;
+  EXPECT_EQ(s, "two");
+  EXPECT_FALSE(fs::exists(p + ".tmp"));
+}
+
+}  // namespace umrflow

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian packages umrflow needs (only those missing), then
+# configures and builds into build/. Safe to run again: it does nothing twice.
+#   bash tools/setup.sh            # install + build
+#   UMRFLOW_BUILD_DIR=... UMRFLOW_JOBS=... bash tools/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(
+  cmake ninja-build g++ pkg-config
+  libtorch-dev libtbb-dev libyaml-cpp-dev libfmt-dev libboost-dev
+  libhdf5-dev libnifti2-dev libniftiio-dev libcli11-dev libgtest-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi
+
+build=${UMRFLOW_BUILD_DIR:-build}
+jobs=${UMRFLOW_JOBS:-$(nproc)}
+# Each compile that includes torch takes about 1.5 GiB; do not run more jobs than memory allows.
+mem_jobs=$(( $(awk '/MemAvailable/ {print $2}' /proc/meminfo) / 1600000 ))
+(( mem_jobs >= 1 && mem_jobs < jobs )) && jobs=$mem_jobs
+if [ ! -f "$build/build.ninja" ]; then
+  cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release
+fi
+cmake --build "$build" -j "$jobs"
+echo "setup: built $build/umrflow"
