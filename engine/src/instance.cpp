@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include "umrflow/random.h"
+
 namespace umrflow {
 
 namespace {
@@ -29,6 +31,9 @@ bool matches_any(const std::string& name, const std::vector<std::string>& patter
 Instance::Instance(const Graph& graph, const Registry& registry, torch::Device device) : graph_(graph), device_(device) {
   (void)registry;
   for (const auto& m : graph.modules) {
+    // Weight initialisation draws from torch's global generator: seed it per
+    // module so the same seed gives the same initial weights in every run.
+    torch::manual_seed(derive_seed(graph.seed, -1, 0, m.id));
     auto node = create(m);
     auto* mod = as<ModuleNode>(node, m, "module");
     mod->module().to(device);

@@ -223,7 +223,7 @@ bool check_range(const ParseCtx& c, double v, const Location& where) {
 bool scalar_of(const ParseCtx& c, const Doc& d, ParamType t, ParamValue& out) {
   const char* want = param_type_name(t);
   if (!d.is_scalar()) {
-    c.diags.error(d.where(), c.prefix() + "expects " + (t == ParamType::choice ? c.spec.constraint_text() : std::string(want)) +
+    c.diags.error(d.where(), c.prefix() + "expects " + (t == c.spec.type ? c.spec.constraint_text() : std::string(want)) +
                                  ", got a " + d.kind_name());
     return false;
   }

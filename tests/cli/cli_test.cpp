@@ -93,11 +93,12 @@ TEST(Cli, InterruptExits130WithCheckpoint) {
   const std::string g = dir.write("g.yaml", long_graph);
   const std::string run_dir = dir.path() + "/r";
   // Start the run, wait until its first epoch is logged, then interrupt it.
-  const std::string script = kBin + " run " + g + " --quiet --out " + run_dir + " & pid=$!; " +
-                             "for i in $(seq 600); do grep -q 'epoch 1/' " + run_dir + "/log.txt 2>/dev/null && break; sleep 0.1; done; " +
-                             "kill -INT $pid; wait $pid; echo \"exit=$?\"";
+  const std::string script = dir.write("interrupt.sh", kBin + " run " + g + " --quiet --out " + run_dir + " &\n" +
+                                       "pid=$!\nfor i in $(seq 600); do\n  grep -q 'epoch 1/' " + run_dir +
+                                       "/log.txt 2>/dev/null && break\n  sleep 0.1\ndone\n"
+                                       "kill -INT $pid\nwait $pid\necho \"exit=$?\"\n");
   std::string out;
-  run_command("sh -c '" + script + "'", &out);
+  run_command("sh " + script, &out);
   EXPECT_NE(out.find("exit=130"), std::string::npos) << out;
   EXPECT_TRUE(fs::exists(run_dir + "/last.pt")) << out;
   EXPECT_NE(read(run_dir + "/log.txt").find("interrupted"), std::string::npos);

@@ -149,7 +149,7 @@ TEST(Graph, ModulesAndObjective) {
   y = replace(kValid, "objective: total", "objective: totl");
   expect_error_at(y, "train.objective 'totl' is not a step node (did you mean 'total'", "totl");
   y = replace(kValid, "objective: total", "objective: pred");
-  expect_error_at(y, "train.objective 'pred' provides no scalar `loss`", "pred,", 0);
+  expect_error_at(y, "train.objective 'pred' provides no scalar `loss`", "pred, prefetch");
 }
 
 // Every problem of a graph is reported in one pass, not just the first.
