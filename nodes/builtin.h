@@ -11,6 +11,7 @@ void register_builtin_nodes(Registry& registry);
 namespace nodes {
 void register_demo_nodes(Registry& registry);  // demo/: synthetic tensors and small models
 void register_loss_nodes(Registry& registry);  // loss/
+void register_brats_nodes(Registry& registry);  // brats/: BraTS cases on disk
 }  // namespace nodes
 
 }  // namespace umrflow

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages umrflow needs (only those missing), then
 # configures and builds into build/. Safe to run again: it does nothing twice.
+# mricron-data gives the phantoms their brain template; python3-nibabel lets the
+# tests check NIfTI files against an independent reader.
 #   bash tools/setup.sh            # install + build
 #   UMRFLOW_BUILD_DIR=... UMRFLOW_JOBS=... bash tools/setup.sh
 set -euo pipefail
@@ -10,6 +12,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libtorch-dev libtbb-dev libyaml-cpp-dev libfmt-dev libboost-dev
   libhdf5-dev libnifti2-dev libniftiio-dev libcli11-dev libgtest-dev
+  mricron-data python3-nibabel python3-numpy
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iostream>
 
+#include "brats/brats.h"
 #include "builtin.h"
 #include "common.h"
 #include "umrflow/describe.h"
@@ -115,6 +116,18 @@ int main(int argc, char** argv) {
   sweep->add_flag("--quiet", quiet, "no progress bar");
   sweep->footer("Writes sweep.md and sweep.csv: one row per variant, one column per final metric.");
 
+  CLI::App* synth = app.add_subcommand("synth", "write synthetic data sets");
+  synth->require_subcommand(1);
+  brats::PhantomOptions phantom;
+  CLI::App* synth_brats = synth->add_subcommand(
+      "brats", "BraTS-layout phantom cases: brain anatomy, a tumour with core, rim and oedema, four MRI contrasts");
+  synth_brats->add_option("--cases", phantom.cases, "number of cases")->check(CLI::Range(1, 100000));
+  synth_brats->add_option("--size", phantom.size, "X and Y size in voxels; Z is size*155/240")->check(CLI::Range(16, 512));
+  synth_brats->add_option("--seed", phantom.seed, "seed; the same seed writes the same cases");
+  synth_brats->add_option("--out", phantom.out, "folder to write the case folders into")->required();
+  synth_brats->add_option("--template", phantom.template_path,
+                          "brain template (default: mricron-data's ch2bet.nii.gz; a procedural head when absent)");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -127,6 +140,18 @@ int main(int argc, char** argv) {
         return 1;
       }
       std::cout << (markdown ? describe_nodes_markdown(registry) : describe_nodes_text(registry, node_type));
+      return 0;
+    }
+    if (*synth_brats) {
+      const bool with_template = !phantom.template_path.empty() || fs::exists(brats::default_template_path());
+      std::fprintf(stderr, "writing %lld phantom case(s) of %lldx%lldx%lld into %s (%s anatomy)\n",
+                   static_cast<long long>(phantom.cases), static_cast<long long>(phantom.size),
+                   static_cast<long long>(phantom.size), static_cast<long long>(std::max<std::int64_t>(8, phantom.size * 155 / 240)),
+                   phantom.out.c_str(), with_template ? "template" : "procedural");
+      brats::write_phantoms(phantom, [](std::int64_t i, std::int64_t n) {
+        std::fprintf(stderr, "\r  case %lld/%lld", static_cast<long long>(i), static_cast<long long>(n));
+        if (i == n) std::fprintf(stderr, "\n");
+      });
       return 0;
     }
     if (*sweep) return cli::run_sweep(graph_path, sets, plugins, out_dir, threads, quiet);

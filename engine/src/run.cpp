@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <ctime>
@@ -209,6 +210,14 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       return !stop.load();
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (!r.skipped.empty()) {
+      const bool fresh = !fs::exists(dir / "skipped.tsv");
+      std::ofstream skipped(dir / "skipped.tsv", std::ios::app);
+      if (fresh) skipped << "epoch\tsample\tnode\treason\n";
+      for (const auto& s : r.skipped) skipped << epoch + 1 << "\t" << s.sample << "\t" << s.node << "\t" << s.reason << "\n";
+      log("epoch " + std::to_string(epoch + 1) + ": skipped " + std::to_string(r.skipped.size()) +
+          " sample(s), listed in " + (dir / "skipped.tsv").string());
+    }
     progress.finish();
     std::map<std::string, double> metrics;
     for (const auto& [k, s] : sums) metrics[k] = s.first / std::max<std::int64_t>(1, s.second);

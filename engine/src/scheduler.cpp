@@ -56,6 +56,11 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
   const std::int64_t n = plane.source->size();
   FirstError error;
   std::vector<Packet> pending;  // the batch being filled; touched by the serial batcher only
+  std::mutex skip_mutex;
+  auto skip = [&](const std::string& sample, const std::string& node, const std::string& reason) {
+    std::lock_guard<std::mutex> lock(skip_mutex);
+    result.skipped.push_back({sample, node, reason});
+  };
   tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
 
   auto deliver = [&](std::vector<Packet>& samples) -> bool {
@@ -91,6 +96,8 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
         m.packet = std::make_shared<Packet>(plane.source->load(index, ctx));
         if (m.packet->samples.empty()) m.packet->samples.push_back(SampleMeta{});
         m.packet->samples[0].index = index;
+      } catch (const SkipSample& e) {
+        skip(sample_label(nullptr, index), plane.source_id, e.what());
       } catch (const std::exception& e) {
         error.record(std::make_exception_ptr(NodeError(plane.source_id, plane.source_type, sample_label(nullptr, index), e.what())));
         g.cancel();
@@ -104,6 +111,9 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
         try {
           Context ctx(plane.seed, epoch, m.seq, stage.id, plane.training);
           stage.node->apply(*m.packet, ctx);
+        } catch (const SkipSample& e) {
+          skip(sample_label(m.packet.get(), m.seq), stage.id, e.what());
+          m.packet.reset();
         } catch (const std::exception& e) {
           error.record(std::make_exception_ptr(NodeError(stage.id, stage.type, sample_label(m.packet.get(), m.seq), e.what())));
           g.cancel();
@@ -132,7 +142,11 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
           return flow::continue_msg();
         });
     flow::function_node<Msg, flow::continue_msg> batcher(g, flow::serial, [&](Msg m) {
-      if (error.failed() || !m.packet) return flow::continue_msg();
+      if (error.failed()) return flow::continue_msg();
+      if (!m.packet) {  // skipped: give its place in flight back
+        limiter.decrementer().try_put(flow::continue_msg());
+        return flow::continue_msg();
+      }
       pending.push_back(std::move(*m.packet));
       if (static_cast<std::int64_t>(pending.size()) == plane.batch_size) {
         step.try_put(std::make_shared<std::vector<Packet>>(std::move(pending)));

@@ -171,6 +171,37 @@ TEST(Scheduler, StopAfterCurrentStep) {
   EXPECT_EQ(r.batches, 3);
 }
 
+/// Drops every third sample as a node under a skip policy would.
+class SkipEveryThird final : public SampleNode {
+ public:
+  void apply(Packet& s, Context& ctx) override {
+    if (ctx.index() % 3 == 0) throw SkipSample("unreadable");
+    (void)s;
+  }
+};
+
+// Skipped samples leave their batch, are listed, and do not leak in-flight
+// places: an epoch with more skips than the prefetch depth still finishes.
+TEST(Scheduler, SkippedSamplesAreListedAndReleased) {
+  Plane p(30, 4, 4);
+  SkipEveryThird skipper;
+  p.plane.transforms.push_back({&skipper, "skipper", "test.skip"});
+  std::vector<std::int64_t> seen;
+  EpochResult r = run_epoch(p.plane, 0, 2, [&](Packet& b, std::int64_t) {
+    for (std::int64_t i = 0; i < b.at("index").numel(); ++i) seen.push_back(b.at("index")[i].item<std::int64_t>());
+    return true;
+  });
+  EXPECT_EQ(r.samples, 20);
+  ASSERT_EQ(r.skipped.size(), 10u);
+  for (const auto& s : r.skipped) {
+    EXPECT_EQ(s.node, "skipper");
+    EXPECT_EQ(s.reason, "unreadable");
+  }
+  ASSERT_EQ(seen.size(), 20u);
+  for (std::size_t i = 0; i < seen.size(); ++i) EXPECT_NE(seen[i] % 3, 0);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+}
+
 // The last, smaller batch is delivered unless drop_last is set.
 TEST(Scheduler, LastPartialBatch) {
   Plane p(10, 4, 8);

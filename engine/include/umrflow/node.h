@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <optional>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -37,6 +38,14 @@
 #include "umrflow/packet.h"
 
 namespace umrflow {
+
+/// Thrown by a source or sample node to drop the current sample instead of
+/// failing the run (a node's `on_bad_case: skip` policy). The scheduler leaves
+/// the sample out of its batch and reports it; the run lists it in skipped.tsv.
+class SkipSample : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 /// What a node call knows about its circumstances. One Context per call.
 class Context {

@@ -11,6 +11,7 @@
 //   log.txt         everything the run printed
 //   metrics.jsonl   one JSON object per epoch: epoch, time_s, samples_per_s and
 //                   the epoch mean of every scalar a step node output
+//   skipped.tsv     samples a node dropped under a skip policy (epoch, sample, node, reason)
 //   last.pt         the latest checkpoint; epoch_NNNN.pt every `checkpoint.every`
 //                   epochs. Written to a temporary file and renamed, so a crash
 //                   never leaves a half-written checkpoint in their place.

@@ -14,6 +14,9 @@
 // do not depend on thread timing. Randomness comes from Context, derived from
 // (seed, epoch, sample index, node id), never from shared state.
 //
+// Skipping: a node that throws SkipSample drops that sample; it is listed in
+// EpochResult::skipped and its place in the order is passed over.
+//
 // Failure: the first exception in any node cancels the graph; run_epoch then
 // throws NodeError naming the node and the sample. A step callback that returns
 // false stops the epoch after that step (how SIGINT is honoured).
@@ -47,6 +50,10 @@ struct EpochResult {
   std::int64_t samples = 0;  // samples that reached a finished step
   std::int64_t batches = 0;
   bool stopped = false;  // a step asked to stop
+  struct Skip {
+    std::string sample, node, reason;
+  };
+  std::vector<Skip> skipped;  // samples dropped by SkipSample, in no particular order
 };
 
 /// Called serially, in batch order. Return false to stop after this batch.

@@ -1,0 +1,56 @@
+// brats.h: BraTS cases on disk, label regions, and the synthetic phantoms.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace umrflow::brats {
+
+/// One case folder: `<root>/.../<ID>/<ID>_<modality>.nii[.gz]` plus `<ID>_seg`.
+struct Case {
+  std::string id;
+  std::string folder;
+  std::vector<std::string> modality_files;  // in the requested modality order
+  std::string label_file;                   // empty when absent
+};
+
+/// Finds case folders below `root` (up to three levels, so HGG/LGG subfolders of
+/// 2018/2019 work) in the BraTS 2018-2021 naming. A folder counts as a case when
+/// it holds `<folder name>_<first modality>.nii[.gz]`. Cases are sorted by id.
+/// A case lacking another modality is still returned (the loader reports it).
+std::vector<Case> discover_cases(const std::string& root, const std::vector<std::string>& modalities);
+
+/// Default modality order, as in the MONAI/SwinUNETR BraTS lists.
+const std::vector<std::string>& default_modalities();
+
+/// Converts a label volume with values {0, 1, 2, 4} into region channels.
+/// Region names: TC = {1, 4}, WT = {1, 2, 4}, ET = {4}, NCR = {1}, ED = {2}.
+/// Throws std::invalid_argument naming the first value outside {0, 1, 2, 4}
+/// and how many voxels carry it. Returns uint8 (R, X, Y, Z).
+torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions);
+
+/// The region names labels_to_regions accepts.
+const std::vector<std::string>& region_names();
+
+struct PhantomOptions {
+  std::int64_t cases = 8;
+  std::int64_t size = 64;  // X and Y; Z is size * 155 / 240 like BraTS
+  std::uint64_t seed = 1;
+  std::string out;
+  std::string template_path;  // ch2bet; empty: the Debian mricron-data path if present
+};
+
+/// Writes phantom cases in the BraTS 2020 layout (`Phantom_001/Phantom_001_flair.nii.gz`,
+/// ...; int16 images, uint8 `seg` with labels {0, 1, 2, 4}). Returns the case
+/// ids. `progress(i, n)` is called after each case.
+std::vector<std::string> write_phantoms(const PhantomOptions& options,
+                                        const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+
+/// Where the skull-stripped ch2 template from the Debian package mricron-data lives.
+std::string default_template_path();
+
+}  // namespace umrflow::brats

@@ -1,0 +1,196 @@
+// BraTS case discovery, label regions and the `brats.cases` source node.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+
+#include "brats/brats.h"
+#include "builtin.h"
+#include "io/nifti.h"
+#include "umrflow/node.h"
+
+namespace umrflow::brats {
+
+namespace fs = std::filesystem;
+
+const std::vector<std::string>& default_modalities() {
+  static const std::vector<std::string> m = {"flair", "t1ce", "t1", "t2"};
+  return m;
+}
+
+const std::vector<std::string>& region_names() {
+  static const std::vector<std::string> r = {"TC", "WT", "ET", "NCR", "ED"};
+  return r;
+}
+
+namespace {
+
+std::string find_file(const fs::path& folder, const std::string& id, const std::string& suffix) {
+  for (const char* ext : {".nii.gz", ".nii"}) {
+    fs::path p = folder / (id + "_" + suffix + ext);
+    if (fs::exists(p)) return p.string();
+  }
+  return "";
+}
+
+void scan(const fs::path& dir, int depth, const std::vector<std::string>& modalities, std::vector<Case>& out) {
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_directory()) continue;
+    const std::string id = entry.path().filename().string();
+    if (!find_file(entry.path(), id, modalities.front()).empty()) {
+      Case c;
+      c.id = id;
+      c.folder = entry.path().string();
+      for (const auto& m : modalities) c.modality_files.push_back(find_file(entry.path(), id, m));
+      c.label_file = find_file(entry.path(), id, "seg");
+      out.push_back(std::move(c));
+    } else if (depth > 1) {
+      scan(entry.path(), depth - 1, modalities, out);
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<Case> discover_cases(const std::string& root, const std::vector<std::string>& modalities) {
+  if (!fs::is_directory(root)) throw std::runtime_error("'" + root + "': no such folder (the BraTS data root)");
+  std::vector<Case> out;
+  scan(root, 3, modalities, out);
+  std::sort(out.begin(), out.end(), [](const Case& a, const Case& b) { return a.id < b.id; });
+  return out;
+}
+
+torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions) {
+  const torch::Tensor l = label.round().to(torch::kInt64);
+  const torch::Tensor valid = (l == 0) | (l == 1) | (l == 2) | (l == 4);
+  if (!valid.all().item<bool>()) {
+    const torch::Tensor bad = l.masked_select(~valid);
+    throw std::invalid_argument("label value " + std::to_string(bad[0].item<std::int64_t>()) + " in " +
+                                std::to_string(bad.numel()) + " voxel(s); BraTS labels are 0, 1, 2 and 4");
+  }
+  std::vector<torch::Tensor> channels;
+  for (const auto& r : regions) {
+    if (r == "TC") channels.push_back((l == 1) | (l == 4));
+    else if (r == "WT") channels.push_back(l > 0);
+    else if (r == "ET") channels.push_back(l == 4);
+    else if (r == "NCR") channels.push_back(l == 1);
+    else if (r == "ED") channels.push_back(l == 2);
+    else throw std::invalid_argument("unknown region '" + r + "' (TC, WT, ET, NCR, ED)");
+  }
+  return torch::stack(channels).to(torch::kUInt8);
+}
+
+namespace {
+
+/// Source: one BraTS case per sample. Provides `image` (M, X, Y, Z) float32 in
+/// the requested modality order, `label` (R, X, Y, Z) uint8 region channels and
+/// `affine` (4, 4) float64.
+class BratsCases final : public SourceNode {
+ public:
+  explicit BratsCases(const Params& p)
+      : modalities_(p.get_texts("modalities")),
+        regions_(p.get_texts("regions")),
+        skip_bad_(p.get_text("on_bad_case") == "skip"),
+        need_label_(p.get_bool("labels")) {
+    cases_ = discover_cases(p.get_text("root"), modalities_);
+    if (cases_.empty())
+      throw std::runtime_error("no BraTS cases under '" + p.get_text("root") + "' (expected folders ID/ID_" +
+                               modalities_.front() + ".nii.gz; `umrflow synth brats` writes phantoms in this layout)");
+    const auto limit = p.get_int("limit");
+    if (limit > 0 && static_cast<std::size_t>(limit) < cases_.size()) cases_.resize(limit);
+  }
+  std::int64_t size() const override { return static_cast<std::int64_t>(cases_.size()); }
+
+  Packet load(std::int64_t index, Context&) override {
+    const Case& c = cases_.at(index);
+    try {
+      return read(c);
+    } catch (const std::exception& e) {
+      const std::string why = "case " + c.id + ": " + e.what();
+      if (skip_bad_) throw SkipSample(why);
+      throw std::runtime_error(why);
+    }
+  }
+
+ private:
+  Packet read(const Case& c) const {
+    std::vector<torch::Tensor> channels;
+    io::Affine affine{};
+    std::vector<std::int64_t> shape;
+    for (std::size_t m = 0; m < modalities_.size(); ++m) {
+      if (c.modality_files[m].empty())
+        throw std::runtime_error("missing modality '" + modalities_[m] + "' (no " + c.id + "_" + modalities_[m] +
+                                 ".nii[.gz] in " + c.folder + ")");
+      io::Volume v = io::read_nifti(c.modality_files[m]);
+      if (v.data.dim() != 3)
+        throw std::runtime_error("'" + c.modality_files[m] + "' has " + std::to_string(v.data.dim()) + " axes, expected 3");
+      const std::vector<std::int64_t> s(v.data.sizes().begin(), v.data.sizes().end());
+      if (m == 0) {
+        shape = s;
+        affine = v.affine;
+      } else if (s != shape) {
+        throw std::runtime_error("'" + c.modality_files[m] + "' has shape " + c10::str(v.data.sizes()) + " but '" +
+                                 c.modality_files[0] + "' has " + c10::str(c10::IntArrayRef(shape)));
+      }
+      if (!torch::isfinite(v.data).all().item<bool>())
+        throw std::runtime_error("'" + c.modality_files[m] + "' holds " +
+                                 std::to_string((~torch::isfinite(v.data)).sum().item<std::int64_t>()) +
+                                 " NaN or infinite voxel(s)");
+      channels.push_back(v.data);
+    }
+    Packet p;
+    p.tensors["image"] = torch::stack(channels);
+    p.tensors["affine"] = torch::from_blob(affine.data(), {4, 4}, torch::kFloat64).clone();
+    if (need_label_) {
+      if (c.label_file.empty()) throw std::runtime_error("missing label file " + c.id + "_seg.nii[.gz] in " + c.folder);
+      io::Volume l = io::read_nifti(c.label_file);
+      if (std::vector<std::int64_t>(l.data.sizes().begin(), l.data.sizes().end()) != shape)
+        throw std::runtime_error("'" + c.label_file + "' has shape " + c10::str(l.data.sizes()) + ", the images " +
+                                 c10::str(c10::IntArrayRef(shape)));
+      try {
+        p.tensors["label"] = labels_to_regions(l.data, regions_);
+      } catch (const std::invalid_argument& e) {
+        throw std::runtime_error("'" + c.label_file + "': " + e.what());
+      }
+    }
+    SampleMeta meta;
+    meta.id = c.id;
+    meta.tags["shape"] = shape;
+    p.samples.push_back(std::move(meta));
+    return p;
+  }
+
+  std::vector<std::string> modalities_, regions_;
+  bool skip_bad_, need_label_;
+  std::vector<Case> cases_;
+};
+
+}  // namespace
+
+}  // namespace umrflow::brats
+
+namespace umrflow::nodes {
+
+void register_brats_nodes(Registry& registry) {
+  NodeSpec s;
+  s.type = "brats.cases";
+  s.kind = NodeKind::source;
+  s.summary = "BraTS 2018-2021 cases from NIfTI folders: `image` (modalities), `label` (region channels), `affine`.";
+  s.params = {
+      param::text("root", std::nullopt, "folder holding the case folders (searched three levels deep)"),
+      param::texts("modalities", brats::default_modalities(), "modality file suffixes, in channel order"),
+      param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label channels: TC, WT, ET, NCR, ED"),
+      param::boolean("labels", true, "read `<ID>_seg`; false for unlabelled cases"),
+      param::choice("on_bad_case", "fail", {"fail", "skip"}, "a bad case stops the run, or is skipped and listed in skipped.tsv"),
+      param::integer("limit", 0, "use only the first N cases (sorted by id); 0 = all").min(0),
+  };
+  s.outputs = {{"image", 4, "float32 (modalities, X, Y, Z), scanner intensities"},
+               {"label", 4, "uint8 (regions, X, Y, Z)"},
+               {"affine", 2, "float64 4x4 voxel-to-world matrix"}};
+  s.create = [](const Params& p) { return std::make_unique<brats::BratsCases>(p); };
+  registry.add(std::move(s));
+}
+
+}  // namespace umrflow::nodes

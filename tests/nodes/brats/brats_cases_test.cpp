@@ -1,0 +1,179 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "brats/brats.h"
+#include "io/nifti.h"
+#include "test_util.h"
+#include "umrflow/doc.h"
+#include "umrflow/node.h"
+#include "umrflow/run.h"
+
+namespace umrflow {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+/// Writes one case folder with the given per-modality volumes and label.
+void write_case(const std::string& root, const std::string& id, const torch::Tensor& image, const torch::Tensor& label,
+                const std::vector<std::string>& names = brats::default_modalities()) {
+  fs::create_directories(root + "/" + id);
+  for (std::size_t m = 0; m < names.size(); ++m)
+    io::write_nifti(root + "/" + id + "/" + id + "_" + names[m] + ".nii.gz", image[m], io::diagonal_affine(1, 1, 1),
+                    io::dtype::float32);
+  io::write_nifti(root + "/" + id + "/" + id + "_seg.nii.gz", label, io::diagonal_affine(1, 1, 1), io::dtype::uint8);
+}
+
+std::unique_ptr<Node> make_source(const std::string& yaml) {
+  Registry r = test::builtin_registry();
+  Diagnostics d;
+  const NodeSpec* spec = r.find("brats.cases");
+  Params p = parse_params(parse_yaml(yaml, "p"), spec->params, {}, "brats.cases", d);
+  EXPECT_TRUE(d.empty()) << d.str();
+  return spec->create(p);
+}
+
+}  // namespace
+
+// Labels {0,1,2,4} become TC = {1,4}, WT = {1,2,4}, ET = {4}, checked voxel by voxel.
+TEST(Brats, LabelsToRegions) {
+  torch::Tensor l = torch::tensor({0, 1, 2, 4, 4, 2}, torch::kFloat32);
+  auto r = brats::labels_to_regions(l, {"TC", "WT", "ET"});
+  EXPECT_TRUE(torch::equal(r[0], torch::tensor({0, 1, 0, 1, 1, 0}, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(r[1], torch::tensor({0, 1, 1, 1, 1, 1}, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(r[2], torch::tensor({0, 0, 0, 1, 1, 0}, torch::kUInt8)));
+  auto other = brats::labels_to_regions(l, {"ET", "ED"});
+  EXPECT_TRUE(torch::equal(other[1], torch::tensor({0, 0, 1, 0, 0, 1}, torch::kUInt8)));
+  try {
+    brats::labels_to_regions(torch::tensor({0, 3, 3, 1}), {"WT"});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("label value 3 in 2 voxel(s)"), std::string::npos) << e.what();
+  }
+}
+
+// Cases are found in 2020 and 2018-style (HGG/LGG) layouts, sorted, in the
+// requested modality order, and loaded with the right channels.
+TEST(Brats, DiscoversAndLoadsCases) {
+  test::TempDir dir;
+  torch::Tensor image = torch::rand({4, 6, 5, 4}) + 1;
+  torch::Tensor label = torch::zeros({6, 5, 4});
+  label[2][2][2] = 4;
+  label[3][2][2] = 2;
+  write_case(dir.path() + "/HGG", "Brats18_B_1", image, label);
+  write_case(dir.path(), "BraTS20_Training_001", image, label);
+  auto cases = brats::discover_cases(dir.path(), {"t2", "flair"});
+  ASSERT_EQ(cases.size(), 2u);
+  EXPECT_EQ(cases[0].id, "BraTS20_Training_001");
+  EXPECT_EQ(cases[1].id, "Brats18_B_1");
+  EXPECT_NE(cases[0].modality_files[0].find("_t2.nii.gz"), std::string::npos);
+  auto node = make_source("{root: " + dir.path() + ", modalities: [t2, flair]}");
+  auto* src = dynamic_cast<SourceNode*>(node.get());
+  ASSERT_EQ(src->size(), 2);
+  Context ctx(1, 0, 0, "cases", true);
+  Packet p = src->load(0, ctx);
+  EXPECT_TRUE(torch::allclose(p.at("image")[0], image[3]));  // t2 first
+  EXPECT_TRUE(torch::allclose(p.at("image")[1], image[0]));  // then flair
+  EXPECT_EQ(p.at("label").sizes(), (c10::IntArrayRef{3, 6, 5, 4}));
+  EXPECT_EQ(p.at("label")[1].sum().item<int>(), 2);  // WT
+  EXPECT_EQ(p.at("label")[2].sum().item<int>(), 1);  // ET
+  EXPECT_EQ(p.samples[0].id, "BraTS20_Training_001");
+  EXPECT_EQ(p.samples[0].tags.at("shape"), (std::vector<std::int64_t>{6, 5, 4}));
+}
+
+// Each class of bad case is an error naming the case and the file, and under
+// `on_bad_case: skip` it is dropped and listed in the run directory instead.
+TEST(Brats, BadCasesAreNamedOrSkipped) {
+  test::TempDir dir;
+  const std::string root = dir.path() + "/data";
+  torch::Tensor image = torch::rand({4, 6, 6, 6}) + 1;
+  torch::Tensor label = torch::zeros({6, 6, 6});
+  write_case(root, "A_good", image, label);
+  write_case(root, "B_shape", image, label);
+  io::write_nifti(root + "/B_shape/B_shape_t1.nii.gz", torch::rand({6, 6, 5}), io::diagonal_affine(1, 1, 1), io::dtype::float32);
+  write_case(root, "C_missing", image, label);
+  fs::remove(root + "/C_missing/C_missing_t2.nii.gz");
+  write_case(root, "D_nan", image, label);
+  torch::Tensor nan = image[0].clone();
+  nan[1][1][1] = std::numeric_limits<float>::quiet_NaN();
+  io::write_nifti(root + "/D_nan/D_nan_flair.nii.gz", nan, io::diagonal_affine(1, 1, 1), io::dtype::float32);
+  torch::Tensor bad_label = label.clone();
+  bad_label[0][0][0] = 3;
+  write_case(root, "E_label", image, bad_label);
+  write_case(root, "F_truncated", image, label);
+  const std::string t1ce = root + "/F_truncated/F_truncated_t1ce.nii.gz";
+  fs::resize_file(t1ce, fs::file_size(t1ce) / 2);
+
+  auto node = make_source("{root: " + root + "}");
+  auto* src = dynamic_cast<SourceNode*>(node.get());
+  ASSERT_EQ(src->size(), 6);
+  const std::vector<std::pair<std::string, std::string>> expected = {
+      {"B_shape", "has shape [6, 6, 5]"}, {"C_missing", "missing modality 't2'"}, {"D_nan", "1 NaN or infinite voxel"},
+      {"E_label", "label value 3 in 1 voxel"}, {"F_truncated", "F_truncated_t1ce.nii.gz': cannot read the NIfTI file: truncated"}};
+  Context ctx(1, 0, 0, "cases", true);
+  EXPECT_NO_THROW(src->load(0, ctx));
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    try {
+      src->load(static_cast<std::int64_t>(i + 1), ctx);
+      FAIL() << expected[i].first;
+    } catch (const SkipSample&) {
+      FAIL() << "skipped under the fail policy";
+    } catch (const std::runtime_error& e) {
+      const std::string m = e.what();
+      EXPECT_NE(m.find("case " + expected[i].first), std::string::npos) << m;
+      EXPECT_NE(m.find(expected[i].second), std::string::npos) << m;
+    }
+  }
+  // Under `skip`, a run drops the five bad cases and lists them.
+  const std::string graph = dir.write("g.yaml", "umrflow: 1\ndata:\n  - {id: cases, type: brats.cases, root: " + root +
+                                                    ", on_bad_case: skip}\n  - {id: batch, type: batch, in: cases}\n");
+  Registry r = test::builtin_registry();
+  RunOptions o;
+  o.run_dir = dir.path() + "/run";
+  o.quiet = true;
+  RunSummary s = run_graph(build_graph(load_graph_doc(graph), graph, r), r, o);
+  std::ifstream in(dir.path() + "/run/skipped.tsv");
+  std::string header, line;
+  std::getline(in, header);
+  EXPECT_EQ(header, "epoch\tsample\tnode\treason");
+  int rows = 0;
+  while (std::getline(in, line)) {
+    ++rows;
+    EXPECT_NE(line.find("\tcases\tcase "), std::string::npos) << line;
+  }
+  EXPECT_EQ(rows, 5);
+  EXPECT_NEAR(s.final_metrics.at("samples_per_s") * s.final_metrics.at("time_s"), 1.0, 1e-6);
+}
+
+// Phantoms are written in the BraTS layout, deterministic in their seed, with
+// all three tumour labels present and the brain visible in every modality.
+TEST(Brats, PhantomsLookLikeBrats) {
+  test::TempDir dir;
+  brats::PhantomOptions o;
+  o.cases = 2;
+  o.size = 32;
+  o.seed = 5;
+  o.out = dir.path() + "/a";
+  auto ids = brats::write_phantoms(o);
+  ASSERT_EQ(ids, (std::vector<std::string>{"Phantom_001", "Phantom_002"}));
+  auto cases = brats::discover_cases(o.out, brats::default_modalities());
+  ASSERT_EQ(cases.size(), 2u);
+  io::Volume seg = io::read_nifti(cases[0].label_file);
+  EXPECT_EQ(seg.data.sizes(), (c10::IntArrayRef{32, 32, 20}));
+  for (int v : {1, 2, 4}) EXPECT_GT((seg.data == v).sum().item<int>(), 0) << "label " << v;
+  io::Volume flair = io::read_nifti(cases[0].modality_files[0]);
+  io::Volume t1ce = io::read_nifti(cases[0].modality_files[1]);
+  // FLAIR: oedema brighter than the rest of the brain; T1ce: enhancing rim brighter than the necrotic core.
+  auto mean_where = [](const torch::Tensor& img, const torch::Tensor& mask) { return img.masked_select(mask).mean().item<double>(); };
+  const auto brain = flair.data > 0;
+  EXPECT_GT(mean_where(flair.data, seg.data == 2), 1.3 * mean_where(flair.data, brain & (seg.data == 0)));
+  EXPECT_GT(mean_where(t1ce.data, seg.data == 4), 2.0 * mean_where(t1ce.data, seg.data == 1));
+  o.out = dir.path() + "/b";
+  brats::write_phantoms(o);
+  EXPECT_TRUE(torch::equal(io::read_nifti(o.out + "/Phantom_002/Phantom_002_t2.nii.gz").data,
+                           io::read_nifti(dir.path() + "/a/Phantom_002/Phantom_002_t2.nii.gz").data));
+}
+
+}  // namespace umrflow

@@ -1,0 +1,84 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "io/nifti.h"
+#include "test_util.h"
+
+namespace umrflow {
+
+namespace {
+const char* kPython = "/usr/bin/python3";
+bool have_nibabel() { return test::run_command(std::string(kPython) + " -c 'import nibabel'", nullptr) == 0; }
+}  // namespace
+
+// Writing and reading back keeps shape, voxel order, values and affine, for each datatype.
+TEST(Nifti, RoundTripKeepsEverything) {
+  test::TempDir dir;
+  torch::Tensor data = torch::arange(2 * 3 * 4, torch::kFloat32).view({2, 3, 4}) - 5;
+  const io::Affine affine = {1.5, 0, 0, -10, 0, 2.0, 0, 20, 0, 0, 3.0, 5, 0, 0, 0, 1};
+  for (int dt : {io::dtype::int16, io::dtype::int32, io::dtype::float32}) {
+    const std::string p = dir.path() + "/v" + std::to_string(dt) + ".nii.gz";
+    io::write_nifti(p, data, affine, dt);
+    io::Volume v = io::read_nifti(p);
+    EXPECT_EQ(v.datatype, dt);
+    EXPECT_TRUE(torch::equal(v.data, data)) << dt;
+    for (int i = 0; i < 16; ++i) EXPECT_NEAR(v.affine[i], affine[i], 1e-5) << i;
+  }
+  const std::string plain = dir.path() + "/v.nii";
+  io::write_nifti(plain, data.clamp_min(0), affine, io::dtype::uint8);
+  EXPECT_TRUE(torch::equal(io::read_nifti(plain).data, data.clamp_min(0)));
+  EXPECT_EQ(io::read_nifti_shape(plain), (std::vector<std::int64_t>{2, 3, 4}));
+}
+
+// A file umrflow writes opens in nibabel with the same shape, affine and values,
+// and a file nibabel writes (with a scaling slope) loads in umrflow.
+TEST(Nifti, AgreesWithNibabel) {
+  if (!have_nibabel()) GTEST_SKIP() << "python3-nibabel is not installed (tools/setup.sh installs it)";
+  test::TempDir dir;
+  torch::Tensor data = torch::arange(3 * 4 * 5, torch::kFloat32).view({3, 4, 5});
+  const io::Affine affine = {2, 0, 0, 1, 0, 3, 0, 2, 0, 0, 4, 3, 0, 0, 0, 1};
+  io::write_nifti(dir.path() + "/ours.nii.gz", data, affine, io::dtype::int16);
+  const std::string script = dir.write("check.py", R"(import sys, nibabel as nib, numpy as np
+d = sys.argv[1]
+im = nib.load(d + '/ours.nii.gz')
+a = im.get_fdata()
+assert a.shape == (3, 4, 5), a.shape
+assert np.array_equal(a, np.arange(60).reshape(3, 4, 5)), 'values'
+assert np.allclose(im.affine, [[2,0,0,1],[0,3,0,2],[0,0,4,3],[0,0,0,1]]), im.affine
+v = (np.arange(24).reshape(2, 3, 4) % 7).astype(np.int16)
+out = nib.Nifti1Image(v, np.diag([1.5, 1.5, 2.0, 1.0]))
+out.header.set_slope_inter(0.5, 10.0)
+nib.save(out, d + '/theirs.nii.gz')
+print('ok')
+)");
+  std::string out;
+  ASSERT_EQ(test::run_command(std::string(kPython) + " " + script + " " + dir.path(), &out), 0) << out;
+  io::Volume v = io::read_nifti(dir.path() + "/theirs.nii.gz");
+  torch::Tensor expected = (torch::arange(24, torch::kFloat32).view({2, 3, 4}).remainder(7)) * 0.5 + 10.0;
+  EXPECT_TRUE(torch::allclose(v.data, expected));
+  EXPECT_DOUBLE_EQ(v.affine[0], 1.5);
+  EXPECT_DOUBLE_EQ(v.affine[10], 2.0);
+}
+
+// A truncated .nii.gz, a missing file and garbage are errors that name the file.
+TEST(Nifti, BadFilesNameTheFile) {
+  test::TempDir dir;
+  const std::string good = dir.path() + "/good.nii.gz";
+  io::write_nifti(good, torch::rand({16, 16, 16}) * 100, io::diagonal_affine(1, 1, 1), io::dtype::float32);
+  const auto size = std::filesystem::file_size(good);
+  std::filesystem::copy_file(good, dir.path() + "/cut.nii.gz");
+  std::filesystem::resize_file(dir.path() + "/cut.nii.gz", size / 2);
+  for (const std::string name : {"cut.nii.gz", "missing.nii.gz", "junk.nii"}) {
+    if (name == "junk.nii") dir.write(name, "this is not a NIfTI file at all, just text padding padding padding");
+    try {
+      io::read_nifti(dir.path() + "/" + name);
+      FAIL() << name;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  }
+}
+
+}  // namespace umrflow
