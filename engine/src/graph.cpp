@@ -167,9 +167,8 @@ struct Builder {
     Params p = parse_params(init, specs, {}, "module '" + n.id + "' init", diags);
     if (!p.has("from")) return;
     n.has_init = true;
-    fs::path from = p.get_text("from");
-    if (from.is_relative() && !file.empty()) from = fs::path(file).parent_path() / from;
-    n.init.from = from.lexically_normal().string();
+    // Like data paths, checkpoints are relative to the working directory (runs/ lives there).
+    n.init.from = fs::path(p.get_text("from")).lexically_normal().string();
     n.init.prefix = p.get_text("prefix").empty() ? n.id : p.get_text("prefix");
     n.init.include = p.get_texts("include");
     n.init.exclude = p.get_texts("exclude");

@@ -40,7 +40,7 @@ struct InputRef {
 };
 
 struct ModuleInit {
-  std::string from;  // checkpoint path, relative paths resolved against the graph file
+  std::string from;  // checkpoint path, relative to the working directory
   std::string prefix;  // module id in that checkpoint (default: same id)
   std::vector<std::string> include, exclude;  // glob patterns over parameter names
 };

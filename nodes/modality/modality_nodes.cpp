@@ -1,0 +1,275 @@
+// Modality perturbations on the data plane (dropout, shuffle, masking, fill)
+// and the subset enumerator on the step plane. Each records what it did in the
+// sample's tags: `present` (1 per source modality that is kept) and
+// `permutation` (source channel of each output channel, -1 for an empty one).
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "builtin.h"
+#include "modality/modality.h"
+#include "umrflow/node.h"
+
+namespace umrflow::modality {
+
+std::vector<std::vector<std::int64_t>> subset_masks(const std::vector<std::string>& modalities, const std::string& order) {
+  const auto m = static_cast<std::int64_t>(modalities.size());
+  std::vector<std::vector<std::int64_t>> out;
+  if (order == "code") {
+    for (std::int64_t zeroed = 0; zeroed < m; ++zeroed) {
+      // All index sets of size `zeroed`, lexicographic.
+      std::vector<bool> pick(m, false);
+      std::fill(pick.begin(), pick.begin() + zeroed, true);
+      do {
+        std::vector<std::int64_t> mask(m, 1);
+        for (std::int64_t i = 0; i < m; ++i)
+          if (pick[i]) mask[i] = 0;
+        out.push_back(mask);
+      } while (std::prev_permutation(pick.begin(), pick.end()));
+    }
+    return out;
+  }
+  if (order != "paper") throw std::invalid_argument("subset order is 'code' or 'paper', not '" + order + "'");
+  static const std::vector<std::vector<std::string>> rows = {
+      {"t2"}, {"t1ce"}, {"t1"}, {"flair"}, {"t1ce", "t2"}, {"t1ce", "t1"}, {"flair", "t1"}, {"t1", "t2"},
+      {"flair", "t2"}, {"flair", "t1ce"}, {"flair", "t1ce", "t1"}, {"flair", "t1", "t2"}, {"flair", "t1ce", "t2"},
+      {"t1ce", "t1", "t2"}, {"flair", "t1ce", "t1", "t2"}};
+  std::vector<std::string> sorted = modalities;
+  std::sort(sorted.begin(), sorted.end());
+  if (sorted != std::vector<std::string>{"flair", "t1", "t1ce", "t2"})
+    throw std::invalid_argument("the paper's subset order is defined for modalities flair, t1ce, t1, t2; use order 'code'");
+  for (const auto& row : rows) {
+    std::vector<std::int64_t> mask(m, 0);
+    for (const auto& name : row) mask[std::find(modalities.begin(), modalities.end(), name) - modalities.begin()] = 1;
+    out.push_back(mask);
+  }
+  return out;
+}
+
+std::string subset_name(const std::vector<std::int64_t>& mask, const std::vector<std::string>& modalities) {
+  std::string out;
+  for (std::size_t i = 0; i < mask.size(); ++i)
+    if (mask[i]) out += (out.empty() ? "" : "+") + modalities[i];
+  return out;
+}
+
+}  // namespace umrflow::modality
+
+namespace umrflow::nodes {
+
+namespace {
+
+std::vector<std::int64_t> present_of(const Packet& s, std::int64_t channels) {
+  const auto& tags = s.samples.at(0).tags;
+  auto it = tags.find("present");
+  if (it == tags.end()) return std::vector<std::int64_t>(channels, 1);
+  if (static_cast<std::int64_t>(it->second.size()) != channels)
+    throw std::runtime_error("tag `present` has " + std::to_string(it->second.size()) + " entries for " + std::to_string(channels) + " channels");
+  return it->second;
+}
+
+/// Zeroes dropped channels. stage1 (released ModalityAugmentor): with
+/// probability p keep a uniformly sized (1..M) random subset, else keep all.
+/// stage2 (released create_random_missing_modalities): always drop 1..M-1.
+class ModalityDropout final : public SampleNode {
+ public:
+  explicit ModalityDropout(const Params& p) : p_(p.get_number("p")), stage2_(p.get_text("sampler") == "stage2") {}
+  void apply(Packet& s, Context& ctx) override {
+    torch::Tensor& x = s.at("image");
+    const std::int64_t m = x.size(0);
+    auto& rng = ctx.engine();
+    std::vector<std::int64_t> order(m);
+    std::iota(order.begin(), order.end(), 0);
+    std::vector<std::int64_t> present(m, 1);
+    if (stage2_) {
+      if (m < 2) throw std::runtime_error("stage2 dropout needs at least 2 modalities");
+      const auto missing = std::uniform_int_distribution<std::int64_t>(1, m - 1)(rng);
+      std::shuffle(order.begin(), order.end(), rng);
+      for (std::int64_t i = 0; i < missing; ++i) present[order[i]] = 0;
+    } else if (std::uniform_real_distribution<double>(0, 1)(rng) < p_) {
+      const auto keep = std::uniform_int_distribution<std::int64_t>(1, m)(rng);
+      std::shuffle(order.begin(), order.end(), rng);
+      std::fill(present.begin(), present.end(), 0);
+      for (std::int64_t i = 0; i < keep; ++i) present[order[i]] = 1;
+    }
+    x = x * torch::tensor(present, x.options().dtype(torch::kFloat32)).view({m, 1, 1, 1}).to(x.dtype());
+    s.samples.at(0).tags["present"] = present;
+  }
+
+ private:
+  double p_;
+  bool stage2_;
+};
+
+/// Packs the present channels into the first channels in random order (always
+/// a fresh permutation); the rest are zero. Records `permutation`.
+class ModalityShuffle final : public SampleNode {
+ public:
+  explicit ModalityShuffle(const Params&) {}
+  void apply(Packet& s, Context& ctx) override {
+    torch::Tensor& x = s.at("image");
+    const std::int64_t m = x.size(0);
+    const auto present = present_of(s, m);
+    std::vector<std::int64_t> kept;
+    for (std::int64_t i = 0; i < m; ++i)
+      if (present[i]) kept.push_back(i);
+    std::shuffle(kept.begin(), kept.end(), ctx.engine());
+    torch::Tensor out = torch::zeros_like(x);
+    std::vector<std::int64_t> perm(m, -1);
+    for (std::size_t i = 0; i < kept.size(); ++i) {
+      out[static_cast<std::int64_t>(i)].copy_(x[kept[i]]);
+      perm[i] = kept[i];
+    }
+    x = out;
+    s.samples.at(0).tags["permutation"] = perm;
+  }
+};
+
+/// Zeroes voxels i.i.d. with probability `ratio` in every channel (released),
+/// or whole cubes of side `cube` on a grid, each with probability `ratio`.
+class ModalityMask final : public SampleNode {
+ public:
+  explicit ModalityMask(const Params& p) : ratio_(p.get_number("ratio")), cube_(p.get_text("mode") == "cube"), side_(p.get_int("cube")) {}
+  void apply(Packet& s, Context& ctx) override {
+    torch::Tensor& x = s.at("image");
+    torch::Tensor keep;
+    if (!cube_) {
+      keep = torch::rand(x.sizes(), ctx.generator()) >= ratio_;
+    } else {
+      std::vector<std::int64_t> coarse = {x.size(0)};
+      for (std::int64_t a = 1; a < x.dim(); ++a) coarse.push_back((x.size(a) + side_ - 1) / side_);
+      keep = torch::rand(coarse, ctx.generator()) >= ratio_;
+      for (std::int64_t a = 1; a < x.dim(); ++a) keep = keep.repeat_interleave(side_, a).narrow(a, 0, x.size(a));
+    }
+    x = x * keep.to(x.dtype());
+    s.tensors["mask"] = (~keep).to(torch::kUInt8);
+  }
+
+ private:
+  double ratio_;
+  bool cube_;
+  std::int64_t side_;
+};
+
+/// Fills the channels of absent modalities: with zeros (MRI) or with a copy of
+/// the first present one (two-modality tasks). Absent = tag `present`, or the
+/// fixed `present` parameter when given.
+class ModalityFill final : public SampleNode {
+ public:
+  explicit ModalityFill(const Params& p) : copy_(p.get_text("mode") == "copy"), fixed_(p.get_ints("present")) {}
+  void apply(Packet& s, Context&) override {
+    torch::Tensor& x = s.at("image");
+    const std::int64_t m = x.size(0);
+    if (!fixed_.empty() && static_cast<std::int64_t>(fixed_.size()) != m)
+      throw std::runtime_error("`present` lists " + std::to_string(fixed_.size()) + " entries for " + std::to_string(m) + " channels");
+    const auto present = fixed_.empty() ? present_of(s, m) : fixed_;
+    const auto first = std::find(present.begin(), present.end(), 1);
+    if (first == present.end()) throw std::runtime_error("no modality is present");
+    x = x.clone();
+    for (std::int64_t i = 0; i < m; ++i)
+      if (!present[i]) {
+        if (copy_) x[i].copy_(x[first - present.begin()]);
+        else x[i].zero_();
+      }
+    s.samples.at(0).tags["present"] = present;
+  }
+
+ private:
+  bool copy_;
+  std::vector<std::int64_t> fixed_;
+};
+
+/// Step plane: expands a batch (B, M, ...) into its subsets. `image` holds all
+/// S subsets subset-major (B rows of subset 0, then of subset 1, ...);
+/// `complete` the batch itself; `incomplete` every subset but the complete one;
+/// `present` the (S, M) masks in the chosen order.
+class ModalitySubsets final : public StepNode {
+ public:
+  explicit ModalitySubsets(const Params& p) : modalities_(p.get_texts("modalities")) {
+    masks_ = modality::subset_masks(modalities_, p.get_text("order"));
+  }
+  Packet run(const std::vector<Packet>& in, Context&) override {
+    const torch::Tensor& x = in.at(0).at("image");
+    if (x.dim() < 2 || x.size(1) != static_cast<std::int64_t>(modalities_.size()))
+      throw std::runtime_error("`image` has shape " + c10::str(x.sizes()) + "; expected " + std::to_string(modalities_.size()) +
+                               " modalities on axis 1");
+    std::vector<torch::Tensor> all, incomplete;
+    std::vector<std::int64_t> flat;
+    for (const auto& mask : masks_) {
+      std::vector<std::int64_t> shape(x.dim(), 1);
+      shape[1] = x.size(1);
+      torch::Tensor v = x * torch::tensor(mask, x.options().dtype(torch::kFloat32)).view(shape).to(x.dtype());
+      all.push_back(v);
+      if (std::count(mask.begin(), mask.end(), 1) != static_cast<std::int64_t>(mask.size())) incomplete.push_back(v);
+      flat.insert(flat.end(), mask.begin(), mask.end());
+    }
+    Packet out;
+    out.tensors["image"] = torch::cat(all);
+    out.tensors["complete"] = x;
+    out.tensors["incomplete"] = torch::cat(incomplete);
+    out.tensors["present"] = torch::tensor(flat).view({static_cast<std::int64_t>(masks_.size()), x.size(1)});
+    return out;
+  }
+
+ private:
+  std::vector<std::string> modalities_;
+  std::vector<std::vector<std::int64_t>> masks_;
+};
+
+NodeSpec modality_spec(const std::string& type, const std::string& summary, std::vector<ParamSpec> params) {
+  NodeSpec s;
+  s.type = type;
+  s.kind = NodeKind::sample;
+  s.summary = summary;
+  s.params = std::move(params);
+  s.inputs = {PortSpec{"in", {{"image", 4, "(modalities, X, Y, Z)"}}, "the sample"}};
+  return s;
+}
+
+template <typename T>
+NodeFactory factory() {
+  return [](const Params& p) { return std::make_unique<T>(p); };
+}
+
+}  // namespace
+
+void register_modality_nodes(Registry& registry) {
+  auto add = [&](NodeSpec s, NodeFactory f) {
+    s.create = std::move(f);
+    registry.add(std::move(s));
+  };
+  add(modality_spec("modality.dropout", "Zeroes a random set of modality channels (keeps at least one); records tag `present`.",
+                    {param::number("p", 0.5, "stage1 sampler: probability of dropping anything").range(0, 1),
+                     param::choice("sampler", "stage1", {"stage1", "stage2"},
+                                   "stage1: with prob p keep 1..M random channels; stage2: always drop 1..M-1 (released code)")}),
+      factory<ModalityDropout>());
+  add(modality_spec("modality.shuffle", "Packs the present channels first in random order, zeros after; records tag `permutation`.", {}),
+      factory<ModalityShuffle>());
+  NodeSpec mask = modality_spec("modality.mask", "Zeroes voxels i.i.d. (released) or grid cubes with probability `ratio`; writes `mask`.",
+                                {param::number("ratio", 0.15, "probability that a voxel (or cube) is masked").range(0, 1),
+                                 param::choice("mode", "voxel", {"voxel", "cube"}, "i.i.d. voxels per channel, or cubes"),
+                                 param::integer("cube", 8, "cube side in voxels (mode cube)").min(1)});
+  mask.outputs = {{"mask", 4, "uint8, 1 where the input was zeroed"}};
+  add(std::move(mask), factory<ModalityMask>());
+  add(modality_spec("modality.fill", "Fills absent modality channels with zeros or a copy of the first present one.",
+                    {param::choice("mode", "zeros", {"zeros", "copy"}, "zeros for MRI; copy for two-modality tasks"),
+                     param::integers("present", std::vector<std::int64_t>{}, "fixed mask (1 = present); empty: use tag `present`").range(0, 1)}),
+      factory<ModalityFill>());
+
+  NodeSpec subsets;
+  subsets.type = "modality.subsets";
+  subsets.kind = NodeKind::step;
+  subsets.summary = "Expands a batch into all 2^M - 1 modality subsets (absent channels zeroed), in the code's or the paper's order.";
+  subsets.params = {param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"}, "names of the channels, in order"),
+                    param::choice("order", "code", {"code", "paper"}, "code: complete first, then by zeroed sets; paper: the tables' row order")};
+  subsets.inputs = {PortSpec{"x", {{"image", -1, "(B, M, ...)"}}, "the batch"}};
+  subsets.outputs = {{"image", -1, "(S*B, M, ...) every subset, subset-major"},
+                     {"complete", -1, "(B, M, ...)"},
+                     {"incomplete", -1, "((S-1)*B, M, ...) every subset but the complete one"},
+                     {"present", 2, "int64 (S, M) masks"}};
+  subsets.create = factory<ModalitySubsets>();
+  registry.add(std::move(subsets));
+}
+
+}  // namespace umrflow::nodes

@@ -1,0 +1,248 @@
+// Per-sample transforms of channel-first volumes (C, X, Y, Z), with the
+// semantics of the MONAI transforms the UniMRSeg code uses (defaults as there).
+// Spatial transforms move every key listed in `keys` together; intensity
+// transforms change `image` only.
+#include <torch/torch.h>
+
+#include "builtin.h"
+#include "umrflow/node.h"
+
+namespace umrflow::nodes {
+
+namespace {
+
+const std::vector<std::string> kSpatialKeys = {"image", "label"};
+
+std::vector<torch::Tensor*> volumes(Packet& s, const std::vector<std::string>& keys) {
+  std::vector<torch::Tensor*> out;
+  for (const auto& k : keys)
+    if (s.has(k)) {
+      if (s.at(k).dim() != 4) throw std::runtime_error("'" + k + "' must be (C, X, Y, Z), got shape " + c10::str(s.at(k).sizes()));
+      out.push_back(&s.at(k));
+    }
+  if (out.empty()) throw std::runtime_error("none of the keys is in the sample");
+  for (auto* t : out)
+    if (t->sizes().slice(1) != out.front()->sizes().slice(1))
+      throw std::runtime_error("spatial shapes differ between keys: " + c10::str(out.front()->sizes()) + " and " + c10::str(t->sizes()));
+  return out;
+}
+
+/// Crops (and zero-pads where the box leaves the volume) to [start, start+size) per spatial axis.
+torch::Tensor crop_pad(const torch::Tensor& t, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& size) {
+  torch::Tensor out = torch::zeros({t.size(0), size[0], size[1], size[2]}, t.options());
+  std::vector<std::int64_t> src0(3), dst0(3), len(3);
+  for (int a = 0; a < 3; ++a) {
+    src0[a] = std::max<std::int64_t>(0, start[a]);
+    dst0[a] = src0[a] - start[a];
+    len[a] = std::min(start[a] + size[a], t.size(a + 1)) - src0[a];
+    if (len[a] <= 0) return out;
+  }
+  out.narrow(1, dst0[0], len[0]).narrow(2, dst0[1], len[1]).narrow(3, dst0[2], len[2])
+      .copy_(t.narrow(1, src0[0], len[0]).narrow(2, src0[1], len[1]).narrow(3, src0[2], len[2]));
+  return out;
+}
+
+/// Crop to the box of voxels > 0 in any channel of `source`, each side rounded
+/// up to a multiple of k and grown symmetrically (MONAI CropForeground with
+/// k_divisible); zero padding where the box leaves the volume.
+class CropForeground final : public SampleNode {
+ public:
+  explicit CropForeground(const Params& p) : k_(p.get_ints("k_divisible")), keys_(p.get_texts("keys")), source_(p.get_text("source")) {}
+  void apply(Packet& s, Context&) override {
+    auto vols = volumes(s, keys_);
+    const torch::Tensor fg = (s.at(source_) > 0).any(0);
+    std::vector<std::int64_t> start(3), size(3);
+    if (!fg.any().item<bool>()) throw std::runtime_error("'" + source_ + "' has no voxel > 0: nothing to crop to (an empty scan?)");
+    for (int a = 0; a < 3; ++a) {
+      std::vector<std::int64_t> other;
+      for (int b = 0; b < 3; ++b)
+        if (b != a) other.push_back(b);
+      const torch::Tensor line = torch::nonzero(fg.any(other[1]).any(other[0]));  // indices along axis a
+      const std::int64_t lo = line.min().item<std::int64_t>(), hi = line.max().item<std::int64_t>() + 1;
+      const std::int64_t len = hi - lo, k = k_[a];
+      const std::int64_t rounded = (len + k - 1) / k * k;
+      start[a] = lo - (rounded - len) / 2;
+      size[a] = rounded;
+    }
+    for (auto* t : vols) *t = crop_pad(*t, start, size);
+    s.samples.at(0).tags["foreground_start"] = start;
+  }
+
+ private:
+  std::vector<std::int64_t> k_;
+  std::vector<std::string> keys_;
+  std::string source_;
+};
+
+/// A uniformly placed window of `size` (MONAI RandSpatialCrop, fixed size);
+/// an axis shorter than the window is kept whole.
+class RandomCrop final : public SampleNode {
+ public:
+  explicit RandomCrop(const Params& p) : size_(p.get_ints("size")), keys_(p.get_texts("keys")) {}
+  void apply(Packet& s, Context& ctx) override {
+    auto vols = volumes(s, keys_);
+    std::vector<std::int64_t> start(3), size(3);
+    for (int a = 0; a < 3; ++a) {
+      const std::int64_t extent = vols.front()->size(a + 1);
+      size[a] = std::min(size_[a], extent);
+      start[a] = std::uniform_int_distribution<std::int64_t>(0, extent - size[a])(ctx.engine());
+    }
+    for (auto* t : vols) *t = t->narrow(1, start[0], size[0]).narrow(2, start[1], size[1]).narrow(3, start[2], size[2]).contiguous();
+    s.samples.at(0).tags["crop_start"] = start;
+  }
+
+ private:
+  std::vector<std::int64_t> size_;
+  std::vector<std::string> keys_;
+};
+
+/// Flips along each spatial axis independently with probability p (MONAI RandFlip per axis).
+class RandomFlipVolume final : public SampleNode {
+ public:
+  explicit RandomFlipVolume(const Params& p) : axes_(p.get_ints("axes")), p_(p.get_number("p")), keys_(p.get_texts("keys")) {}
+  void apply(Packet& s, Context& ctx) override {
+    auto vols = volumes(s, keys_);
+    std::uniform_real_distribution<double> u(0, 1);
+    std::vector<std::int64_t> dims;
+    for (auto a : axes_)
+      if (u(ctx.engine()) < p_) dims.push_back(a + 1);
+    if (!dims.empty())
+      for (auto* t : vols) *t = t->flip(dims);
+  }
+
+ private:
+  std::vector<std::int64_t> axes_;
+  double p_;
+  std::vector<std::string> keys_;
+};
+
+/// With probability `prob`, rotates by k*90 degrees in the plane of two
+/// spatial axes, k uniform in 1..max_k (MONAI RandRotate90).
+class RandomRot90 final : public SampleNode {
+ public:
+  explicit RandomRot90(const Params& p)
+      : prob_(p.get_number("prob")), max_k_(p.get_int("max_k")), plane_(p.get_ints("spatial_axes")), keys_(p.get_texts("keys")) {}
+  void apply(Packet& s, Context& ctx) override {
+    auto vols = volumes(s, keys_);
+    std::uniform_real_distribution<double> u(0, 1);
+    if (u(ctx.engine()) >= prob_) return;
+    const std::int64_t k = std::uniform_int_distribution<std::int64_t>(1, max_k_)(ctx.engine());
+    for (auto* t : vols) *t = torch::rot90(*t, k, {plane_[0] + 1, plane_[1] + 1}).contiguous();
+  }
+
+ private:
+  double prob_;
+  std::int64_t max_k_;
+  std::vector<std::int64_t> plane_;
+  std::vector<std::string> keys_;
+};
+
+/// Per channel: mean and population std over the non-zero voxels; only those
+/// become (v - mean) / std; zeros stay 0; std 0 counts as 1 (MONAI
+/// NormalizeIntensity nonzero=True, channel_wise=True).
+class ZScoreNonzero final : public SampleNode {
+ public:
+  explicit ZScoreNonzero(const Params&) {}
+  void apply(Packet& s, Context&) override {
+    torch::Tensor x = s.at("image").to(torch::kFloat32).clone();
+    for (std::int64_t c = 0; c < x.size(0); ++c) {
+      torch::Tensor ch = x[c];
+      const torch::Tensor nz = ch != 0;
+      if (!nz.any().item<bool>()) continue;
+      const torch::Tensor v = ch.masked_select(nz).to(torch::kFloat64);
+      const double mean = v.mean().item<double>();
+      double std = v.std(/*unbiased=*/false).item<double>();
+      if (std == 0) std = 1;
+      ch.masked_scatter_(nz, ((v - mean) / std).to(torch::kFloat32));
+    }
+    s.at("image") = x;
+  }
+};
+
+/// v * (1 + f), one f ~ U(-factors, factors) for all channels, with probability prob.
+class RandomScaleIntensity final : public SampleNode {
+ public:
+  explicit RandomScaleIntensity(const Params& p) : range_(p.get_number("factors")), prob_(p.get_number("prob")) {}
+  void apply(Packet& s, Context& ctx) override {
+    std::uniform_real_distribution<double> u(0, 1);
+    if (u(ctx.engine()) >= prob_) return;
+    const double f = std::uniform_real_distribution<double>(-range_, range_)(ctx.engine());
+    s.at("image") = s.at("image") * (1.0 + f);
+  }
+
+ private:
+  double range_, prob_;
+};
+
+/// v + o for every voxel (background included), one o ~ U(-offsets, offsets), with probability prob.
+class RandomShiftIntensity final : public SampleNode {
+ public:
+  explicit RandomShiftIntensity(const Params& p) : range_(p.get_number("offsets")), prob_(p.get_number("prob")) {}
+  void apply(Packet& s, Context& ctx) override {
+    std::uniform_real_distribution<double> u(0, 1);
+    if (u(ctx.engine()) >= prob_) return;
+    const double o = std::uniform_real_distribution<double>(-range_, range_)(ctx.engine());
+    s.at("image") = s.at("image") + o;
+  }
+
+ private:
+  double range_, prob_;
+};
+
+NodeSpec sample_spec(const std::string& type, const std::string& summary, std::vector<ParamSpec> params, bool spatial) {
+  NodeSpec s;
+  s.type = type;
+  s.kind = NodeKind::sample;
+  s.summary = summary;
+  s.params = std::move(params);
+  if (spatial) s.params.push_back(param::texts("keys", kSpatialKeys, "keys moved together (absent keys are ignored)"));
+  s.inputs = {PortSpec{"in", {{"image", 4, "(C, X, Y, Z)"}}, "the sample"}};
+  return s;
+}
+
+template <typename T>
+NodeFactory factory() {
+  return [](const Params& p) { return std::make_unique<T>(p); };
+}
+
+}  // namespace
+
+void register_transform_nodes(Registry& registry) {
+  auto add = [&](NodeSpec s, NodeFactory f) {
+    s.create = std::move(f);
+    registry.add(std::move(s));
+  };
+  add(sample_spec("volume.crop_foreground",
+                  "Crops to the box of voxels > 0 in any channel, sides rounded up to multiples of k (grown symmetrically, zero-padded).",
+                  {param::integers("k_divisible", std::vector<std::int64_t>{128, 128, 128}, "side multiples per spatial axis").length(3).min(1),
+                   param::text("source", "image", "key whose non-zero voxels define the foreground")},
+                  true),
+      factory<CropForeground>());
+  add(sample_spec("volume.random_crop", "A uniformly placed window of fixed size (axes shorter than it are kept whole).",
+                  {param::integers("size", std::vector<std::int64_t>{128, 128, 128}, "window size per spatial axis").length(3).min(1)}, true),
+      factory<RandomCrop>());
+  add(sample_spec("volume.random_flip", "Flips along each listed spatial axis independently with probability p.",
+                  {param::integers("axes", std::vector<std::int64_t>{0, 1, 2}, "spatial axes (0 = X)").range(0, 2),
+                   param::number("p", 0.5, "probability per axis").range(0, 1)},
+                  true),
+      factory<RandomFlipVolume>());
+  add(sample_spec("volume.random_rot90", "With probability prob, rotates by k*90 degrees (k uniform in 1..max_k) in one spatial plane.",
+                  {param::number("prob", 0.1, "probability of rotating").range(0, 1),
+                   param::integer("max_k", 3, "largest number of quarter turns").range(1, 3),
+                   param::integers("spatial_axes", std::vector<std::int64_t>{0, 1}, "the plane, as two spatial axes").length(2).range(0, 2)},
+                  true),
+      factory<RandomRot90>());
+  add(sample_spec("volume.zscore_nonzero",
+                  "Per channel, z-scores the non-zero voxels of `image` (population std; zeros stay 0; std 0 counts as 1).", {}, false),
+      factory<ZScoreNonzero>());
+  add(sample_spec("volume.random_scale_intensity", "Multiplies `image` by 1 + f, one f ~ U(-factors, factors) for all channels.",
+                  {param::number("factors", 0.1, "half-width of the range of f").min(0), param::number("prob", 1.0, "probability of scaling").range(0, 1)},
+                  false),
+      factory<RandomScaleIntensity>());
+  add(sample_spec("volume.random_shift_intensity", "Adds one o ~ U(-offsets, offsets) to every voxel of `image`, background included.",
+                  {param::number("offsets", 0.1, "half-width of the range of o").min(0), param::number("prob", 1.0, "probability of shifting").range(0, 1)},
+                  false),
+      factory<RandomShiftIntensity>());
+}
+
+}  // namespace umrflow::nodes

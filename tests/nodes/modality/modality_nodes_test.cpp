@@ -1,0 +1,155 @@
+#include <gtest/gtest.h>
+
+#include <numeric>
+#include <set>
+
+#include "modality/modality.h"
+#include "nodes/node_harness.h"
+
+namespace umrflow {
+
+using test::apply;
+using test::make_node;
+using test::sample;
+
+namespace {
+const std::vector<std::string> kMods = {"flair", "t1ce", "t1", "t2"};
+}
+
+// The code order is the released trainer's table: complete, then zeroed [0],
+// [1], [2], [3], [0,1], [0,2], [0,3], [1,2], [1,3], [2,3], [0,1,2], ... [1,2,3].
+TEST(Modality, CodeOrderMatchesTheReleasedTable) {
+  const std::vector<std::vector<int>> zeroed = {{}, {0}, {1}, {2}, {3}, {0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3},
+                                                {0, 1, 2}, {0, 1, 3}, {0, 2, 3}, {1, 2, 3}};
+  auto masks = modality::subset_masks(kMods, "code");
+  ASSERT_EQ(masks.size(), 15u);
+  for (std::size_t s = 0; s < 15; ++s) {
+    std::vector<std::int64_t> expected(4, 1);
+    for (int z : zeroed[s]) expected[z] = 0;
+    EXPECT_EQ(masks[s], expected) << s;
+  }
+  EXPECT_EQ(modality::subset_masks({"rgb", "depth"}, "code").size(), 3u);
+}
+
+// The paper order follows the tables by name, whatever the channel order.
+TEST(Modality, PaperOrderFollowsNames) {
+  auto masks = modality::subset_masks(kMods, "paper");
+  ASSERT_EQ(masks.size(), 15u);
+  const std::vector<std::string> rows = {"t2", "t1ce", "t1", "flair", "t1ce+t2", "t1ce+t1", "flair+t1", "t1+t2", "flair+t2",
+                                         "flair+t1ce", "flair+t1ce+t1", "flair+t1+t2", "flair+t1ce+t2", "t1ce+t1+t2", "flair+t1ce+t1+t2"};
+  for (std::size_t s = 0; s < 15; ++s) EXPECT_EQ(modality::subset_name(masks[s], kMods), rows[s]) << s;
+  auto other = modality::subset_masks({"t1", "t1ce", "t2", "flair"}, "paper");
+  EXPECT_EQ(other[1], (std::vector<std::int64_t>{0, 1, 0, 0}));
+  EXPECT_EQ(std::set<std::vector<std::int64_t>>(masks.begin(), masks.end()).size(), 15u);
+  EXPECT_THROW(modality::subset_masks({"rgb", "depth"}, "paper"), std::invalid_argument);
+}
+
+// Stage-1 dropout keeps all four with probability 0.5 + 0.5/4, a single channel
+// with 0.5/4, never none; the zeroed channels are exactly those `present` marks.
+TEST(Modality, Stage1DropoutProbabilities) {
+  auto node = make_node("modality.dropout");
+  torch::Tensor img = torch::rand({4, 2, 2, 2}) + 1;
+  const int n = 6000;
+  int all = 0, single = 0;
+  for (int i = 0; i < n; ++i) {
+    Packet out = apply(*node, sample({{"image", img}}), i);
+    const auto present = out.samples[0].tags.at("present");
+    int kept = 0;
+    for (int c = 0; c < 4; ++c) {
+      kept += present[c];
+      EXPECT_EQ(torch::equal(out.at("image")[c], img[c]), present[c] == 1);
+      if (!present[c]) EXPECT_EQ(out.at("image")[c].abs().sum().item<float>(), 0.f);
+    }
+    ASSERT_GE(kept, 1);
+    all += kept == 4;
+    single += kept == 1;
+  }
+  EXPECT_NEAR(all / double(n), 0.625, 0.025);
+  EXPECT_NEAR(single / double(n), 0.125, 0.02);
+}
+
+// Stage-2 dropout always drops 1 to 3 channels, each count a third of the time.
+TEST(Modality, Stage2DropoutCounts) {
+  auto node = make_node("modality.dropout", "{sampler: stage2}");
+  std::vector<int> missing(5, 0);
+  const int n = 3000;
+  for (int i = 0; i < n; ++i) {
+    const auto p = apply(*node, sample({{"image", torch::ones({4, 1, 1, 1})}}), i).samples[0].tags.at("present");
+    missing[4 - std::accumulate(p.begin(), p.end(), 0)]++;
+  }
+  EXPECT_EQ(missing[0], 0);
+  EXPECT_EQ(missing[4], 0);
+  for (int k = 1; k <= 3; ++k) EXPECT_NEAR(missing[k] / double(n), 1.0 / 3, 0.04);
+}
+
+// Shuffle packs the present channels first, in each of their orders about
+// equally often, and zeros the rest; the permutation says which is where.
+TEST(Modality, ShufflePacksPresentChannels) {
+  auto node = make_node("modality.shuffle");
+  torch::Tensor img = torch::arange(4, torch::kFloat32).view({4, 1, 1, 1}) + 1;
+  std::map<std::vector<std::int64_t>, int> seen;
+  const int n = 3000;
+  for (int i = 0; i < n; ++i) {
+    Packet s = sample({{"image", img * torch::tensor({1.f, 0.f, 1.f, 1.f}).view({4, 1, 1, 1})}});
+    s.samples[0].tags["present"] = {1, 0, 1, 1};
+    Packet out = apply(*node, s, i);
+    const auto perm = out.samples[0].tags.at("permutation");
+    EXPECT_EQ(perm[3], -1);
+    for (int c = 0; c < 3; ++c) EXPECT_EQ(out.at("image")[c].item<float>(), img[perm[c]].item<float>());
+    EXPECT_EQ(out.at("image")[3].item<float>(), 0.f);
+    seen[perm]++;
+  }
+  ASSERT_EQ(seen.size(), 6u);
+  for (const auto& [perm, count] : seen) EXPECT_NEAR(count / double(n), 1.0 / 6, 0.03);
+  // The same seed and index give the same permutation.
+  Packet a = sample({{"image", img}}), b = sample({{"image", img}});
+  EXPECT_EQ(apply(*node, a, 7).samples[0].tags.at("permutation"), apply(*node, b, 7).samples[0].tags.at("permutation"));
+}
+
+// Voxel masking zeroes about 15% of voxels, exactly where `mask` says; cube
+// masking zeroes whole aligned cubes.
+TEST(Modality, Masking) {
+  torch::Tensor img = torch::ones({4, 32, 32, 32});
+  Packet out = apply(*make_node("modality.mask"), sample({{"image", img}}));
+  const double frac = (out.at("image") == 0).to(torch::kFloat64).mean().item<double>();
+  EXPECT_NEAR(frac, 0.15, 0.005);
+  EXPECT_TRUE(torch::equal(out.at("mask").to(torch::kBool), out.at("image") == 0));
+  Packet cubes = apply(*make_node("modality.mask", "{mode: cube, cube: 8, ratio: 0.3}"), sample({{"image", img}}));
+  auto blocks = (cubes.at("image") == 0).view({4, 4, 8, 4, 8, 4, 8}).to(torch::kFloat32).mean({2, 4, 6});
+  EXPECT_TRUE(((blocks == 0) | (blocks == 1)).all().item<bool>());
+  EXPECT_GT(blocks.sum().item<float>(), 0);
+}
+
+// Fill writes zeros, or copies of the first present channel, into absent ones.
+TEST(Modality, Fill) {
+  torch::Tensor img = torch::arange(3, torch::kFloat32).view({3, 1, 1, 1}) + 5;
+  auto zeros = make_node("modality.fill", "{present: [0, 1, 1]}");
+  auto out = apply(*zeros, sample({{"image", img}})).at("image");
+  EXPECT_TRUE(torch::equal(out.view({3}), torch::tensor({0.f, 6.f, 7.f})));
+  auto copy = make_node("modality.fill", "{mode: copy, present: [0, 1, 0]}");
+  out = apply(*copy, sample({{"image", img}})).at("image");
+  EXPECT_TRUE(torch::equal(out.view({3}), torch::tensor({6.f, 6.f, 6.f})));
+  EXPECT_THROW(apply(*make_node("modality.fill", "{present: [0, 0, 0]}"), sample({{"image", img}})), std::runtime_error);
+}
+
+// The subset expansion holds every subset of the batch, subset-major, masked.
+TEST(Modality, SubsetsExpandTheBatch) {
+  auto node = make_node("modality.subsets");
+  torch::Tensor x = torch::rand({2, 4, 3, 3, 3}) + 1;
+  Packet in;
+  in.tensors["image"] = x;
+  Context ctx(1, 0, 0, "subsets", true);
+  Packet out = dynamic_cast<StepNode&>(*node).run({in}, ctx);
+  auto masks = modality::subset_masks(kMods, "code");
+  ASSERT_EQ(out.at("image").size(0), 30);
+  ASSERT_EQ(out.at("incomplete").size(0), 28);
+  EXPECT_TRUE(torch::equal(out.at("complete"), x));
+  for (std::int64_t s = 0; s < 15; ++s) {
+    auto m = torch::tensor(masks[s], torch::kFloat32).view({1, 4, 1, 1, 1});
+    EXPECT_TRUE(torch::equal(out.at("image").slice(0, 2 * s, 2 * s + 2), x * m)) << s;
+    EXPECT_EQ(std::vector<std::int64_t>(out.at("present")[s].data_ptr<std::int64_t>(), out.at("present")[s].data_ptr<std::int64_t>() + 4), masks[s]);
+  }
+  EXPECT_TRUE(torch::equal(out.at("incomplete"), out.at("image").slice(0, 2)));
+}
+
+}  // namespace umrflow
