@@ -7,6 +7,7 @@ void register_builtin_nodes(Registry& registry) {
   nodes::register_demo_nodes(registry);
   nodes::register_loss_nodes(registry);
   nodes::register_brats_nodes(registry);
+  nodes::register_brats_h5_nodes(registry);
   nodes::register_transform_nodes(registry);
   nodes::register_modality_nodes(registry);
 }

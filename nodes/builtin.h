@@ -12,6 +12,7 @@ namespace nodes {
 void register_demo_nodes(Registry& registry);  // demo/: synthetic tensors and small models
 void register_loss_nodes(Registry& registry);  // loss/
 void register_brats_nodes(Registry& registry);  // brats/: BraTS cases on disk
+void register_brats_h5_nodes(Registry& registry);  // brats/: the HDF5 cache
 void register_transform_nodes(Registry& registry);  // transforms/: volume augmentation
 void register_modality_nodes(Registry& registry);  // modality/: dropout, shuffle, masking, subsets
 }  // namespace nodes

@@ -128,6 +128,18 @@ int main(int argc, char** argv) {
   synth_brats->add_option("--template", phantom.template_path,
                           "brain template (default: mricron-data's ch2bet.nii.gz; a procedural head when absent)");
 
+  CLI::App* convert = app.add_subcommand("convert", "convert a data set into a cache file");
+  convert->require_subcommand(1);
+  std::string convert_src, convert_out;
+  std::vector<std::string> convert_modalities = brats::default_modalities(), convert_regions = {"TC", "WT", "ET"};
+  CLI::App* convert_brats = convert->add_subcommand(
+      "brats", "BraTS NIfTI folders -> one HDF5 file: each case cropped to its brain box, chunked, compressed");
+  convert_brats->add_option("--src", convert_src, "folder holding the case folders")->required()->check(CLI::ExistingDirectory);
+  convert_brats->add_option("--out", convert_out, "the .h5 file to write (written whole, then renamed into place)")->required();
+  convert_brats->add_option("--modalities", convert_modalities, "modality file suffixes in channel order")->delimiter(',');
+  convert_brats->add_option("--regions", convert_regions, "label region channels (TC, WT, ET, NCR, ED)")->delimiter(',');
+  convert_brats->footer("The layout is documented in docs/datasets.md; read the file with the node brats.h5.");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -149,6 +161,14 @@ int main(int argc, char** argv) {
                    static_cast<long long>(phantom.size), static_cast<long long>(std::max<std::int64_t>(8, phantom.size * 155 / 240)),
                    phantom.out.c_str(), with_template ? "template" : "procedural");
       brats::write_phantoms(phantom, [](std::int64_t i, std::int64_t n) {
+        std::fprintf(stderr, "\r  case %lld/%lld", static_cast<long long>(i), static_cast<long long>(n));
+        if (i == n) std::fprintf(stderr, "\n");
+      });
+      return 0;
+    }
+    if (*convert_brats) {
+      std::fprintf(stderr, "converting %s into %s\n", convert_src.c_str(), convert_out.c_str());
+      brats::convert_to_cache(convert_src, convert_out, convert_modalities, convert_regions, [](std::int64_t i, std::int64_t n) {
         std::fprintf(stderr, "\r  case %lld/%lld", static_cast<long long>(i), static_cast<long long>(n));
         if (i == n) std::fprintf(stderr, "\n");
       });

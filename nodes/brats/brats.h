@@ -24,6 +24,17 @@ struct Case {
 /// A case lacking another modality is still returned (the loader reports it).
 std::vector<Case> discover_cases(const std::string& root, const std::vector<std::string>& modalities);
 
+struct LoadedCase {
+  torch::Tensor image;  // float32 (M, X, Y, Z)
+  torch::Tensor label;  // uint8 (R, X, Y, Z), undefined when labels are not read
+  std::vector<double> affine;  // 16, row-major
+};
+
+/// Reads and checks one case: every modality present, same shapes, finite
+/// voxels, labels in {0, 1, 2, 4}. Throws std::runtime_error naming the file.
+LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities, const std::vector<std::string>& regions,
+                     bool labels);
+
 /// Default modality order, as in the MONAI/SwinUNETR BraTS lists.
 const std::vector<std::string>& default_modalities();
 
@@ -49,6 +60,11 @@ struct PhantomOptions {
 /// ids. `progress(i, n)` is called after each case.
 std::vector<std::string> write_phantoms(const PhantomOptions& options,
                                         const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+
+/// Converts the cases under `src` into an HDF5 cache at `out` (io/h5cache.h).
+/// The first bad case stops the conversion with its name; `out` is then untouched.
+void convert_to_cache(const std::string& src, const std::string& out, const std::vector<std::string>& modalities,
+                      const std::vector<std::string>& regions, const std::function<void(std::int64_t, std::int64_t)>& progress = {});
 
 /// Where the skull-stripped ch2 template from the Debian package mricron-data lives.
 std::string default_template_path();

@@ -82,40 +82,8 @@ torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<st
   return torch::stack(channels).to(torch::kUInt8);
 }
 
-namespace {
-
-/// Source: one BraTS case per sample. Provides `image` (M, X, Y, Z) float32 in
-/// the requested modality order, `label` (R, X, Y, Z) uint8 region channels and
-/// `affine` (4, 4) float64.
-class BratsCases final : public SourceNode {
- public:
-  explicit BratsCases(const Params& p)
-      : modalities_(p.get_texts("modalities")),
-        regions_(p.get_texts("regions")),
-        skip_bad_(p.get_text("on_bad_case") == "skip"),
-        need_label_(p.get_bool("labels")) {
-    cases_ = discover_cases(p.get_text("root"), modalities_);
-    if (cases_.empty())
-      throw std::runtime_error("no BraTS cases under '" + p.get_text("root") + "' (expected folders ID/ID_" +
-                               modalities_.front() + ".nii.gz; `umrflow synth brats` writes phantoms in this layout)");
-    const auto limit = p.get_int("limit");
-    if (limit > 0 && static_cast<std::size_t>(limit) < cases_.size()) cases_.resize(limit);
-  }
-  std::int64_t size() const override { return static_cast<std::int64_t>(cases_.size()); }
-
-  Packet load(std::int64_t index, Context&) override {
-    const Case& c = cases_.at(index);
-    try {
-      return read(c);
-    } catch (const std::exception& e) {
-      const std::string why = "case " + c.id + ": " + e.what();
-      if (skip_bad_) throw SkipSample(why);
-      throw std::runtime_error(why);
-    }
-  }
-
- private:
-  Packet read(const Case& c) const {
+LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_, const std::vector<std::string>& regions_,
+                     bool need_label_) {
     std::vector<torch::Tensor> channels;
     io::Affine affine{};
     std::vector<std::int64_t> shape;
@@ -140,9 +108,9 @@ class BratsCases final : public SourceNode {
                                  " NaN or infinite voxel(s)");
       channels.push_back(v.data);
     }
-    Packet p;
-    p.tensors["image"] = torch::stack(channels);
-    p.tensors["affine"] = torch::from_blob(affine.data(), {4, 4}, torch::kFloat64).clone();
+    LoadedCase out;
+    out.image = torch::stack(channels);
+    out.affine.assign(affine.begin(), affine.end());
     if (need_label_) {
       if (c.label_file.empty()) throw std::runtime_error("missing label file " + c.id + "_seg.nii[.gz] in " + c.folder);
       io::Volume l = io::read_nifti(c.label_file);
@@ -150,18 +118,56 @@ class BratsCases final : public SourceNode {
         throw std::runtime_error("'" + c.label_file + "' has shape " + c10::str(l.data.sizes()) + ", the images " +
                                  c10::str(c10::IntArrayRef(shape)));
       try {
-        p.tensors["label"] = labels_to_regions(l.data, regions_);
+        out.label = labels_to_regions(l.data, regions_);
       } catch (const std::invalid_argument& e) {
         throw std::runtime_error("'" + c.label_file + "': " + e.what());
       }
     }
-    SampleMeta meta;
-    meta.id = c.id;
-    meta.tags["shape"] = shape;
-    p.samples.push_back(std::move(meta));
-    return p;
+    return out;
+}
+
+namespace {
+
+/// Source: one BraTS case per sample. Provides `image` (M, X, Y, Z) float32 in
+/// the requested modality order, `label` (R, X, Y, Z) uint8 region channels and
+/// `affine` (4, 4) float64.
+class BratsCases final : public SourceNode {
+ public:
+  explicit BratsCases(const Params& p)
+      : modalities_(p.get_texts("modalities")),
+        regions_(p.get_texts("regions")),
+        skip_bad_(p.get_text("on_bad_case") == "skip"),
+        need_label_(p.get_bool("labels")) {
+    cases_ = discover_cases(p.get_text("root"), modalities_);
+    if (cases_.empty())
+      throw std::runtime_error("no BraTS cases under '" + p.get_text("root") + "' (expected folders ID/ID_" +
+                               modalities_.front() + ".nii.gz; `umrflow synth brats` writes phantoms in this layout)");
+    const auto limit = p.get_int("limit");
+    if (limit > 0 && static_cast<std::size_t>(limit) < cases_.size()) cases_.resize(limit);
+  }
+  std::int64_t size() const override { return static_cast<std::int64_t>(cases_.size()); }
+
+  Packet load(std::int64_t index, Context&) override {
+    const Case& c = cases_.at(index);
+    try {
+      LoadedCase l = read_case(c, modalities_, regions_, need_label_);
+      Packet p;
+      p.tensors["image"] = l.image;
+      if (l.label.defined()) p.tensors["label"] = l.label;
+      p.tensors["affine"] = torch::from_blob(l.affine.data(), {4, 4}, torch::kFloat64).clone();
+      SampleMeta meta;
+      meta.id = c.id;
+      meta.tags["shape"] = {l.image.size(1), l.image.size(2), l.image.size(3)};
+      p.samples.push_back(std::move(meta));
+      return p;
+    } catch (const std::exception& e) {
+      const std::string why = "case " + c.id + ": " + e.what();
+      if (skip_bad_) throw SkipSample(why);
+      throw std::runtime_error(why);
+    }
   }
 
+ private:
   std::vector<std::string> modalities_, regions_;
   bool skip_bad_, need_label_;
   std::vector<Case> cases_;

@@ -1,0 +1,233 @@
+#include "io/h5cache.h"
+
+#include <hdf5.h>
+
+#include <filesystem>
+#include <mutex>
+#include <stdexcept>
+
+namespace umrflow::io {
+
+namespace {
+
+constexpr hsize_t kChunk = 32;
+
+/// Closes an HDF5 handle on scope exit.
+struct Handle {
+  hid_t id;
+  herr_t (*close)(hid_t);
+  Handle(hid_t i, herr_t (*c)(hid_t)) : id(i), close(c) {}
+  ~Handle() {
+    if (id >= 0) close(id);
+  }
+  operator hid_t() const { return id; }
+};
+
+void check(herr_t status, const std::string& what) {
+  if (status < 0) throw std::runtime_error(what);
+}
+
+void write_attr_ints(hid_t obj, const char* name, const std::vector<std::int64_t>& v) {
+  hsize_t n = v.size();
+  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  Handle attr(H5Acreate2(obj, name, H5T_NATIVE_INT64, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  check(H5Awrite(attr, H5T_NATIVE_INT64, v.data()), std::string("writing attribute ") + name);
+}
+void write_attr_doubles(hid_t obj, const char* name, const std::vector<double>& v) {
+  hsize_t n = v.size();
+  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  Handle attr(H5Acreate2(obj, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  check(H5Awrite(attr, H5T_NATIVE_DOUBLE, v.data()), std::string("writing attribute ") + name);
+}
+void write_attr_strings(hid_t obj, const char* name, const std::vector<std::string>& v) {
+  std::vector<const char*> ptrs;
+  for (const auto& s : v) ptrs.push_back(s.c_str());
+  hsize_t n = v.size();
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, H5T_VARIABLE);
+  Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
+  Handle attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  check(H5Awrite(attr, type, ptrs.data()), std::string("writing attribute ") + name);
+}
+
+std::vector<std::int64_t> read_attr_ints(hid_t obj, const char* name) {
+  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  if (attr < 0) throw std::runtime_error(std::string("missing attribute '") + name + "'");
+  Handle space(H5Aget_space(attr), H5Sclose);
+  std::vector<std::int64_t> v(H5Sget_simple_extent_npoints(space));
+  check(H5Aread(attr, H5T_NATIVE_INT64, v.data()), std::string("reading attribute ") + name);
+  return v;
+}
+std::vector<double> read_attr_doubles(hid_t obj, const char* name) {
+  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  if (attr < 0) throw std::runtime_error(std::string("missing attribute '") + name + "'");
+  Handle space(H5Aget_space(attr), H5Sclose);
+  std::vector<double> v(H5Sget_simple_extent_npoints(space));
+  check(H5Aread(attr, H5T_NATIVE_DOUBLE, v.data()), std::string("reading attribute ") + name);
+  return v;
+}
+std::vector<std::string> read_attr_strings(hid_t obj, const char* name) {
+  Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
+  if (attr < 0) throw std::runtime_error(std::string("missing attribute '") + name + "'");
+  Handle space(H5Aget_space(attr), H5Sclose);
+  std::vector<char*> ptrs(H5Sget_simple_extent_npoints(space));
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type, H5T_VARIABLE);
+  check(H5Aread(attr, type, ptrs.data()), std::string("reading attribute ") + name);
+  std::vector<std::string> out(ptrs.begin(), ptrs.end());
+  H5Dvlen_reclaim(type, space, H5P_DEFAULT, ptrs.data());
+  return out;
+}
+
+void write_array(hid_t group, const char* name, const torch::Tensor& t, hid_t type) {
+  std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
+  std::vector<hsize_t> chunk = {1};
+  for (std::size_t a = 1; a < dims.size(); ++a) chunk.push_back(std::min<hsize_t>(kChunk, dims[a]));
+  Handle space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
+  Handle props(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_chunk(props, static_cast<int>(chunk.size()), chunk.data());
+  H5Pset_shuffle(props);
+  H5Pset_deflate(props, 1);
+  Handle ds(H5Dcreate2(group, name, type, space, H5P_DEFAULT, props, H5P_DEFAULT), H5Dclose);
+  if (ds < 0) throw std::runtime_error(std::string("cannot create dataset ") + name);
+  check(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.contiguous().data_ptr()), std::string("writing ") + name);
+}
+
+std::once_flag quiet_once;
+void quiet() {
+  std::call_once(quiet_once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
+}
+
+}  // namespace
+
+void write_cache(const std::string& out, const std::vector<std::string>& modalities, const std::vector<std::string>& regions,
+                 std::int64_t count, const std::function<CaseData(std::int64_t)>& next,
+                 const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  quiet();
+  const std::string tmp = out + ".tmp";
+  {
+    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (file < 0) throw std::runtime_error("'" + tmp + "': cannot create (is the folder there and writable?)");
+    {
+      Handle root(H5Gopen2(file, "/", H5P_DEFAULT), H5Gclose);
+      write_attr_strings(root, "format", {"umrflow.brats-cache"});
+      write_attr_ints(root, "version", {1});
+      write_attr_strings(root, "modalities", modalities);
+      write_attr_strings(root, "regions", regions);
+    }
+    Handle cases(H5Gcreate2(file, "cases", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    for (std::int64_t i = 0; i < count; ++i) {
+      CaseData c = next(i);
+      const torch::Tensor fg = (c.image > 0).any(0);
+      std::vector<std::int64_t> start(3, 0), stop(3, 0);
+      if (fg.any().item<bool>()) {
+        const torch::Tensor idx = torch::nonzero(fg);
+        for (int a = 0; a < 3; ++a) {
+          start[a] = idx.select(1, a).min().item<std::int64_t>();
+          stop[a] = idx.select(1, a).max().item<std::int64_t>() + 1;
+        }
+      }
+      auto crop = [&](const torch::Tensor& t) {
+        return t.slice(1, start[0], stop[0]).slice(2, start[1], stop[1]).slice(3, start[2], stop[2]).contiguous();
+      };
+      torch::Tensor image = crop(c.image.to(torch::kFloat32));
+      const bool integral = torch::equal(image, image.round()) && image.numel() > 0 && image.abs().max().item<float>() <= 32767;
+      Handle group(H5Gcreate2(cases, c.id.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      if (group < 0) throw std::runtime_error("case '" + c.id + "': cannot create its group (duplicate id?)");
+      if (integral) write_array(group, "image", image.to(torch::kInt16), H5T_NATIVE_INT16);
+      else write_array(group, "image", image, H5T_NATIVE_FLOAT);
+      write_array(group, "label", crop(c.label.to(torch::kUInt8)), H5T_NATIVE_UINT8);
+      write_attr_ints(group, "original_shape", {c.image.size(1), c.image.size(2), c.image.size(3)});
+      write_attr_ints(group, "box_start", start);
+      write_attr_ints(group, "box_stop", stop);
+      write_attr_doubles(group, "affine", c.affine);
+      if (progress) progress(i + 1, count);
+    }
+  }
+  std::filesystem::rename(tmp, out);
+}
+
+CacheReader::CacheReader(const std::string& path) : path_(path) {
+  quiet();
+  if (!std::filesystem::exists(path)) throw std::runtime_error("'" + path + "': no such file (write it with `umrflow convert brats`)");
+  if (H5Fis_hdf5(path.c_str()) <= 0)
+    throw std::runtime_error("'" + path + "': not an HDF5 file, or truncated (convert it again with `umrflow convert brats`)");
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  // A chunk cache large enough for the chunks one 128^3 crop of one modality touches (5^3 chunks of 64 KiB).
+  H5Pset_cache(fapl, 0, 1009, 16u << 20, 0.75);
+  file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl);
+  if (file_ < 0) throw std::runtime_error("'" + path + "': cannot open (truncated or damaged; convert it again)");
+  try {
+    Handle root(H5Gopen2(file_, "/", H5P_DEFAULT), H5Gclose);
+    const auto format = read_attr_strings(root, "format");
+    if (format.empty() || format[0] != "umrflow.brats-cache") throw std::runtime_error("not a umrflow BraTS cache");
+    modalities_ = read_attr_strings(root, "modalities");
+    regions_ = read_attr_strings(root, "regions");
+    Handle group(H5Gopen2(file_, "cases", H5P_DEFAULT), H5Gclose);
+    if (group < 0) throw std::runtime_error("no /cases group");
+    H5G_info_t info;
+    check(H5Gget_info(group, &info), "reading /cases");
+    for (hsize_t i = 0; i < info.nlinks; ++i) {
+      char name[256];
+      if (H5Lget_name_by_idx(group, ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT) < 0)
+        throw std::runtime_error("cannot list /cases");
+      Handle c(H5Gopen2(group, name, H5P_DEFAULT), H5Gclose);
+      CachedCase cc;
+      cc.id = name;
+      cc.original_shape = read_attr_ints(c, "original_shape");
+      cc.box_start = read_attr_ints(c, "box_start");
+      cc.box_stop = read_attr_ints(c, "box_stop");
+      cc.affine = read_attr_doubles(c, "affine");
+      Handle ds(H5Dopen2(c, "image", H5P_DEFAULT), H5Dclose);
+      if (ds < 0) throw std::runtime_error("case '" + cc.id + "' has no image");
+      Handle space(H5Dget_space(ds), H5Sclose);
+      hsize_t dims[4];
+      if (H5Sget_simple_extent_ndims(space) != 4) throw std::runtime_error("case '" + cc.id + "': image is not 4-D");
+      H5Sget_simple_extent_dims(space, dims, nullptr);
+      cc.stored_shape.assign(dims, dims + 4);
+      cases_.push_back(std::move(cc));
+    }
+  } catch (const std::exception& e) {
+    H5Fclose(file_);
+    file_ = -1;
+    throw std::runtime_error("'" + path + "': " + e.what());
+  }
+}
+
+CacheReader::~CacheReader() {
+  if (file_ >= 0) H5Fclose(file_);
+}
+
+std::pair<torch::Tensor, torch::Tensor> CacheReader::read(std::size_t i, const std::vector<std::int64_t>& start,
+                                                          const std::vector<std::int64_t>& size) const {
+  const CachedCase& c = cases_.at(i);
+  auto read_one = [&](const char* name, hid_t mem_type, torch::ScalarType dtype) {
+    const std::string where = "'" + path_ + "', case " + c.id + ", /" + name;
+    Handle ds(H5Dopen2(file_, ("cases/" + c.id + "/" + name).c_str(), H5P_DEFAULT), H5Dclose);
+    if (ds < 0) throw std::runtime_error(where + ": cannot open");
+    Handle space(H5Dget_space(ds), H5Sclose);
+    hsize_t dims[4];
+    H5Sget_simple_extent_dims(space, dims, nullptr);
+    torch::Tensor out = torch::zeros({static_cast<std::int64_t>(dims[0]), size[0], size[1], size[2]}, dtype);
+    // The part of the requested window that lies inside the stored box.
+    hsize_t file_start[4] = {0}, count[4] = {dims[0]}, mem_start[4] = {0};
+    for (int a = 0; a < 3; ++a) {
+      const std::int64_t lo = std::max<std::int64_t>(0, start[a]);
+      const std::int64_t hi = std::min<std::int64_t>(static_cast<std::int64_t>(dims[a + 1]), start[a] + size[a]);
+      if (hi <= lo) return out;
+      file_start[a + 1] = lo;
+      count[a + 1] = hi - lo;
+      mem_start[a + 1] = lo - start[a];
+    }
+    hsize_t mem_dims[4] = {dims[0], static_cast<hsize_t>(size[0]), static_cast<hsize_t>(size[1]), static_cast<hsize_t>(size[2])};
+    Handle mem(H5Screate_simple(4, mem_dims, nullptr), H5Sclose);
+    check(H5Sselect_hyperslab(space, H5S_SELECT_SET, file_start, nullptr, count, nullptr), where + ": bad selection");
+    check(H5Sselect_hyperslab(mem, H5S_SELECT_SET, mem_start, nullptr, count, nullptr), where + ": bad selection");
+    if (H5Dread(ds, mem_type, mem, space, H5P_DEFAULT, out.data_ptr()) < 0)
+      throw std::runtime_error(where + ": read failed (the file is truncated or damaged; convert it again)");
+    return out;
+  };
+  return {read_one("image", H5T_NATIVE_FLOAT, torch::kFloat32), read_one("label", H5T_NATIVE_UINT8, torch::kUInt8)};
+}
+
+}  // namespace umrflow::io

@@ -1,0 +1,74 @@
+// h5cache.h: the BraTS HDF5 cache: each case cropped to its brain box, stored
+// chunked and compressed, read back as random crops through hyperslabs.
+//
+// Layout (plain HDF5; docs/datasets.md shows how to read it with h5py):
+//   /                       attrs: format = "umrflow.brats-cache", version = 1,
+//                                  modalities (strings), regions (strings)
+//   /cases/<ID>/image       (M, x, y, z) int16 when every voxel is an integer in
+//                           range, else float32; chunks (1, 32, 32, 32),
+//                           shuffle + deflate level 1
+//   /cases/<ID>/label       (R, x, y, z) uint8 region channels, same chunking
+//   attrs of /cases/<ID>:   original_shape (3 x int64), box_start, box_stop
+//                           (3 x int64, the brain box in original voxels,
+//                           stop exclusive), affine (16 x float64, row-major)
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+namespace umrflow::io {
+
+struct CachedCase {
+  std::string id;
+  std::vector<std::int64_t> original_shape, box_start, box_stop;
+  std::vector<double> affine;
+  std::vector<std::int64_t> stored_shape;  // (M, x, y, z) of /image
+};
+
+/// Writes a cache file. `next(i)` returns case i's image (M, X, Y, Z) float32,
+/// label regions (R, X, Y, Z) uint8 and affine; the crop to the brain box is
+/// done here. Written to OUT.tmp and renamed at the end, so an interrupted
+/// conversion never leaves a file that looks complete.
+struct CaseData {
+  std::string id;
+  torch::Tensor image, label;
+  std::vector<double> affine;
+};
+void write_cache(const std::string& out, const std::vector<std::string>& modalities, const std::vector<std::string>& regions,
+                 std::int64_t count, const std::function<CaseData(std::int64_t)>& next,
+                 const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+
+/// An open cache file. Reads may come from several threads (HDF5 serialises
+/// them internally).
+class CacheReader {
+ public:
+  /// Opens and checks the file; throws std::runtime_error naming it when it is
+  /// missing, truncated, not HDF5 or not a umrflow cache.
+  explicit CacheReader(const std::string& path);
+  ~CacheReader();
+  CacheReader(const CacheReader&) = delete;
+  CacheReader& operator=(const CacheReader&) = delete;
+
+  const std::vector<CachedCase>& cases() const { return cases_; }
+  const std::vector<std::string>& modalities() const { return modalities_; }
+  const std::vector<std::string>& regions() const { return regions_; }
+
+  /// Reads [start, start + size) of the stored (cropped) arrays of case `i`, per
+  /// spatial axis; parts outside the stored box are zero. Returns float32 image
+  /// and uint8 label.
+  std::pair<torch::Tensor, torch::Tensor> read(std::size_t i, const std::vector<std::int64_t>& start,
+                                               const std::vector<std::int64_t>& size) const;
+
+ private:
+  std::string path_;
+  std::int64_t file_ = -1;
+  std::vector<CachedCase> cases_;
+  std::vector<std::string> modalities_, regions_;
+};
+
+}  // namespace umrflow::io

@@ -1,0 +1,132 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "brats/brats.h"
+#include "io/h5cache.h"
+#include "io/nifti.h"
+#include "nodes/node_harness.h"
+
+namespace umrflow {
+
+namespace fs = std::filesystem;
+
+namespace {
+/// Three phantom cases and their cache, made once for the suite.
+struct CacheFixture {
+  test::TempDir dir;
+  std::string src, h5;
+  CacheFixture() {
+    brats::PhantomOptions o;
+    o.cases = 3;
+    o.size = 32;
+    o.seed = 9;
+    o.out = src = dir.path() + "/src";
+    brats::write_phantoms(o);
+    h5 = dir.path() + "/cache.h5";
+    brats::convert_to_cache(src, h5, brats::default_modalities(), {"TC", "WT", "ET"});
+  }
+};
+CacheFixture& fixture() {
+  static CacheFixture f;
+  return f;
+}
+}  // namespace
+
+// The cache holds each case cropped to its brain box, equal to the NIfTI data.
+TEST(BratsH5, CacheEqualsTheNiftiBrainBox) {
+  auto& f = fixture();
+  io::CacheReader reader(f.h5);
+  ASSERT_EQ(reader.cases().size(), 3u);
+  EXPECT_EQ(reader.modalities(), brats::default_modalities());
+  const auto cases = brats::discover_cases(f.src, brats::default_modalities());
+  for (std::size_t i = 0; i < 3; ++i) {
+    const auto& c = reader.cases()[i];
+    EXPECT_EQ(c.id, cases[i].id);
+    auto full = brats::read_case(cases[i], brats::default_modalities(), {"TC", "WT", "ET"}, true);
+    const auto& s = c.box_start;
+    const auto& e = c.box_stop;
+    auto box = [&](const torch::Tensor& t) { return t.slice(1, s[0], e[0]).slice(2, s[1], e[1]).slice(3, s[2], e[2]); };
+    // The box is tight: every face touches a voxel > 0.
+    const auto fg = (box(full.image) > 0).any(0);
+    EXPECT_TRUE(fg.select(0, 0).any().item<bool>() && fg.select(0, -1).any().item<bool>());
+    EXPECT_EQ((full.image > 0).any(0).sum().item<std::int64_t>(), fg.sum().item<std::int64_t>());
+    auto [image, label] = reader.read(i, {0, 0, 0}, {e[0] - s[0], e[1] - s[1], e[2] - s[2]});
+    EXPECT_TRUE(torch::equal(image, box(full.image)));
+    EXPECT_TRUE(torch::equal(label, box(full.label)));
+    EXPECT_EQ(c.original_shape, (std::vector<std::int64_t>{32, 32, 20}));
+    EXPECT_NEAR(c.affine[0], 240.0 / 32, 1e-9);
+  }
+}
+
+// brats.h5 reproduces foreground crop (rounded to k) + random crop: its window
+// is found at its recorded place in the NIfTI pipeline's foreground crop.
+TEST(BratsH5, LoaderMatchesTheNiftiPipeline) {
+  auto& f = fixture();
+  auto h5 = test::make_node("brats.h5", "{file: " + f.h5 + ", crop: [16, 16, 8], k_divisible: [16, 16, 16]}");
+  auto nifti = test::make_node("brats.cases", "{root: " + f.src + "}");
+  auto fg = test::make_node("volume.crop_foreground", "{k_divisible: [16, 16, 16]}");
+  for (std::int64_t i = 0; i < 3; ++i) {
+    for (std::int64_t draw = 0; draw < 4; ++draw) {
+      Context ctx(3, draw, i, "h5", true);
+      Packet p = dynamic_cast<SourceNode&>(*h5).load(i, ctx);
+      ASSERT_EQ(p.at("image").sizes(), (c10::IntArrayRef{4, 16, 16, 8}));
+      Context ctx2(3, 0, i, "n", true);
+      Packet whole = test::apply(*fg, dynamic_cast<SourceNode&>(*nifti).load(i, ctx2));
+      const auto a = p.samples[0].tags.at("crop_start");
+      const auto b = whole.samples[0].tags.at("foreground_start");
+      auto window = [&](const torch::Tensor& t) {
+        return t.slice(1, a[0] - b[0], a[0] - b[0] + 16).slice(2, a[1] - b[1], a[1] - b[1] + 16).slice(3, a[2] - b[2], a[2] - b[2] + 8);
+      };
+      EXPECT_TRUE(torch::equal(p.at("image"), window(whole.at("image")))) << i << " " << draw;
+      EXPECT_TRUE(torch::equal(p.at("label"), window(whole.at("label"))));
+    }
+  }
+}
+
+// A truncated or foreign file is an error that names it.
+TEST(BratsH5, BadFilesAreNamed) {
+  auto& f = fixture();
+  test::TempDir dir;
+  const std::string cut = dir.path() + "/cut.h5";
+  fs::copy_file(f.h5, cut);
+  fs::resize_file(cut, fs::file_size(cut) / 2);
+  const std::string junk = dir.write("junk.h5", "not hdf5");
+  for (const std::string& p : {cut, junk, dir.path() + "/none.h5"}) {
+    try {
+      io::CacheReader r(p);
+      for (std::size_t i = 0; i < r.cases().size(); ++i) r.read(i, {0, 0, 0}, {32, 32, 20});
+      FAIL() << p;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
+  }
+}
+
+// The file is plain HDF5 that h5py reads with the documented layout.
+TEST(BratsH5, ReadableByH5py) {
+  if (test::run_command("/usr/bin/python3 -c 'import h5py'", nullptr) != 0) GTEST_SKIP() << "python3-h5py is not installed";
+  auto& f = fixture();
+  test::TempDir dir;
+  const std::string script = dir.write("check.py", R"(import sys, h5py, numpy as np
+f = h5py.File(sys.argv[1], 'r')
+assert f.attrs['format'][0] in ('umrflow.brats-cache', b'umrflow.brats-cache'), f.attrs['format']
+assert list(f['cases'].keys()) == ['Phantom_001', 'Phantom_002', 'Phantom_003']
+c = f['cases/Phantom_002']
+img, lab = c['image'], c['label']
+assert img.shape[0] == 4 and lab.shape[0] == 3, (img.shape, lab.shape)
+assert img.chunks == (1,) + tuple(min(32, n) for n in img.shape[1:]), img.chunks
+start, stop = c.attrs['box_start'], c.attrs['box_stop']
+assert tuple(img.shape[1:]) == tuple(stop - start), (img.shape, start, stop)
+assert set(np.unique(lab[...])) <= {0, 1}
+print(int(np.asarray(img[...], dtype=np.int64).sum()))
+)");
+  std::string out;
+  ASSERT_EQ(test::run_command("/usr/bin/python3 " + script + " " + f.h5, &out), 0) << out;
+  io::CacheReader r(f.h5);
+  const auto& c = r.cases()[1];
+  auto [image, label] = r.read(1, {0, 0, 0}, {c.stored_shape[1], c.stored_shape[2], c.stored_shape[3]});
+  EXPECT_EQ(std::stoll(out), image.sum().item<double>());
+}
+
+}  // namespace umrflow
