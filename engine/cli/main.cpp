@@ -7,6 +7,8 @@
 #include <iostream>
 
 #include "brats/brats.h"
+#include "io/h5cache.h"
+#include "io/split.h"
 #include "builtin.h"
 #include "common.h"
 #include "umrflow/describe.h"
@@ -140,6 +142,17 @@ int main(int argc, char** argv) {
   convert_brats->add_option("--regions", convert_regions, "label region channels (TC, WT, ET, NCR, ED)")->delimiter(',');
   convert_brats->footer("The layout is documented in docs/datasets.md; read the file with the node brats.h5.");
 
+  CLI::App* split = app.add_subcommand("split", "write a seeded train/val/test split of a data set's case ids");
+  std::string split_from, split_out;
+  double split_val = 0.05, split_test = 0.10;
+  std::uint64_t split_seed = 2025;
+  split->add_option("--from", split_from, "case folders (BraTS layout), a cache .h5, or a text file of ids (one per line)")
+      ->required()->check(CLI::ExistingPath);
+  split->add_option("--val", split_val, "fraction of cases for validation")->check(CLI::Range(0.0, 1.0));
+  split->add_option("--test", split_test, "fraction of cases for testing")->check(CLI::Range(0.0, 1.0));
+  split->add_option("--seed", split_seed, "the same seed and ids give the same split");
+  split->add_option("--out", split_out, "split file to write (YAML), e.g. datasets/brats2020/split.yaml")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -172,6 +185,27 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "\r  case %lld/%lld", static_cast<long long>(i), static_cast<long long>(n));
         if (i == n) std::fprintf(stderr, "\n");
       });
+      return 0;
+    }
+    if (*split) {
+      std::vector<std::string> ids;
+      if (fs::is_directory(split_from)) {
+        for (const auto& c : brats::discover_cases(split_from, brats::default_modalities())) ids.push_back(c.id);
+      } else if (fs::path(split_from).extension() == ".h5") {
+        for (const auto& c : io::CacheReader(split_from).cases()) ids.push_back(c.id);
+      } else {
+        std::ifstream in(split_from);
+        for (std::string line; std::getline(in, line);)
+          if (!line.empty() && line[0] != '#') ids.push_back(line);
+      }
+      if (ids.empty()) throw std::runtime_error("no case ids found in '" + split_from + "'");
+      const io::Split s = io::make_split(ids, split_val, split_test, split_seed);
+      io::write_split(split_out, s,
+                      "umrflow split: " + std::to_string(ids.size()) + " cases, seed " + std::to_string(split_seed) + ", " +
+                          std::to_string(s.subsets.at("train").size()) + " train / " + std::to_string(s.subsets.at("val").size()) +
+                          " val / " + std::to_string(s.subsets.at("test").size()) + " test");
+      std::printf("%s: %zu train, %zu val, %zu test\n", split_out.c_str(), s.subsets.at("train").size(),
+                  s.subsets.at("val").size(), s.subsets.at("test").size());
       return 0;
     }
     if (*sweep) return cli::run_sweep(graph_path, sets, plugins, out_dir, threads, quiet);

@@ -4,10 +4,12 @@
 #include <algorithm>
 #include <filesystem>
 #include <map>
+#include <set>
 
 #include "brats/brats.h"
 #include "builtin.h"
 #include "io/nifti.h"
+#include "io/split.h"
 #include "umrflow/node.h"
 
 namespace umrflow::brats {
@@ -142,6 +144,13 @@ class BratsCases final : public SourceNode {
     if (cases_.empty())
       throw std::runtime_error("no BraTS cases under '" + p.get_text("root") + "' (expected folders ID/ID_" +
                                modalities_.front() + ".nii.gz; `umrflow synth brats` writes phantoms in this layout)");
+    if (!p.get_text("split").empty()) {
+      std::vector<std::string> ids;
+      for (const auto& c : cases_) ids.push_back(c.id);
+      const auto keep = io::select_subset(ids, io::read_split(p.get_text("split")), p.get_text("subset"), p.get_text("split"));
+      const std::set<std::string> kept(keep.begin(), keep.end());
+      cases_.erase(std::remove_if(cases_.begin(), cases_.end(), [&](const Case& c) { return !kept.count(c.id); }), cases_.end());
+    }
     const auto limit = p.get_int("limit");
     if (limit > 0 && static_cast<std::size_t>(limit) < cases_.size()) cases_.resize(limit);
   }
@@ -191,6 +200,8 @@ void register_brats_nodes(Registry& registry) {
       param::boolean("labels", true, "read `<ID>_seg`; false for unlabelled cases"),
       param::choice("on_bad_case", "fail", {"fail", "skip"}, "a bad case stops the run, or is skipped and listed in skipped.tsv"),
       param::integer("limit", 0, "use only the first N cases (sorted by id); 0 = all").min(0),
+      param::text("split", "", "split file (umrflow split); empty: every case"),
+      param::choice("subset", "train", {"train", "val", "test", "all"}, "which list of the split file to use"),
   };
   s.outputs = {{"image", 4, "float32 (modalities, X, Y, Z), scanner intensities"},
                {"label", 4, "uint8 (regions, X, Y, Z)"},
