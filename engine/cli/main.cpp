@@ -1,6 +1,9 @@
 // umrflow: command-line entry point.
 #include <CLI/CLI.hpp>
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -153,6 +156,16 @@ int main(int argc, char** argv) {
   split->add_option("--seed", split_seed, "the same seed and ids give the same split");
   split->add_option("--out", split_out, "split file to write (YAML), e.g. datasets/brats2020/split.yaml")->required();
 
+  CLI::App* bench = app.add_subcommand("bench", "time a graph at several data-plane thread counts (samples per second)");
+  std::vector<int> bench_threads = {1, 2};
+  int bench_repeat = 3;
+  bench->add_option("graph", graph_path, "graph file (YAML)")->required()->check(CLI::ExistingFile);
+  bench->add_option("--threads", bench_threads, "thread counts to compare")->delimiter(',');
+  bench->add_option("--repeat", bench_repeat, "runs per thread count; the median is reported")->check(CLI::Range(1, 100));
+  add_set_opt(bench);
+  add_plugin_opt(bench);
+  bench->footer("Each run is one full epoch of the graph into a temporary folder; prints a Markdown table.");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -213,6 +226,26 @@ int main(int argc, char** argv) {
     Registry registry;
     register_builtin_nodes(registry);
     Graph graph = cli::load_and_validate(graph_path, sets, plugins, registry);
+    if (*bench) {
+      std::printf("| threads | samples/s (median of %d) | runs |\n|---|---|---|\n", bench_repeat);
+      const fs::path tmp = fs::temp_directory_path() / ("umrflow_bench_" + std::to_string(::getpid()));
+      for (int t : bench_threads) {
+        std::vector<double> rates;
+        for (int r = 0; r < bench_repeat; ++r) {
+          RunOptions o;
+          o.run_dir = (tmp / (std::to_string(t) + "_" + std::to_string(r))).string();
+          o.threads = t;
+          o.quiet = true;
+          rates.push_back(run_graph(graph, registry, o).final_metrics.at("samples_per_s"));
+        }
+        std::sort(rates.begin(), rates.end());
+        std::string runs;
+        for (double v : rates) runs += (runs.empty() ? "" : ", ") + std::to_string(v).substr(0, 6);
+        std::printf("| %d | %.2f | %s |\n", t, rates[rates.size() / 2], runs.c_str());
+      }
+      fs::remove_all(tmp);
+      return 0;
+    }
     if (*validate) {
       std::printf("%s: valid (%zu modules, %zu data nodes, %zu step nodes)\n", graph_path.c_str(), graph.modules.size(),
                   graph.data.size(), graph.step.size());
