@@ -132,6 +132,7 @@ int main(int argc, char** argv) {
   synth_brats->add_option("--out", phantom.out, "folder to write the case folders into")->required();
   synth_brats->add_option("--template", phantom.template_path,
                           "brain template (default: mricron-data's ch2bet.nii.gz; a procedural head when absent)");
+  synth_brats->add_flag("--procedural", phantom.procedural, "use the procedural head even when the template is installed");
 
   CLI::App* convert = app.add_subcommand("convert", "convert a data set into a cache file");
   convert->require_subcommand(1);
@@ -181,7 +182,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*synth_brats) {
-      const bool with_template = !phantom.template_path.empty() || fs::exists(brats::default_template_path());
+      const bool with_template =
+          !phantom.procedural && (!phantom.template_path.empty() || fs::exists(brats::default_template_path()));
       std::fprintf(stderr, "writing %lld phantom case(s) of %lldx%lldx%lld into %s (%s anatomy)\n",
                    static_cast<long long>(phantom.cases), static_cast<long long>(phantom.size),
                    static_cast<long long>(phantom.size), static_cast<long long>(std::max<std::int64_t>(8, phantom.size * 155 / 240)),

@@ -53,6 +53,7 @@ struct PhantomOptions {
   std::uint64_t seed = 1;
   std::string out;
   std::string template_path;  // ch2bet; empty: the Debian mricron-data path if present
+  bool procedural = false;    // ignore any template: nested-ellipsoid head
 };
 
 /// Writes phantom cases in the BraTS 2020 layout (`Phantom_001/Phantom_001_flair.nii.gz`,

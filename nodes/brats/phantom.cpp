@@ -114,7 +114,7 @@ std::vector<std::string> write_phantoms(const PhantomOptions& o, const std::func
   if (o.cases < 1 || o.size < 16) throw std::invalid_argument("phantoms need at least 1 case and size >= 16");
   const std::vector<std::int64_t> shape = {o.size, o.size, std::max<std::int64_t>(8, o.size * 155 / 240)};
   const std::string tpl = o.template_path.empty() ? default_template_path() : o.template_path;
-  const bool use_template = fs::exists(tpl);
+  const bool use_template = !o.procedural && fs::exists(tpl);
   if (!o.template_path.empty() && !use_template) throw std::runtime_error("template '" + o.template_path + "' does not exist");
   const io::Affine affine = io::diagonal_affine(240.0 / shape[0], 240.0 / shape[1], 155.0 / shape[2]);
   struct Contrast {

@@ -186,7 +186,7 @@ class ModalityFill final : public SampleNode {
 /// `present` the (S, M) masks in the chosen order.
 class ModalitySubsets final : public StepNode {
  public:
-  explicit ModalitySubsets(const Params& p) : modalities_(p.get_texts("modalities")) {
+  explicit ModalitySubsets(const Params& p) : modalities_(p.get_texts("modalities")), group_size_(p.get_int("group_size")) {
     masks_ = modality::subset_masks(modalities_, p.get_text("order"));
   }
   Packet run(const std::vector<Packet>& in, Context&) override {
@@ -209,11 +209,21 @@ class ModalitySubsets final : public StepNode {
     out.tensors["complete"] = x;
     out.tensors["incomplete"] = torch::cat(incomplete);
     out.tensors["present"] = torch::tensor(flat).view({static_cast<std::int64_t>(masks_.size()), x.size(1)});
+    // Groups as the released stage-3 trainer forms them: the complete set alone
+    // (group 0), then the incomplete subsets in runs of group_size, in order.
+    std::vector<std::int64_t> group;
+    std::int64_t incomplete_seen = 0;
+    for (const auto& mask : masks_) {
+      const bool complete = std::count(mask.begin(), mask.end(), 1) == static_cast<std::int64_t>(mask.size());
+      group.push_back(complete ? 0 : 1 + incomplete_seen++ / group_size_);
+    }
+    out.tensors["group"] = torch::tensor(group);
     return out;
   }
 
  private:
   std::vector<std::string> modalities_;
+  std::int64_t group_size_;
   std::vector<std::vector<std::int64_t>> masks_;
 };
 
@@ -262,12 +272,14 @@ void register_modality_nodes(Registry& registry) {
   subsets.kind = NodeKind::step;
   subsets.summary = "Expands a batch into all 2^M - 1 modality subsets (absent channels zeroed), in the code's or the paper's order.";
   subsets.params = {param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"}, "names of the channels, in order"),
-                    param::choice("order", "code", {"code", "paper"}, "code: complete first, then by zeroed sets; paper: the tables' row order")};
+                    param::choice("order", "code", {"code", "paper"}, "code: complete first, then by zeroed sets; paper: the tables' row order"),
+                    param::integer("group_size", 2, "incomplete subsets per group in `group` (the released stage 3 uses pairs)").min(1)};
   subsets.inputs = {PortSpec{"x", {{"image", -1, "(B, M, ...)"}}, "the batch"}};
   subsets.outputs = {{"image", -1, "(S*B, M, ...) every subset, subset-major"},
                      {"complete", -1, "(B, M, ...)"},
                      {"incomplete", -1, "((S-1)*B, M, ...) every subset but the complete one"},
-                     {"present", 2, "int64 (S, M) masks"}};
+                     {"present", 2, "int64 (S, M) masks"},
+                     {"group", 1, "int64 (S): 0 for the complete set, then 1, 1, 2, 2, ... for runs of group_size"}};
   subsets.create = factory<ModalitySubsets>();
   registry.add(std::move(subsets));
 }

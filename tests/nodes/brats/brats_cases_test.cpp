@@ -170,6 +170,15 @@ TEST(Brats, PhantomsLookLikeBrats) {
   const auto brain = flair.data > 0;
   EXPECT_GT(mean_where(flair.data, seg.data == 2), 1.3 * mean_where(flair.data, brain & (seg.data == 0)));
   EXPECT_GT(mean_where(t1ce.data, seg.data == 4), 2.0 * mean_where(t1ce.data, seg.data == 1));
+  // The procedural head (used when mricron-data is absent) gives the same kind of case.
+  o.out = dir.path() + "/procedural";
+  o.procedural = true;
+  brats::write_phantoms(o);
+  io::Volume pseg = io::read_nifti(o.out + "/Phantom_001/Phantom_001_seg.nii.gz");
+  for (int v : {1, 2, 4}) EXPECT_GT((pseg.data == v).sum().item<int>(), 0) << "procedural label " << v;
+  EXPECT_GT((io::read_nifti(o.out + "/Phantom_001/Phantom_001_t1.nii.gz").data > 0).sum().item<int>(), 32 * 32 * 20 / 4);
+  EXPECT_FALSE(torch::equal(pseg.data, seg.data));
+  o.procedural = false;
   o.out = dir.path() + "/b";
   brats::write_phantoms(o);
   EXPECT_TRUE(torch::equal(io::read_nifti(o.out + "/Phantom_002/Phantom_002_t2.nii.gz").data,

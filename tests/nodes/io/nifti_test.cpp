@@ -2,8 +2,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "io/nifti.h"
+#include "test_paths.h"
 #include "test_util.h"
 
 namespace umrflow {
@@ -60,6 +62,33 @@ print('ok')
   EXPECT_TRUE(torch::allclose(v.data, expected));
   EXPECT_DOUBLE_EQ(v.affine[0], 1.5);
   EXPECT_DOUBLE_EQ(v.affine[10], 2.0);
+}
+
+// A phantom case opens in nibabel with the shape, affine and values umrflow reads.
+TEST(Nifti, PhantomOpensInNibabel) {
+  if (!have_nibabel()) GTEST_SKIP() << "python3-nibabel is not installed (tools/setup.sh installs it)";
+  test::TempDir dir;
+  std::string out;
+  ASSERT_EQ(test::run_command(std::string(UMRFLOW_BINARY) + " synth brats --cases 1 --size 32 --out " + dir.path(), &out), 0) << out;
+  const std::string file = dir.path() + "/Phantom_001/Phantom_001_t1ce.nii.gz";
+  const std::string script = dir.write("p.py", "import sys, nibabel as nib, numpy as np\nim = nib.load(sys.argv[1])\n"
+                                               "a = im.get_fdata()\nprint(a.shape[0], a.shape[1], a.shape[2], int(a.sum()), "
+                                               "int((a * np.arange(a.shape[0])[:, None, None]).sum()), *im.affine.flatten())\n");
+  ASSERT_EQ(test::run_command(std::string(kPython) + " " + script + " " + file, &out), 0) << out;
+  std::istringstream in(out);
+  std::int64_t x, y, z;
+  double sum, weighted;
+  in >> x >> y >> z >> sum >> weighted;
+  io::Volume v = io::read_nifti(file);
+  EXPECT_EQ(v.data.sizes(), (c10::IntArrayRef{x, y, z}));
+  const torch::Tensor d = v.data.to(torch::kFloat64);  // exact sums of integer voxels
+  EXPECT_EQ(sum, d.sum().item<double>());
+  EXPECT_EQ(weighted, (d * torch::arange(x, torch::kFloat64).view({x, 1, 1})).sum().item<double>());  // voxel order, not just totals
+  for (int i = 0; i < 16; ++i) {
+    double a;
+    in >> a;
+    EXPECT_NEAR(a, v.affine[i], 1e-5) << i;
+  }
 }
 
 // A truncated .nii.gz, a missing file and garbage are errors that name the file.

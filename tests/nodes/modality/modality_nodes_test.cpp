@@ -150,6 +150,11 @@ TEST(Modality, SubsetsExpandTheBatch) {
     EXPECT_EQ(std::vector<std::int64_t>(out.at("present")[s].data_ptr<std::int64_t>(), out.at("present")[s].data_ptr<std::int64_t>() + 4), masks[s]);
   }
   EXPECT_TRUE(torch::equal(out.at("incomplete"), out.at("image").slice(0, 2)));
+  // Released stage-3 grouping: complete alone, then pairs {1,2}, {3,4}, ..., {13,14}.
+  EXPECT_TRUE(torch::equal(out.at("group"), torch::tensor({0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7})));
+  auto paper = make_node("modality.subsets", "{order: paper, group_size: 7}");
+  Packet p = dynamic_cast<StepNode&>(*paper).run({in}, ctx);
+  EXPECT_TRUE(torch::equal(p.at("group"), torch::tensor({1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 0})));
 }
 
 }  // namespace umrflow
