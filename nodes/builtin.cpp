@@ -6,6 +6,7 @@ void register_builtin_nodes(Registry& registry) {
   register_engine_nodes(registry);
   nodes::register_demo_nodes(registry);
   nodes::register_loss_nodes(registry);
+  nodes::register_unimrseg_loss_nodes(registry);
   nodes::register_brats_nodes(registry);
   nodes::register_brats_h5_nodes(registry);
   nodes::register_transform_nodes(registry);

@@ -11,6 +11,7 @@ void register_builtin_nodes(Registry& registry);
 namespace nodes {
 void register_demo_nodes(Registry& registry);  // demo/: synthetic tensors and small models
 void register_loss_nodes(Registry& registry);  // loss/
+void register_unimrseg_loss_nodes(Registry& registry);  // loss/: Dice, SSIM, L1, NT-Xent
 void register_brats_nodes(Registry& registry);  // brats/: BraTS cases on disk
 void register_brats_h5_nodes(Registry& registry);  // brats/: the HDF5 cache
 void register_transform_nodes(Registry& registry);  // transforms/: volume augmentation

@@ -1,0 +1,27 @@
+// losses.h: the losses of UniMRSeg as plain functions (the nodes wrap them).
+// Semantics follow the libraries the released code calls; see docs/nodes.md.
+#pragma once
+
+#include <torch/types.h>
+
+namespace umrflow::loss {
+
+/// MONAI DiceLoss(sigmoid=True) defaults: p = sigmoid(logits); per (sample,
+/// channel) 1 - (2*sum(p*g) + 1e-5) / (sum(p) + sum(g) + 1e-5) over the spatial
+/// axes; mean over samples and channels. `target` may be soft (values in [0, 1]).
+torch::Tensor soft_dice(const torch::Tensor& logits, const torch::Tensor& target);
+
+/// MONAI 1.2 SSIMLoss(spatial_dims=3) defaults: separable Gaussian window of
+/// `win`^3 (sigma 1.5), valid convolution, data range 1, k1 0.01, k2 0.03,
+/// population variances; SSIM map averaged per sample over channels and voxels;
+/// loss = mean over samples of (1 - ssim). Needs every spatial size >= win.
+torch::Tensor ssim_3d(const torch::Tensor& pred, const torch::Tensor& target, std::int64_t win = 11, double sigma = 1.5,
+                      double data_range = 1.0);
+
+/// NT-Xent over L2-normalised rows. `complete` and `missing` are (B, D); row
+/// pairs (complete_i, missing_i) are positives, rows of other samples negatives.
+/// "code" (released): the denominator holds the negatives only; "paper" (Eq. 1):
+/// it holds every other row, the positive included. Mean over the 2B rows.
+torch::Tensor nt_xent(const torch::Tensor& complete, const torch::Tensor& missing, double temperature, bool paper_variant);
+
+}  // namespace umrflow::loss

@@ -1,0 +1,135 @@
+#include <gtest/gtest.h>
+
+#include <hdf5.h>
+
+#include <cmath>
+#include <filesystem>
+
+#include "loss/losses.h"
+#include "nodes/node_harness.h"
+#include "test_paths.h"
+
+namespace umrflow {
+
+namespace {
+
+/// Reads a float dataset of the authors' parity vectors (../shared/reference).
+torch::Tensor parity(const std::string& name) {
+  const std::string path = std::string(UMRFLOW_SOURCE_DIR) + "/../shared/reference/unimrseg_parity_vectors.h5";
+  if (!std::filesystem::exists(path)) return {};
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
+  hid_t s = H5Dget_space(d);
+  hsize_t dims[8];
+  const int rank = H5Sget_simple_extent_dims(s, dims, nullptr);
+  std::vector<std::int64_t> shape(dims, dims + rank);
+  torch::Tensor t = torch::empty(shape, torch::kFloat32);
+  H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr());
+  H5Sclose(s);
+  H5Dclose(d);
+  H5Fclose(f);
+  return t;
+}
+
+}  // namespace
+
+// Soft Dice equals a per-(sample, channel) loop in double precision.
+TEST(UniMRSegLosses, DiceMatchesLoops) {
+  torch::manual_seed(3);
+  torch::Tensor logits = torch::randn({2, 3, 4, 4, 4}, torch::kFloat64);
+  torch::Tensor target = (torch::rand({2, 3, 4, 4, 4}, torch::kFloat64) > 0.6).to(torch::kFloat64);
+  target[1][2].zero_();  // an empty target channel
+  double total = 0;
+  for (int b = 0; b < 2; ++b)
+    for (int c = 0; c < 3; ++c) {
+      double inter = 0, ps = 0, gs = 0;
+      auto p = torch::sigmoid(logits[b][c]).flatten();
+      auto g = target[b][c].flatten();
+      for (int i = 0; i < p.numel(); ++i) {
+        inter += p[i].item<double>() * g[i].item<double>();
+        ps += p[i].item<double>();
+        gs += g[i].item<double>();
+      }
+      total += 1.0 - (2 * inter + 1e-5) / (ps + gs + 1e-5);
+    }
+  EXPECT_NEAR(loss::soft_dice(logits, target).item<double>(), total / 6, 1e-10);
+  // The node with a reference prediction uses sigmoid(reference) as a soft, detached target.
+  auto node = test::make_node("loss.dice", "{target: sigmoid_detached}");
+  Packet pred, ref;
+  pred.tensors["pred"] = logits.to(torch::kFloat32).requires_grad_(true);
+  ref.tensors["target"] = (logits.to(torch::kFloat32) * 2).requires_grad_(true);
+  Context ctx(1, 0, 0, "dice", true);
+  auto l = dynamic_cast<StepNode&>(*node).run({pred, ref}, ctx).at("loss");
+  EXPECT_NEAR(l.item<double>(), loss::soft_dice(logits, torch::sigmoid(logits * 2)).item<double>(), 1e-5);
+  l.backward();
+  EXPECT_TRUE(pred.at("pred").grad().defined());
+  EXPECT_FALSE(ref.at("target").grad().defined());
+}
+
+// 3D SSIM equals a direct windowed computation with explicit Gaussian weights
+// at every valid position; identical images give loss 0.
+TEST(UniMRSegLosses, SsimMatchesDirectWindows) {
+  torch::manual_seed(4);
+  const int n = 12, win = 11;
+  torch::Tensor x = torch::rand({1, 1, n, n, n}, torch::kFloat64);
+  torch::Tensor y = (x * 0.7 + 0.3 * torch::rand({1, 1, n, n, n}, torch::kFloat64)).clamp(0, 1);
+  std::vector<double> g1(win);
+  double gs = 0;
+  for (int i = 0; i < win; ++i) gs += g1[i] = std::exp(-std::pow(i - 5.0, 2) / (2 * 1.5 * 1.5));
+  for (auto& v : g1) v /= gs;
+  auto xa = x.accessor<double, 5>(), ya = y.accessor<double, 5>();
+  double sum = 0;
+  for (int i0 = 0; i0 <= n - win; ++i0)
+    for (int j0 = 0; j0 <= n - win; ++j0)
+      for (int k0 = 0; k0 <= n - win; ++k0) {
+        double mx = 0, my = 0, xx = 0, yy = 0, xy = 0;
+        for (int i = 0; i < win; ++i)
+          for (int j = 0; j < win; ++j)
+            for (int k = 0; k < win; ++k) {
+              const double w = g1[i] * g1[j] * g1[k], a = xa[0][0][i0 + i][j0 + j][k0 + k], b = ya[0][0][i0 + i][j0 + j][k0 + k];
+              mx += w * a, my += w * b, xx += w * a * a, yy += w * b * b, xy += w * a * b;
+            }
+        const double c1 = 1e-4, c2 = 9e-4, vx = xx - mx * mx, vy = yy - my * my, cxy = xy - mx * my;
+        sum += ((2 * mx * my + c1) / (mx * mx + my * my + c1)) * ((2 * cxy + c2) / (vx + vy + c2));
+      }
+  const double expected = 1.0 - sum / 8.0;
+  EXPECT_NEAR(loss::ssim_3d(x, y).item<double>(), expected, 1e-9);
+  EXPECT_NEAR(loss::ssim_3d(x, x).item<double>(), 0.0, 1e-9);
+  EXPECT_THROW(loss::ssim_3d(torch::rand({1, 1, 8, 12, 12}), torch::rand({1, 1, 8, 12, 12})), std::runtime_error);
+}
+
+// NT-Xent reproduces the authors' code on their parity vector, and the paper
+// variant (positive in the denominator) matches a hand computation.
+TEST(UniMRSegLosses, NtXentParityAndPaperVariant) {
+  torch::Tensor a = parity("nt_xent_code_variant/input0");
+  if (!a.defined()) GTEST_SKIP() << "../shared/reference/unimrseg_parity_vectors.h5 is not beside the project";
+  torch::Tensor b = parity("nt_xent_code_variant/input1");
+  const double expected = parity("nt_xent_code_variant/output0").item<double>();
+  // input0 = [A, A'] and input1 = [B, B']: per sample, complete = row 0, missing = row 1.
+  torch::Tensor complete = torch::stack({a[0], b[0]}), missing = torch::stack({a[1], b[1]});
+  EXPECT_NEAR(loss::nt_xent(complete, missing, 0.5, false).item<double>(), expected, 1e-5 * std::abs(expected) + 1e-7);
+  torch::Tensor rows = torch::cat({a, b}).to(torch::kFloat64);
+  double total = 0;
+  for (int i = 0; i < 4; ++i) {
+    double denom = 0;
+    for (int k = 0; k < 4; ++k)
+      if (k != i) denom += std::exp(rows[i].dot(rows[k]).item<double>() / 0.5);
+    const int partner = i ^ 1;
+    total += -std::log(std::exp(rows[i].dot(rows[partner]).item<double>() / 0.5) / denom);
+  }
+  EXPECT_NEAR(loss::nt_xent(complete, missing, 0.5, true).item<double>(), total / 4, 1e-5);
+}
+
+// L1 over listed keys sums the per-level mean absolute errors.
+TEST(UniMRSegLosses, L1OverKeys) {
+  auto node = test::make_node("loss.l1", "{keys: [features.1, features.2], detach_target: true}");
+  Packet a, b;
+  a.tensors["features.1"] = torch::tensor({1.0, 2.0});
+  b.tensors["features.1"] = torch::tensor({0.0, 0.0});
+  a.tensors["features.2"] = torch::tensor({3.0});
+  b.tensors["features.2"] = torch::tensor({1.0});
+  Context ctx(1, 0, 0, "l1", true);
+  EXPECT_NEAR(dynamic_cast<StepNode&>(*node).run({a, b}, ctx).at("loss").item<double>(), 1.5 + 2.0, 1e-9);
+}
+
+}  // namespace umrflow
