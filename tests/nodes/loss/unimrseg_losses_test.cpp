@@ -1,37 +1,15 @@
 #include <gtest/gtest.h>
 
-#include <hdf5.h>
-
 #include <cmath>
 #include <filesystem>
 
 #include "loss/losses.h"
 #include "nodes/node_harness.h"
-#include "test_paths.h"
+#include "parity.h"
 
 namespace umrflow {
 
-namespace {
-
-/// Reads a float dataset of the authors' parity vectors (../shared/reference).
-torch::Tensor parity(const std::string& name) {
-  const std::string path = std::string(UMRFLOW_SOURCE_DIR) + "/../shared/reference/unimrseg_parity_vectors.h5";
-  if (!std::filesystem::exists(path)) return {};
-  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  hid_t d = H5Dopen2(f, name.c_str(), H5P_DEFAULT);
-  hid_t s = H5Dget_space(d);
-  hsize_t dims[8];
-  const int rank = H5Sget_simple_extent_dims(s, dims, nullptr);
-  std::vector<std::int64_t> shape(dims, dims + rank);
-  torch::Tensor t = torch::empty(shape, torch::kFloat32);
-  H5Dread(d, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr());
-  H5Sclose(s);
-  H5Dclose(d);
-  H5Fclose(f);
-  return t;
-}
-
-}  // namespace
+using test::parity;
 
 // Soft Dice equals a per-(sample, channel) loop in double precision.
 TEST(UniMRSegLosses, DiceMatchesLoops) {

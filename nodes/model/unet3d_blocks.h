@@ -1,0 +1,60 @@
+// unet3d_blocks.h: the building blocks of the UniMRSeg 3D U-Net, with the
+// parameter and buffer names of the authors' modules (so state dicts move both
+// ways): DoubleConv3D, Down3D, Up3D, OutConv3D, ASPP3D.
+#pragma once
+
+#include <torch/torch.h>
+
+namespace umrflow::model {
+
+/// (Conv3d k3 p1 no bias -> BatchNorm3d -> ReLU) x 2. Keys: double_conv.{0,1,3,4}.*
+struct DoubleConv3DImpl : torch::nn::Module {
+  DoubleConv3DImpl(std::int64_t in, std::int64_t out);
+  torch::Tensor forward(const torch::Tensor& x) { return double_conv->forward(x); }
+  torch::nn::Sequential double_conv{nullptr};
+};
+TORCH_MODULE(DoubleConv3D);
+
+/// MaxPool3d(2) -> DoubleConv3D. Keys: maxpool_conv.1.double_conv.*
+struct Down3DImpl : torch::nn::Module {
+  Down3DImpl(std::int64_t in, std::int64_t out);
+  torch::Tensor forward(const torch::Tensor& x) { return maxpool_conv->forward(x); }
+  torch::nn::Sequential maxpool_conv{nullptr};
+};
+TORCH_MODULE(Down3D);
+
+/// Trilinear x2 upsampling (align_corners) of the deeper input, padded or -
+/// when it came out larger than the skip - centre-cropped to the skip's size
+/// (the released code's negative F.pad), concatenated after the skip, then
+/// DoubleConv3D. With `crop` false a larger upsampled tensor is an error.
+/// Keys: conv.double_conv.*
+struct Up3DImpl : torch::nn::Module {
+  Up3DImpl(std::int64_t in, std::int64_t out, bool crop = true);
+  torch::Tensor forward(const torch::Tensor& deep, const torch::Tensor& skip);
+  DoubleConv3D conv{nullptr};
+  bool crop;
+};
+TORCH_MODULE(Up3D);
+
+/// Conv3d k1 with bias. Keys: conv.weight, conv.bias
+struct OutConv3DImpl : torch::nn::Module {
+  OutConv3DImpl(std::int64_t in, std::int64_t out);
+  torch::Tensor forward(const torch::Tensor& x) { return conv->forward(x); }
+  torch::nn::Conv3d conv{nullptr};
+};
+TORCH_MODULE(OutConv3D);
+
+/// Four dilated 3x3x3 branches (no BN or ReLU per branch) and a global-pool
+/// branch (1x1x1 conv, broadcast back), concatenated, 1x1x1 fuse, BN, ReLU.
+/// Keys: convs.{i}.weight, pooling.1.weight, final_conv.weight, bn.*
+struct ASPP3DImpl : torch::nn::Module {
+  ASPP3DImpl(std::int64_t in, std::int64_t out, std::vector<std::int64_t> rates = {1, 6, 12, 18});
+  torch::Tensor forward(const torch::Tensor& x);
+  torch::nn::ModuleList convs{nullptr};
+  torch::nn::Sequential pooling{nullptr};
+  torch::nn::Conv3d final_conv{nullptr};
+  torch::nn::BatchNorm3d bn{nullptr};
+};
+TORCH_MODULE(ASPP3D);
+
+}  // namespace umrflow::model

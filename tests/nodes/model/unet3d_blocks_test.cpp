@@ -1,0 +1,91 @@
+#include <gtest/gtest.h>
+
+#include "model/unet3d_blocks.h"
+#include "parity.h"
+
+namespace umrflow {
+
+using test::load_parity_state;
+using test::parity;
+
+namespace {
+void expect_close(const torch::Tensor& got, const torch::Tensor& want, double rel = 1e-5) {
+  ASSERT_EQ(got.sizes(), want.sizes());
+  const double scale = want.abs().max().item<double>();
+  EXPECT_LE((got - want).abs().max().item<double>(), rel * std::max(scale, 1.0)) << "max |difference| too large";
+}
+#define NEED_PARITY() \
+  if (!test::have_parity()) GTEST_SKIP() << "../shared/reference/unimrseg_parity_vectors.h5 is not beside the project"
+}  // namespace
+
+// DoubleConv3D in eval mode computes the authors' output with their weights.
+TEST(UNet3DBlocks, DoubleConvEvalParity) {
+  NEED_PARITY();
+  model::DoubleConv3D m(4, 8);
+  load_parity_state(*m, "double_conv_eval");
+  m->eval();
+  torch::NoGradGuard g;
+  expect_close(m->forward(parity("double_conv_eval/input0")), parity("double_conv_eval/output0"));
+}
+
+// In train mode it uses batch statistics (output equals the authors'), and each
+// BatchNorm moves its running statistics by momentum 0.1 toward the batch's
+// (mean, unbiased variance), checked against a functional recomputation.
+TEST(UNet3DBlocks, DoubleConvTrainParity) {
+  NEED_PARITY();
+  namespace F = torch::nn::functional;
+  model::DoubleConv3D m(4, 8);
+  load_parity_state(*m, "double_conv_train");
+  auto params = m->named_parameters();
+  auto buffers = m->named_buffers();
+  torch::NoGradGuard g;
+  std::map<std::string, torch::Tensor> before;
+  for (const auto& b : buffers) before[b.key()] = b.value().clone();
+  const torch::Tensor x = parity("double_conv_train/input0");
+  m->train();
+  expect_close(m->forward(x), parity("double_conv_train/output0"));
+  // Independent recomputation of each BatchNorm's batch statistics.
+  torch::Tensor h = x;
+  for (const char* pair : {"0:1", "3:4"}) {
+    const std::string conv = std::string(pair).substr(0, 1), bn = std::string(pair).substr(2, 1);
+    h = F::conv3d(h, params["double_conv." + conv + ".weight"], F::Conv3dFuncOptions().padding(1));
+    const torch::Tensor mean = h.mean({0, 2, 3, 4});
+    const torch::Tensor var_unbiased = h.var({0, 2, 3, 4}, /*unbiased=*/true);
+    const std::string k = "double_conv." + bn;
+    expect_close(buffers[k + ".running_mean"], 0.9 * before[k + ".running_mean"] + 0.1 * mean);
+    expect_close(buffers[k + ".running_var"], 0.9 * before[k + ".running_var"] + 0.1 * var_unbiased);
+    const torch::Tensor var_biased = h.var({0, 2, 3, 4}, /*unbiased=*/false);
+    h = torch::relu((h - mean.view({1, -1, 1, 1, 1})) / torch::sqrt(var_biased.view({1, -1, 1, 1, 1}) + 1e-5) *
+                        params[k + ".weight"].view({1, -1, 1, 1, 1}) + params[k + ".bias"].view({1, -1, 1, 1, 1}));
+  }
+  expect_close(h, parity("double_conv_train/output0"), 1e-4);
+}
+
+// ASPP3D (dilations 1, 6, 12, 18 + pooling branch) matches.
+TEST(UNet3DBlocks, AsppParity) {
+  NEED_PARITY();
+  model::ASPP3D m(8, 8);
+  load_parity_state(*m, "aspp_eval");
+  m->eval();
+  torch::NoGradGuard g;
+  expect_close(m->forward(parity("aspp_eval/input0")), parity("aspp_eval/output0"));
+}
+
+// Up3D matches both when the skip is twice the deep size and when the
+// upsampled tensor must be centre-cropped back (the released up1 quirk).
+TEST(UNet3DBlocks, UpParityWithAndWithoutCrop) {
+  NEED_PARITY();
+  for (const char* group : {"up_regular", "up_same_size_crop"}) {
+    model::Up3D m(32, 8);
+    load_parity_state(*m, group);
+    m->eval();
+    torch::NoGradGuard g;
+    const std::string gr = group;
+    expect_close(m->forward(parity(gr + "/input0"), parity(gr + "/input1")), parity(gr + "/output0"));
+  }
+  model::Up3D strict(32, 8, /*crop=*/false);
+  strict->eval();
+  EXPECT_THROW(strict->forward(torch::rand({1, 16, 4, 4, 4}), torch::rand({1, 16, 4, 4, 4})), std::runtime_error);
+}
+
+}  // namespace umrflow
