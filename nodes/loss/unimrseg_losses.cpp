@@ -163,11 +163,6 @@ NodeSpec pair_spec(const std::string& type, const std::string& summary, std::vec
   return s;
 }
 
-template <typename T>
-NodeFactory factory() {
-  return [](const Params& p) { return std::make_unique<T>(p); };
-}
-
 }  // namespace
 
 void register_unimrseg_loss_nodes(Registry& registry) {
@@ -179,24 +174,24 @@ void register_unimrseg_loss_nodes(Registry& registry) {
                 {param::choice("target", "label", {"label", "sigmoid_detached"},
                                "label: a (soft) mask; sigmoid_detached: logits of a reference prediction, sigmoid and no gradient")},
                 "pred", "target"),
-      factory<DiceNode>());
+      factory_of<DiceNode>());
   add(pair_spec("loss.ssim", "1 - SSIM in 3D (MONAI 1.2 SSIMLoss: Gaussian window, valid convolution), mean over samples.",
                 {param::integer("window", 11, "window side").min(1), param::number("sigma", 1.5, "Gaussian sigma").min(0.01),
                  param::number("data_range", 1.0, "value range of the images").min(1e-9)},
                 "pred", "target"),
-      factory<SsimNode>());
+      factory_of<SsimNode>());
   add(pair_spec("loss.l1", "Mean absolute error of pred against target, or summed over `keys` of two packets (feature consistency).",
                 {param::texts("keys", std::vector<std::string>{}, "keys compared level by level; empty: pred vs target"),
                  param::boolean("detach_target", false, "no gradient through the second input")},
                 "", ""),
-      factory<L1Node>());
+      factory_of<L1Node>());
   add(pair_spec("loss.nt_xent", "NT-Xent between complete and missing views, summed over feature levels (GAP + L2 norm per level).",
                 {param::texts("keys", std::vector<std::string>{"features.1", "features.2", "features.3", "features.4", "features.5"},
                               "feature levels"),
                  param::number("temperature", 0.5, "temperature").min(1e-6),
                  param::choice("variant", "code", {"code", "paper"}, "code: positive not in the denominator (released); paper: Eq. 1")},
                 "", ""),
-      factory<NtXentNode>());
+      factory_of<NtXentNode>());
 }
 
 }  // namespace umrflow::nodes

@@ -237,11 +237,6 @@ NodeSpec modality_spec(const std::string& type, const std::string& summary, std:
   return s;
 }
 
-template <typename T>
-NodeFactory factory() {
-  return [](const Params& p) { return std::make_unique<T>(p); };
-}
-
 }  // namespace
 
 void register_modality_nodes(Registry& registry) {
@@ -253,19 +248,19 @@ void register_modality_nodes(Registry& registry) {
                     {param::number("p", 0.5, "stage1 sampler: probability of dropping anything").range(0, 1),
                      param::choice("sampler", "stage1", {"stage1", "stage2"},
                                    "stage1: with prob p keep 1..M random channels; stage2: always drop 1..M-1 (released code)")}),
-      factory<ModalityDropout>());
+      factory_of<ModalityDropout>());
   add(modality_spec("modality.shuffle", "Packs the present channels first in random order, zeros after; records tag `permutation`.", {}),
-      factory<ModalityShuffle>());
+      factory_of<ModalityShuffle>());
   NodeSpec mask = modality_spec("modality.mask", "Zeroes voxels i.i.d. (released) or grid cubes with probability `ratio`; writes `mask`.",
                                 {param::number("ratio", 0.15, "probability that a voxel (or cube) is masked").range(0, 1),
                                  param::choice("mode", "voxel", {"voxel", "cube"}, "i.i.d. voxels per channel, or cubes"),
                                  param::integer("cube", 8, "cube side in voxels (mode cube)").min(1)});
   mask.outputs = {{"mask", 4, "uint8, 1 where the input was zeroed"}};
-  add(std::move(mask), factory<ModalityMask>());
+  add(std::move(mask), factory_of<ModalityMask>());
   add(modality_spec("modality.fill", "Fills absent modality channels with zeros or a copy of the first present one.",
                     {param::choice("mode", "zeros", {"zeros", "copy"}, "zeros for MRI; copy for two-modality tasks"),
                      param::integers("present", std::vector<std::int64_t>{}, "fixed mask (1 = present); empty: use tag `present`").range(0, 1)}),
-      factory<ModalityFill>());
+      factory_of<ModalityFill>());
 
   NodeSpec subsets;
   subsets.type = "modality.subsets";
@@ -280,7 +275,7 @@ void register_modality_nodes(Registry& registry) {
                      {"incomplete", -1, "((S-1)*B, M, ...) every subset but the complete one"},
                      {"present", 2, "int64 (S, M) masks"},
                      {"group", 1, "int64 (S): 0 for the complete set, then 1, 1, 2, 2, ... for runs of group_size"}};
-  subsets.create = factory<ModalitySubsets>();
+  subsets.create = factory_of<ModalitySubsets>();
   registry.add(std::move(subsets));
 }
 

@@ -200,11 +200,6 @@ NodeSpec sample_spec(const std::string& type, const std::string& summary, std::v
   return s;
 }
 
-template <typename T>
-NodeFactory factory() {
-  return [](const Params& p) { return std::make_unique<T>(p); };
-}
-
 }  // namespace
 
 void register_transform_nodes(Registry& registry) {
@@ -217,32 +212,32 @@ void register_transform_nodes(Registry& registry) {
                   {param::integers("k_divisible", std::vector<std::int64_t>{128, 128, 128}, "side multiples per spatial axis").length(3).min(1),
                    param::text("source", "image", "key whose non-zero voxels define the foreground")},
                   true),
-      factory<CropForeground>());
+      factory_of<CropForeground>());
   add(sample_spec("volume.random_crop", "A uniformly placed window of fixed size (axes shorter than it are kept whole).",
                   {param::integers("size", std::vector<std::int64_t>{128, 128, 128}, "window size per spatial axis").length(3).min(1)}, true),
-      factory<RandomCrop>());
+      factory_of<RandomCrop>());
   add(sample_spec("volume.random_flip", "Flips along each listed spatial axis independently with probability p.",
                   {param::integers("axes", std::vector<std::int64_t>{0, 1, 2}, "spatial axes (0 = X)").range(0, 2),
                    param::number("p", 0.5, "probability per axis").range(0, 1)},
                   true),
-      factory<RandomFlipVolume>());
+      factory_of<RandomFlipVolume>());
   add(sample_spec("volume.random_rot90", "With probability prob, rotates by k*90 degrees (k uniform in 1..max_k) in one spatial plane.",
                   {param::number("prob", 0.1, "probability of rotating").range(0, 1),
                    param::integer("max_k", 3, "largest number of quarter turns").range(1, 3),
                    param::integers("spatial_axes", std::vector<std::int64_t>{0, 1}, "the plane, as two spatial axes").length(2).range(0, 2)},
                   true),
-      factory<RandomRot90>());
+      factory_of<RandomRot90>());
   add(sample_spec("volume.zscore_nonzero",
                   "Per channel, z-scores the non-zero voxels of `image` (population std; zeros stay 0; std 0 counts as 1).", {}, false),
-      factory<ZScoreNonzero>());
+      factory_of<ZScoreNonzero>());
   add(sample_spec("volume.random_scale_intensity", "Multiplies `image` by 1 + f, one f ~ U(-factors, factors) for all channels.",
                   {param::number("factors", 0.1, "half-width of the range of f").min(0), param::number("prob", 1.0, "probability of scaling").range(0, 1)},
                   false),
-      factory<RandomScaleIntensity>());
+      factory_of<RandomScaleIntensity>());
   add(sample_spec("volume.random_shift_intensity", "Adds one o ~ U(-offsets, offsets) to every voxel of `image`, background included.",
                   {param::number("offsets", 0.1, "half-width of the range of o").min(0), param::number("prob", 1.0, "probability of shifting").range(0, 1)},
                   false),
-      factory<RandomShiftIntensity>());
+      factory_of<RandomShiftIntensity>());
 }
 
 }  // namespace umrflow::nodes

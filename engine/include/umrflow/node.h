@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -108,5 +109,12 @@ class StepNode : public Node {
  public:
   virtual Packet run(const std::vector<Packet>& inputs, Context& ctx) = 0;
 };
+
+/// The usual factory: constructs T from its parsed parameters.
+///   spec.create = umrflow::factory_of<GaussianNoise>();
+template <typename T>
+NodeFactory factory_of() {
+  return [](const Params& params) -> std::unique_ptr<Node> { return std::make_unique<T>(params); };
+}
 
 }  // namespace umrflow
