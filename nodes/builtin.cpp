@@ -11,6 +11,7 @@ void register_builtin_nodes(Registry& registry) {
   nodes::register_brats_h5_nodes(registry);
   nodes::register_transform_nodes(registry);
   nodes::register_modality_nodes(registry);
+  nodes::register_model_nodes(registry);
 }
 
 }  // namespace umrflow

@@ -16,6 +16,7 @@ void register_brats_nodes(Registry& registry);  // brats/: BraTS cases on disk
 void register_brats_h5_nodes(Registry& registry);  // brats/: the HDF5 cache
 void register_transform_nodes(Registry& registry);  // transforms/: volume augmentation
 void register_modality_nodes(Registry& registry);  // modality/: dropout, shuffle, masking, subsets
+void register_model_nodes(Registry& registry);  // model/: the UniMRSeg network
 }  // namespace nodes
 
 }  // namespace umrflow

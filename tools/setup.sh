@@ -12,7 +12,7 @@ packages=(
   cmake ninja-build g++ pkg-config
   libtorch-dev libtbb-dev libyaml-cpp-dev libfmt-dev libboost-dev
   libhdf5-dev libnifti2-dev libniftiio-dev libcli11-dev libgtest-dev
-  mricron-data python3-nibabel python3-numpy python3-h5py
+  mricron-data python3-nibabel python3-numpy python3-h5py python3-torch
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,176 @@
+// The UniMRSeg network as a module node (`unimrseg.net`).
+#include "builtin.h"
+#include "model/unimrseg_net.h"
+#include "umrflow/module.h"
+
+namespace umrflow::nodes {
+
+namespace {
+
+using model::Levels;
+
+class UniMRSegNetNode final : public ModuleNode {
+ public:
+  explicit UniMRSegNetNode(const Params& p) : net_(options(p)) {}
+  torch::nn::Module& module() override { return *net_; }
+
+  Packet forward(const std::vector<Packet>& in, Context&) override {
+    const Packet &complete = in.at(0), &incomplete = in.at(1), &groups = in.at(2), &automatic = in.at(3);
+    const int bound = !complete.tensors.empty() + !incomplete.tensors.empty() + !automatic.tensors.empty();
+    if (bound != 1) throw std::runtime_error("bind exactly one of the ports complete, incomplete and auto (" + std::to_string(bound) + " bound)");
+    if (!complete.tensors.empty()) {
+      const torch::Tensor& x = checked(complete.at("image"));
+      const Levels f = net_->encode_complete(x);
+      return result(net_->decode(f), f);
+    }
+    if (!incomplete.tensors.empty()) return run_incomplete(checked(incomplete.at("image")), groups);
+    return run_auto(checked(automatic.at("image")), automatic.at("present"));
+  }
+
+ private:
+  static model::UniMRSegNetOptions options(const Params& p) {
+    model::UniMRSegNetOptions o;
+    o.in_channels = p.get_int("in_channels");
+    o.out_channels = p.get_int("out_channels");
+    o.widths = p.get_ints("widths");
+    o.rates = p.get_ints("rates");
+    o.centre_crop = p.get_bool("centre_crop");
+    o.relu_head = p.get_text("head") == "relu";
+    o.adapter = p.get_bool("adapter");
+    o.heads = p.get_ints("heads");
+    o.window = p.get_ints("window");
+    o.freeze_encoder = p.get_bool("freeze_encoder");
+    o.encoder_bn_update = p.get_bool("encoder_bn_update");
+    return o;
+  }
+
+  const torch::Tensor& checked(const torch::Tensor& x) const {
+    if (x.dim() != 5 || x.size(1) != net_->options.in_channels)
+      throw std::runtime_error("expects `image` (B, " + std::to_string(net_->options.in_channels) + ", X, Y, Z), got " +
+                               c10::str(x.sizes()));
+    for (std::int64_t a = 2; a < 5; ++a)
+      if (x.size(a) % 8 != 0)
+        throw std::runtime_error("spatial size " + c10::str(x.sizes()) +
+                                 " is not a multiple of 8 (three 2x poolings); crop or pad to a multiple of 8");
+    return x;
+  }
+
+  static Packet result(const torch::Tensor& logits, const Levels& f) {
+    Packet out;
+    out.tensors["logits"] = logits;
+    for (int i = 0; i < 5; ++i) out.tensors["features." + std::to_string(i + 1)] = f[i];
+    return out;
+  }
+
+  /// Adapter path; with `groups` (the `group` output of modality.subsets) each
+  /// run of subsets sharing a group goes through the network as its own batch,
+  /// as the released stage-3 trainer does (BatchNorm statistics per group).
+  Packet run_incomplete(const torch::Tensor& x, const Packet& groups) {
+    if (groups.tensors.empty()) {
+      const Levels f = net_->adapt(x);
+      return result(net_->decode(f), f);
+    }
+    const torch::Tensor g = groups.at("group").to(torch::kCPU).to(torch::kLong);
+    std::vector<std::int64_t> labels;
+    for (std::int64_t i = 0; i < g.numel(); ++i)
+      if (g[i].item<std::int64_t>() > 0) labels.push_back(g[i].item<std::int64_t>());
+    if (labels.empty() || x.size(0) % static_cast<std::int64_t>(labels.size()) != 0)
+      throw std::runtime_error(std::to_string(x.size(0)) + " rows do not split into " + std::to_string(labels.size()) +
+                               " incomplete subsets of equal size (is `groups` from the same modality.subsets node?)");
+    const std::int64_t rows = x.size(0) / static_cast<std::int64_t>(labels.size());
+    std::vector<torch::Tensor> logits;
+    std::array<std::vector<torch::Tensor>, 5> levels;
+    for (std::size_t s = 0; s < labels.size();) {
+      std::size_t e = s;
+      while (e < labels.size() && labels[e] == labels[s]) ++e;
+      const torch::Tensor part = x.narrow(0, static_cast<std::int64_t>(s) * rows, static_cast<std::int64_t>(e - s) * rows);
+      const Levels f = net_->adapt(part);
+      logits.push_back(net_->decode(f));
+      for (int i = 0; i < 5; ++i) levels[i].push_back(f[i]);
+      s = e;
+    }
+    Levels f;
+    for (int i = 0; i < 5; ++i) f[i] = torch::cat(levels[i]);
+    return result(torch::cat(logits), f);
+  }
+
+  /// Complete subsets through the plain path, the others through the adapter
+  /// (when there is one): what evaluation over all subsets needs.
+  Packet run_auto(const torch::Tensor& x, const torch::Tensor& present) {
+    const torch::Tensor mask = present.to(torch::kCPU).to(torch::kLong);
+    if (mask.dim() != 2 || mask.size(1) != net_->options.in_channels || x.size(0) % mask.size(0) != 0)
+      throw std::runtime_error("`present` " + c10::str(mask.sizes()) + " does not describe " + std::to_string(x.size(0)) +
+                               " rows of " + std::to_string(net_->options.in_channels) + " channels");
+    const std::int64_t subsets = mask.size(0), rows = x.size(0) / subsets;
+    const torch::Tensor complete = mask.all(1);
+    std::vector<std::int64_t> plain, adapted;
+    for (std::int64_t s = 0; s < subsets; ++s)
+      for (std::int64_t r = 0; r < rows; ++r)
+        ((complete[s].item<bool>() || !net_->options.adapter) ? plain : adapted).push_back(s * rows + r);
+    torch::Tensor logits;
+    Levels f;
+    auto place = [&](const std::vector<std::int64_t>& idx, const torch::Tensor& y, const Levels& l) {
+      const torch::Tensor at = torch::tensor(idx, torch::kLong).to(x.device());
+      if (!logits.defined()) logits = torch::zeros({x.size(0), y.size(1), y.size(2), y.size(3), y.size(4)}, y.options());
+      logits.index_copy_(0, at, y);
+      for (int i = 0; i < 5; ++i) {
+        if (!f[i].defined()) {
+          auto shape = l[i].sizes().vec();
+          shape[0] = x.size(0);
+          f[i] = torch::zeros(shape, l[i].options());
+        }
+        f[i].index_copy_(0, at, l[i]);
+      }
+    };
+    if (!plain.empty()) {
+      const torch::Tensor part = x.index_select(0, torch::tensor(plain, torch::kLong).to(x.device()));
+      const Levels l = net_->encode_complete(part);
+      place(plain, net_->decode(l), l);
+    }
+    if (!adapted.empty()) {
+      const torch::Tensor part = x.index_select(0, torch::tensor(adapted, torch::kLong).to(x.device()));
+      const Levels l = net_->adapt(part);
+      place(adapted, net_->decode(l), l);
+    }
+    return result(logits, f);
+  }
+
+  model::UniMRSegNet net_;
+};
+
+}  // namespace
+
+void register_model_nodes(Registry& registry) {
+  NodeSpec s;
+  s.type = "unimrseg.net";
+  s.kind = NodeKind::module;
+  s.summary = "UniMRSeg 3D U-Net (BatchNorm, 3D ASPP) with the optional reverse-attention adapter; the authors' weight names.";
+  s.params = {
+      param::integer("in_channels", 4, "input modalities").min(1),
+      param::integer("out_channels", 3, "output channels: 4 for the stage-1 reconstruction head, 3 for [TC, WT, ET]").min(1),
+      param::integers("widths", std::vector<std::int64_t>{64, 128, 256, 512}, "encoder widths of inc, down1, down2, down3 (ASPP keeps the last)").length(4).min(1),
+      param::integers("rates", std::vector<std::int64_t>{1, 6, 12, 18}, "ASPP dilation rates").min(1),
+      param::boolean("centre_crop", true, "up1 upsamples the ASPP output and centre-crops it back to 1/8 resolution (released); false: plain concat at 1/8"),
+      param::choice("head", "none", {"none", "relu"}, "activation of the output: relu for the stage-1 reconstruction"),
+      param::boolean("adapter", false, "add the stage-3 reverse-attention adapter (port `incomplete`)"),
+      param::integers("heads", std::vector<std::int64_t>{2, 4, 4, 8, 8}, "attention heads of the adapter's Swin layer per level").length(5).min(1),
+      param::integers("window", std::vector<std::int64_t>{1, 7, 7}, "Swin window as (Z, X, Y) extents").length(3).min(1),
+      param::boolean("freeze_encoder", false, "the encoder (inc..aspp) takes no gradient and runs without autograd (stage 3)"),
+      param::boolean("encoder_bn_update", true,
+                     "with freeze_encoder: the complete path still updates the encoder's BatchNorm statistics in training (released)"),
+  };
+  s.inputs = {
+      PortSpec{"complete", {{"image", 5, "(B, M, X, Y, Z)"}}, "plain U-Net path", true},
+      PortSpec{"incomplete", {{"image", 5, "(B, M, X, Y, Z)"}}, "adapter path (needs adapter: true)", true},
+      PortSpec{"groups", {{"group", 1, "int64 (S) from modality.subsets"}}, "with incomplete: run each group as its own batch", true},
+      PortSpec{"auto", {{"image", 5, "(S*B, M, X, Y, Z)"}, {"present", 2, "(S, M)"}},
+               "complete subsets by the plain path, the others by the adapter", true},
+  };
+  s.outputs = {{"logits", 5, "(B, out_channels, X, Y, Z)"},
+               {"features.1", 5, "level 1 (inc or F_1)"}, {"features.2", 5, "level 2"}, {"features.3", 5, "level 3"},
+               {"features.4", 5, "level 4"}, {"features.5", 5, "level 5 (ASPP or F_5)"}};
+  s.create = factory_of<UniMRSegNetNode>();
+  registry.add(std::move(s));
+}
+
+}  // namespace umrflow::nodes

@@ -1,0 +1,76 @@
+// unimrseg_net.h: the UniMRSeg network with the authors' parameter names.
+//
+// A 3D U-Net with BatchNorm and ReLU (inc, down1..down3, a 3D ASPP at 1/8
+// resolution, up1..up4, outc) and, when `adapter` is on, the stage-3 reverse
+// attention adapter of every encoder level (adaptor_conv_i, fuse_i,
+// adaptor_transformer_i). Keys match ../shared/reference/state_dict_keys:
+// stage1.tsv (out_channels 4), stage2.tsv (3), stage3.tsv (3 + adapter).
+//
+// Two paths:
+//   complete(x)   = decode(encode(x)), the plain U-Net;
+//   incomplete(x) = decode(adapt(x)), where level i computes
+//       Fcp = E_i(F_{i-1})            (frozen encoder stage, eval mode, no grad)
+//       h   = fuse_i(Fcp + adaptor_conv_i(F_{i-1}))
+//       a   = 1 - sigmoid(mean over C and Z of swin_i(h))   (B, 1, X, Y, 1)
+//       F_i = Fcp + a * h
+//   with F_0 = x and E_1..E_5 = inc, down1, down2, down3, aspp.
+// With `freeze_encoder` the encoder's parameters take no gradient and the
+// complete path runs it without autograd; its BatchNorm statistics still
+// update there in training mode unless `encoder_bn_update` is false.
+#pragma once
+
+#include <array>
+#include <vector>
+
+#include "model/swin3d.h"
+#include "model/unet3d_blocks.h"
+
+namespace umrflow::model {
+
+struct UniMRSegNetOptions {
+  std::int64_t in_channels = 4, out_channels = 3;
+  std::vector<std::int64_t> widths{64, 128, 256, 512};
+  std::vector<std::int64_t> rates{1, 6, 12, 18};
+  bool centre_crop = true;  // released up1: upsample x2 then centre-crop back; false: concat at 1/8 directly
+  bool relu_head = false;   // ReLU on the output (the stage-1 reconstruction head)
+  bool adapter = false;
+  std::vector<std::int64_t> heads{2, 4, 4, 8, 8};
+  std::vector<std::int64_t> window{1, 7, 7};  // (Z, X, Y)
+  double mlp_ratio = 4.0;
+  bool freeze_encoder = false;
+  bool encoder_bn_update = true;
+};
+
+using Levels = std::array<torch::Tensor, 5>;
+
+struct UniMRSegNetImpl : torch::nn::Module {
+  explicit UniMRSegNetImpl(UniMRSegNetOptions options);
+
+  /// Encoder levels x1..x5 (x5 = ASPP output).
+  Levels encode(const torch::Tensor& x);
+  /// up1..up4 and outc (and the ReLU head when configured).
+  torch::Tensor decode(const Levels& f);
+  /// The adapter path's compensated levels F_1..F_5. Needs `adapter`.
+  Levels adapt(const torch::Tensor& x);
+  /// The complete path's encoder, honouring freeze_encoder / encoder_bn_update.
+  Levels encode_complete(const torch::Tensor& x);
+
+  /// The encoder's submodules (inc .. aspp), in order.
+  std::vector<std::shared_ptr<torch::nn::Module>> encoder_stages() const;
+
+  UniMRSegNetOptions options;
+  DoubleConv3D inc{nullptr};
+  Down3D down1{nullptr}, down2{nullptr}, down3{nullptr};
+  ASPP3D aspp{nullptr};
+  Up3D up1{nullptr}, up2{nullptr}, up3{nullptr}, up4{nullptr};
+  OutConv3D outc{nullptr};
+  std::array<torch::nn::Sequential, 5> adaptor_conv, fuse;
+  std::array<SwinLayer3D, 5> adaptor_transformer{nullptr, nullptr, nullptr, nullptr, nullptr};
+};
+TORCH_MODULE(UniMRSegNet);
+
+/// Python `state_dict()` order: each module's own parameters, then its own
+/// buffers, then its children in registration order.
+std::vector<std::pair<std::string, torch::Tensor>> state_dict_order(torch::nn::Module& module);
+
+}  // namespace umrflow::model
