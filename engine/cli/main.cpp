@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
                   "override PATH=VALUE before validation, e.g. train.epochs=3 or data.noise.std=0.2 (repeatable)");
   };
 
-  std::string graph_path, out_dir, node_type, output;
+  std::string graph_path, out_dir, node_type, output, resume_dir;
   int threads = -1;
   bool quiet = false, markdown = false;
 
@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   run->add_option("--out", out_dir, "run directory (default runs/<name>; an existing non-empty one gets a .N suffix)");
   run->add_option("--threads", threads, "data-plane worker threads (default: train.threads; 0 = all cores)")->check(CLI::Range(0, 1024));
   run->add_flag("--quiet", quiet, "no progress bar");
+  run->add_option("--resume", resume_dir,
+                  "continue a stopped run in its directory from its last.pt (weights, optimizer, schedule, epoch); "
+                  "give the same graph and --set options");
   run->footer("Exit status: 0 done, 1 invalid graph or failed node, 130 interrupted (checkpoint written).");
 
   CLI::App* validate = app.add_subcommand("validate", "check a graph completely without reading any data");
@@ -261,6 +264,7 @@ int main(int argc, char** argv) {
     }
     RunOptions options;
     options.run_dir = out_dir;
+    options.resume = resume_dir;
     options.threads = threads;
     options.quiet = quiet;
     install_interrupt_handler();

@@ -52,6 +52,16 @@ const std::vector<ParamSpec>& checkpoint_specs() {
   return specs;
 }
 
+const std::vector<ParamSpec>& schedule_specs() {
+  static const std::vector<ParamSpec> specs = {
+      param::choice("type", "constant", {"constant", "warmup_cosine"}, "learning rate per epoch: fixed, or linear warm-up then cosine"),
+      param::integer("warmup_epochs", 0, "epochs of linear warm-up (warmup_cosine)").min(0),
+      param::number("warmup_start_lr", 0.0, "learning rate of the first epoch (warmup_cosine)").min(0.0),
+      param::number("min_lr", 0.0, "learning rate the cosine reaches at the last epoch").min(0.0),
+  };
+  return specs;
+}
+
 const std::regex kIdPattern("[A-Za-z_][A-Za-z0-9_-]*");
 
 struct RawRef {
@@ -494,7 +504,7 @@ struct Builder {
       return;
     }
     g.train.enabled = true;
-    Params p = parse_params(*t, train_param_specs(), {"optimizer", "checkpoint"}, "train", diags);
+    Params p = parse_params(*t, train_param_specs(), {"optimizer", "checkpoint", "schedule"}, "train", diags);
     if (p.has("epochs")) g.train.epochs = p.get_int("epochs");
     if (p.has("prefetch")) g.train.prefetch = p.get_int("prefetch");
     if (p.has("threads")) g.train.threads = p.get_int("threads");
@@ -514,6 +524,19 @@ struct Builder {
       else {
         Params cp = parse_params(*c, checkpoint_specs(), {}, "train.checkpoint", diags);
         if (cp.has("every")) g.train.checkpoint_every = cp.get_int("every");
+      }
+    }
+    if (const Doc* c = t->find("schedule")) {
+      if (!c->is_map()) diags.error(c->where(), "train.schedule is a map {type, warmup_epochs, warmup_start_lr, min_lr}");
+      else {
+        Params sp = parse_params(*c, schedule_specs(), {}, "train.schedule", diags);
+        if (sp.has("type")) g.train.schedule = sp.get_text("type");
+        if (sp.has("warmup_epochs")) g.train.warmup_epochs = sp.get_int("warmup_epochs");
+        if (sp.has("warmup_start_lr")) g.train.warmup_start_lr = sp.get_number("warmup_start_lr");
+        if (sp.has("min_lr")) g.train.min_lr = sp.get_number("min_lr");
+        if (g.train.schedule == "warmup_cosine" && g.train.warmup_epochs >= g.train.epochs)
+          diags.error(sp.where("type"), "train.schedule: warmup_epochs (" + std::to_string(g.train.warmup_epochs) +
+                                            ") must be below train.epochs (" + std::to_string(g.train.epochs) + ")");
       }
     }
     const Location where = p.has("objective") ? p.where("objective") : t->where();

@@ -28,8 +28,7 @@ bool matches_any(const std::string& name, const std::vector<std::string>& patter
 }
 }  // namespace
 
-Instance::Instance(const Graph& graph, const Registry& registry, torch::Device device) : graph_(graph), device_(device) {
-  (void)registry;
+Instance::Instance(const Graph& graph, torch::Device device) : graph_(graph), device_(device) {
   for (const auto& m : graph.modules) {
     // Weight initialisation draws from torch's global generator: seed it per
     // module so the same seed gives the same initial weights in every run.
@@ -104,7 +103,7 @@ std::map<std::string, Packet> Instance::run_step(const Packet& batch, std::int64
         if (!any) inputs.emplace_back();
       }
       Context ctx(graph_.seed, epoch, batch_index, d.id, training, device_);
-      Packet out = module ? module->forward(inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
+      Packet out = module ? call_module(*module, d.params, inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
       if (out.samples.empty()) out.samples = batch.samples;
       outs[d.id] = std::move(out);
     } catch (const NodeError&) {
@@ -175,6 +174,48 @@ void Instance::initialise_modules() const {
 
 void Instance::set_training(bool training) const {
   for (const auto& m : graph_.modules) static_cast<ModuleNode*>(modules_.at(m.id).get())->module().train(training && !m.frozen);
+}
+
+std::int64_t Instance::load_checkpoint(const std::string& path, torch::optim::Optimizer* optimizer, std::int64_t graph_hash,
+                                       const std::function<void(const std::string&)>& warn) const {
+  torch::serialize::InputArchive archive;
+  try {
+    archive.load_from(path);
+  } catch (const std::exception& e) {
+    throw std::runtime_error("cannot read checkpoint '" + path + "': " + e.what());
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, target] : weights()) {
+    torch::Tensor t;
+    if (!archive.try_read(name, t))
+      throw std::runtime_error("checkpoint '" + path + "' has no tensor '" + name + "': it was written by another graph");
+    if (t.sizes() != target.sizes())
+      throw std::runtime_error("checkpoint '" + path + "': '" + name + "' has shape " + c10::str(t.sizes()) + ", the graph's module " +
+                               c10::str(target.sizes()));
+    target.copy_(t);
+  }
+  if (optimizer) {
+    torch::serialize::InputArchive opt;
+    if (!archive.try_read("optimizer", opt)) throw std::runtime_error("checkpoint '" + path + "' holds no optimizer state");
+    optimizer->load(opt);
+  }
+  torch::Tensor epoch, hash;
+  if (!archive.try_read("umrflow.epoch", epoch)) throw std::runtime_error("checkpoint '" + path + "' holds no epoch");
+  if (archive.try_read("umrflow.graph_hash", hash) && hash.item<std::int64_t>() != graph_hash)
+    warn("note: the graph differs from the one that wrote " + path + " (a changed setting?); continuing with the current graph");
+  return epoch.item<std::int64_t>();
+}
+
+void Instance::finish(const std::string& run_dir) const {
+  for (std::size_t i = 0; i < graph_.step.size(); ++i)
+    if (steps_[i]) {
+      const NodeDecl& d = graph_.step[i];
+      try {
+        static_cast<StepNode*>(steps_[i].get())->finish(run_dir);
+      } catch (const std::exception& e) {
+        throw NodeError(d.id, d.type, "", std::string("while finishing: ") + e.what());
+      }
+    }
 }
 
 void save_checkpoint(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,

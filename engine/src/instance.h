@@ -17,7 +17,7 @@ namespace umrflow {
 
 class Instance {
  public:
-  Instance(const Graph& graph, const Registry& registry, torch::Device device);
+  Instance(const Graph& graph, torch::Device device);
 
   /// The data plane for one epoch's run.
   DataPlane data_plane(bool training, std::int64_t prefetch) const;
@@ -35,6 +35,13 @@ class Instance {
   /// Applies `init:` of each module (include/exclude globs) from its checkpoint.
   void initialise_modules() const;
   void set_training(bool training) const;
+  /// Reads a run checkpoint: every module tensor, the optimizer state when
+  /// given; returns the epoch it was written after. A graph hash that differs
+  /// from `graph_hash` is reported through `warn`, not refused.
+  std::int64_t load_checkpoint(const std::string& path, torch::optim::Optimizer* optimizer, std::int64_t graph_hash,
+                               const std::function<void(const std::string&)>& warn) const;
+  /// Calls every step node's finish(run_dir).
+  void finish(const std::string& run_dir) const;
 
  private:
   const Graph& graph_;
@@ -45,6 +52,11 @@ class Instance {
   std::map<std::string, std::unique_ptr<Node>> modules_;
   std::vector<std::unique_ptr<Node>> steps_;  // parallel to graph_.step; null for `call`
 };
+
+/// A call node's module forward with its `grad`, `eval` and sliding-window
+/// settings applied (the window slides over the last axes of every input
+/// tensor of rank >= 2 + window rank; outputs of window size are blended).
+Packet call_module(ModuleNode& module, const Params& call, const std::vector<Packet>& inputs, Context& ctx);
 
 /// Writes named tensors (and scalar fields) as a torch archive at `path`, atomically.
 void save_checkpoint(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,

@@ -85,7 +85,13 @@ void register_engine_nodes(Registry& registry) {
   call.type = "call";
   call.kind = NodeKind::step;
   call.summary = "Calls a module declared under `modules:`; its ports and outputs are the module's.";
-  call.params = {param::text("module", std::nullopt, "id of the module to call")};
+  call.params = {
+      param::text("module", std::nullopt, "id of the module to call"),
+      param::boolean("grad", true, "false: no autograd for this call (a fixed reference, a key encoder)"),
+      param::boolean("eval", false, "run the module in eval mode for this call (BatchNorm uses running statistics)"),
+      param::integers("window", std::vector<std::int64_t>{}, "sliding-window inference: window size over the trailing axes; empty: whole input").min(1),
+      param::number("overlap", 0.5, "sliding-window overlap (uniform blending of the outputs)").range(0.0, 0.99),
+  };
   registry.add(std::move(call));
 }
 

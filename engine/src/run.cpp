@@ -141,13 +141,24 @@ std::map<std::string, double> read_last_metrics(const std::string& path) {
   return out;
 }
 
+double scheduled_lr(const TrainSettings& t, std::int64_t epoch) {
+  if (t.schedule != "warmup_cosine") return t.lr;
+  const double w = static_cast<double>(t.warmup_epochs), e = static_cast<double>(epoch);
+  if (epoch < t.warmup_epochs) return t.warmup_start_lr + e * (t.lr - t.warmup_start_lr) / std::max(1.0, w - 1.0);
+  const double span = std::max(1.0, static_cast<double>(t.epochs) - w);
+  return t.min_lr + 0.5 * (t.lr - t.min_lr) * (1.0 + std::cos(M_PI * (e - w) / span));
+}
+
 RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOptions& options) {
   RunSummary summary;
   std::atomic<bool>& stop = options.stop ? *options.stop : g_interrupted;
-  summary.run_dir = fresh_run_dir(options.run_dir.empty() ? "runs/" + graph.name : options.run_dir);
+  const bool resuming = !options.resume.empty();
+  if (resuming && !fs::exists(fs::path(options.resume) / "last.pt"))
+    throw std::runtime_error("--resume " + options.resume + ": no last.pt there (a run writes it after its first whole epoch)");
+  summary.run_dir = resuming ? options.resume : fresh_run_dir(options.run_dir.empty() ? "runs/" + graph.name : options.run_dir);
   fs::create_directories(summary.run_dir);
   const fs::path dir = summary.run_dir;
-  write_file_atomically((dir / "graph.yaml").string(), to_yaml(graph.resolved));
+  if (!resuming) write_file_atomically((dir / "graph.yaml").string(), to_yaml(graph.resolved));
   RunLog log((dir / "log.txt").string());
   const bool terminal = !options.quiet && isatty(STDERR_FILENO);
 
@@ -156,7 +167,8 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   log("run '" + graph.name + "' from " + graph.file + " into " + summary.run_dir + " (device " + device.str() +
       ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) + ")");
 
-  Instance instance(graph, registry, device);
+  (void)registry;
+  Instance instance(graph, device);
   instance.initialise_modules();
   const bool training = graph.train.enabled;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
@@ -166,6 +178,13 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const std::int64_t batches = batches_per_epoch(instance.samples_per_epoch(), plane.batch_size, plane.drop_last);
   const std::int64_t graph_hash = static_cast<std::int64_t>(hash_name(to_yaml(graph.resolved)));
 
+  std::int64_t first_epoch = 0;
+  if (resuming) {
+    first_epoch = instance.load_checkpoint((dir / "last.pt").string(), optimizer.get(), graph_hash, [&](const std::string& l) { log(l); });
+    log("resuming " + summary.run_dir + " after epoch " + std::to_string(first_epoch));
+    summary.epochs_done = first_epoch;
+  }
+
   auto checkpoint = [&](const std::string& name, std::int64_t epoch) {
     auto tensors = instance.weights();
     tensors.emplace_back("umrflow.epoch", torch::tensor(epoch, torch::kInt64));
@@ -174,8 +193,10 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     save_checkpoint((dir / name).string(), tensors, optimizer.get());
   };
 
-  for (std::int64_t epoch = 0; epoch < epochs; ++epoch) {
+  for (std::int64_t epoch = first_epoch; epoch < epochs; ++epoch) {
     std::map<std::string, std::pair<double, std::int64_t>> sums;
+    if (training)
+      for (auto& group : optimizer->param_groups()) group.options().set_lr(scheduled_lr(graph.train, epoch));
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), batches, terminal,
                       [&](const std::string& l) { log(l); });
     const auto start = std::chrono::steady_clock::now();
@@ -224,6 +245,8 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     metrics["epoch"] = static_cast<double>(epoch + 1);
     metrics["time_s"] = seconds;
     metrics["samples_per_s"] = seconds > 0 ? r.samples / seconds : 0.0;
+    if (training) metrics["lr"] = scheduled_lr(graph.train, epoch);
+    if (r.stopped) metrics["partial"] = 1.0;
     std::string line = "{";
     for (const auto& [k, v] : metrics) line += (line.size() > 1 ? ", " : "") + json_string(k) + ": " + json_number(v);
     line += "}\n";
@@ -240,20 +263,24 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     if (r.stopped) {
       summary.interrupted = true;
       if (training) {
-        checkpoint("last.pt", epoch);
-        log("interrupted during epoch " + std::to_string(epoch + 1) + "; checkpoint written to " + (dir / "last.pt").string());
+        checkpoint("interrupted.pt", epoch);
+        log("interrupted during epoch " + std::to_string(epoch + 1) + "; its weights are in " + (dir / "interrupted.pt").string() +
+            (fs::exists(dir / "last.pt") ? "; continue with `umrflow run --resume " + summary.run_dir + "` from last.pt" : ""));
       } else {
         log("interrupted");
       }
       break;
     }
-    if (training && ((epoch + 1) % graph.train.checkpoint_every == 0 || epoch + 1 == epochs)) {
-      char name[32];
-      std::snprintf(name, sizeof name, "epoch_%04lld.pt", static_cast<long long>(epoch + 1));
-      checkpoint(name, epoch + 1);
+    if (training) {
+      if ((epoch + 1) % graph.train.checkpoint_every == 0 || epoch + 1 == epochs) {
+        char name[32];
+        std::snprintf(name, sizeof name, "epoch_%04lld.pt", static_cast<long long>(epoch + 1));
+        checkpoint(name, epoch + 1);
+      }
       checkpoint("last.pt", epoch + 1);
     }
   }
+  instance.finish(summary.run_dir);
   log("done: " + summary.run_dir);
   return summary;
 }

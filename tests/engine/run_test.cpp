@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 
@@ -107,7 +108,8 @@ TEST(Run, SameSeedSameResultAtAnyThreadCount) {
   EXPECT_EQ(one.at("mse"), two.at("mse"));
 }
 
-// A stop request ends the run after the current step with a checkpoint.
+// A stop request ends the run after the current step; the cut epoch's weights
+// go to interrupted.pt and no last.pt claims a whole epoch.
 TEST(Run, StopWritesCheckpoint) {
   test::TempDir dir;
   Registry r = test::builtin_registry();
@@ -117,7 +119,8 @@ TEST(Run, StopWritesCheckpoint) {
   o.stop = &stop;
   RunSummary s = run_graph(g, r, o);
   EXPECT_TRUE(s.interrupted);
-  EXPECT_TRUE(fs::exists(dir.path() + "/run/last.pt"));
+  EXPECT_TRUE(fs::exists(dir.path() + "/run/interrupted.pt"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/run/last.pt"));
   EXPECT_FALSE(fs::exists(dir.path() + "/run/epoch_0001.pt"));
   EXPECT_EQ(lines(dir.path() + "/run/metrics.jsonl").size(), 1u);
 }
@@ -169,6 +172,79 @@ TEST(Run, AtomicWrite) {
   in >> s;
   EXPECT_EQ(s, "two");
   EXPECT_FALSE(fs::exists(p + ".tmp"));
+}
+
+namespace {
+std::map<std::string, torch::Tensor> read_weights(const std::string& path, const std::vector<std::string>& names) {
+  torch::serialize::InputArchive a;
+  a.load_from(path);
+  std::map<std::string, torch::Tensor> out;
+  for (const auto& n : names) a.read(n, out[n]);
+  return out;
+}
+}  // namespace
+
+// A run stopped after its second epoch and resumed with --resume ends with the
+// same weights and optimizer moments as an uninterrupted run of four epochs
+// (warm-up cosine schedule, AdamW, random flips on the data plane).
+TEST(Run, ResumeReachesTheUninterruptedWeights) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  const std::string train =
+      "train: {epochs: 4, objective: mse, prefetch: 8, optimizer: {type: adamw, lr: 0.05, weight_decay: 0.01},"
+      " schedule: {type: warmup_cosine, warmup_epochs: 2}}\n";
+  Graph g = load(dir, graph_text("", train), r);
+  run_graph(g, r, quiet_into(dir.path() + "/whole"));
+
+  Graph short_graph = load(dir, graph_text("", train), r, "short.yaml");
+  short_graph.train.epochs = 2;  // as if killed right after the checkpoint of epoch 2
+  RunOptions first = quiet_into(dir.path() + "/cut");
+  run_graph(short_graph, r, first);
+  ASSERT_TRUE(fs::exists(dir.path() + "/cut/last.pt"));
+  RunOptions again = quiet_into("");
+  again.resume = dir.path() + "/cut";
+  RunSummary s = run_graph(g, r, again);
+  EXPECT_EQ(s.run_dir, dir.path() + "/cut");
+  EXPECT_EQ(lines(dir.path() + "/cut/metrics.jsonl").size(), 4u);
+  const auto a = read_weights(dir.path() + "/whole/last.pt", {"net.weight", "umrflow.epoch"});
+  const auto b = read_weights(dir.path() + "/cut/last.pt", {"net.weight", "umrflow.epoch"});
+  EXPECT_EQ(b.at("umrflow.epoch").item<std::int64_t>(), 4);
+  EXPECT_TRUE(torch::equal(a.at("net.weight"), b.at("net.weight")));
+  // The resumed epochs saw the schedule's learning rates, not the first ones again.
+  EXPECT_EQ(read_last_metrics(dir.path() + "/cut/metrics.jsonl").at("lr"), read_last_metrics(dir.path() + "/whole/metrics.jsonl").at("lr"));
+}
+
+// Resuming a directory without last.pt is refused with the reason.
+TEST(Run, ResumeWithoutCheckpointIsRefused) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text(), r);
+  RunOptions o = quiet_into("");
+  o.resume = dir.path();
+  try {
+    run_graph(g, r, o);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no last.pt"), std::string::npos) << e.what();
+  }
+}
+
+// The released schedule (warm-up 50 of 300 epochs, lr 1e-4): epoch 0 trains at
+// 0, epoch 49 at 1e-4, then a half cosine: e.g. epoch 175 at 5e-5.
+TEST(Run, WarmupCosineScheduleMatchesTheClosedForm) {
+  TrainSettings t;
+  t.schedule = "warmup_cosine";
+  t.lr = 1e-4;
+  t.epochs = 300;
+  t.warmup_epochs = 50;
+  EXPECT_DOUBLE_EQ(scheduled_lr(t, 0), 0.0);
+  EXPECT_NEAR(scheduled_lr(t, 10), 10 * 1e-4 / 49, 1e-15);
+  EXPECT_NEAR(scheduled_lr(t, 49), 1e-4, 1e-15);
+  EXPECT_NEAR(scheduled_lr(t, 50), 1e-4, 1e-15);
+  EXPECT_NEAR(scheduled_lr(t, 175), 5e-5, 1e-15);
+  EXPECT_NEAR(scheduled_lr(t, 299), 0.5e-4 * (1 + std::cos(M_PI * 249 / 250)), 1e-15);
+  t.schedule = "constant";
+  EXPECT_DOUBLE_EQ(scheduled_lr(t, 7), 1e-4);
 }
 
 }  // namespace umrflow

@@ -70,6 +70,12 @@ struct TrainSettings {
   std::string optimizer = "adamw";
   double lr = 1e-3, weight_decay = 0.0, momentum = 0.9;
   std::int64_t checkpoint_every = 1;
+  /// Learning-rate schedule, stepped once per epoch: "constant", or
+  /// "warmup_cosine" (linear from warmup_start_lr to lr over warmup_epochs,
+  /// then cosine down to min_lr at the last epoch; the released schedule).
+  std::string schedule = "constant";
+  std::int64_t warmup_epochs = 0;
+  double warmup_start_lr = 0.0, min_lr = 0.0;
   std::int64_t prefetch = 8;
   std::int64_t threads = 0;  // 0: all cores
 };

@@ -108,6 +108,9 @@ class SampleNode : public Node {
 class StepNode : public Node {
  public:
   virtual Packet run(const std::vector<Packet>& inputs, Context& ctx) = 0;
+  /// Called once after the last epoch (also of an interrupted run) with the run
+  /// directory, for nodes that collect over batches and write a report there.
+  virtual void finish(const std::string& run_dir) { (void)run_dir; }
 };
 
 /// The usual factory: constructs T from its parsed parameters.

@@ -12,12 +12,17 @@
 //   metrics.jsonl   one JSON object per epoch: epoch, time_s, samples_per_s and
 //                   the epoch mean of every scalar a step node output
 //   skipped.tsv     samples a node dropped under a skip policy (epoch, sample, node, reason)
-//   last.pt         the latest checkpoint; epoch_NNNN.pt every `checkpoint.every`
-//                   epochs. Written to a temporary file and renamed, so a crash
-//                   never leaves a half-written checkpoint in their place.
+//   last.pt         the checkpoint of the last completed epoch (weights,
+//                   optimizer state, epoch), written after every epoch;
+//                   epoch_NNNN.pt every `checkpoint.every` epochs. Written to a
+//                   temporary file and renamed, so a crash never leaves a
+//                   half-written checkpoint in their place.
+//   interrupted.pt  the weights in the middle of the epoch a stop cut short
 //
-// SIGINT (Ctrl-C) is honoured after the current step: a checkpoint is written
-// and the summary says `interrupted`; the CLI then exits with 130.
+// SIGINT (Ctrl-C) is honoured after the current step: interrupted.pt is
+// written, last.pt keeps the last whole epoch, and the summary says
+// `interrupted`; the CLI then exits with 130. `umrflow run --resume RUN_DIR`
+// continues from last.pt into the same directory.
 #pragma once
 
 #include <atomic>
@@ -39,7 +44,14 @@ struct RunOptions {
   /// Set to true (from a signal handler, another thread) to stop after the
   /// current step. Null: the process-wide SIGINT flag.
   std::atomic<bool>* stop = nullptr;
+  /// A run directory to continue from its last.pt (weights, optimizer state,
+  /// epoch; every random draw derives from seed, epoch and index, so the rest
+  /// of the run is the one an uninterrupted run would have had).
+  std::string resume;
 };
+
+/// The learning rate of `epoch` (0-based) under the graph's schedule.
+double scheduled_lr(const TrainSettings& train, std::int64_t epoch);
 
 struct RunSummary {
   std::string run_dir;
