@@ -24,6 +24,11 @@ Graph load_and_validate(const std::string& path, const std::vector<std::string>&
 int run_sweep(const std::string& sweep_file, const std::vector<std::string>& overrides,
               const std::vector<std::string>& cli_plugins, const std::string& out_dir, int threads, bool quiet);
 
+/// `umrflow weights export|import|list` (weights.cpp). Return the exit code.
+int weights_export(const std::string& checkpoint, const std::string& out, std::string module);
+int weights_import(const std::string& state_dict, const std::string& out, const std::string& module);
+int weights_list(const std::string& file);
+
 /// Writes a Doc as a one-line YAML flow value, for turning a map entry back
 /// into a `path=value` override.
 std::string flow_text(const Doc& doc);

@@ -170,6 +170,23 @@ int main(int argc, char** argv) {
   add_plugin_opt(bench);
   bench->footer("Each run is one full epoch of the graph into a temporary folder; prints a Markdown table.");
 
+  CLI::App* weights = app.add_subcommand("weights", "move weights between run checkpoints and PyTorch state dicts");
+  weights->require_subcommand(1);
+  std::string w_in, w_out, w_module;
+  CLI::App* w_export = weights->add_subcommand("export", "write one module of a run checkpoint as a PyTorch state dict");
+  w_export->add_option("checkpoint", w_in, "run checkpoint (last.pt, epoch_NNNN.pt)")->required()->check(CLI::ExistingFile);
+  w_export->add_option("out", w_out, "file to write; Python: sd = torch.load(out); model.load_state_dict(sd)")->required();
+  w_export->add_option("--module", w_module, "module id in the checkpoint (default: its only module)");
+  CLI::App* w_import = weights->add_subcommand("import", "turn a PyTorch state dict into a checkpoint for `init: {from: ...}`");
+  w_import->add_option("state_dict", w_in,
+                       "file saved by torch.save(model.state_dict(), f): an OrderedDict or dict, possibly under "
+                       "'state_dict', with 'module.' or 'backbone.' prefixes (stripped)")
+      ->required()->check(CLI::ExistingFile);
+  w_import->add_option("out", w_out, "checkpoint to write")->required();
+  w_import->add_option("--module", w_module, "module id the weights belong to in the graph")->required();
+  CLI::App* w_list = weights->add_subcommand("list", "print the tensors of a checkpoint or state dict: key, shape, dtype");
+  w_list->add_option("file", w_in, "run checkpoint or PyTorch state dict")->required()->check(CLI::ExistingFile);
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -226,6 +243,9 @@ int main(int argc, char** argv) {
                   s.subsets.at("val").size(), s.subsets.at("test").size());
       return 0;
     }
+    if (*w_export) return cli::weights_export(w_in, w_out, w_module);
+    if (*w_import) return cli::weights_import(w_in, w_out, w_module);
+    if (*w_list) return cli::weights_list(w_in);
     if (*sweep) return cli::run_sweep(graph_path, sets, plugins, out_dir, threads, quiet);
 
     Registry registry;

@@ -127,11 +127,13 @@ std::vector<torch::Tensor> Instance::trainable_parameters() const {
 
 std::vector<std::pair<std::string, torch::Tensor>> Instance::weights() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
-  for (const auto& m : graph_.modules) {
-    auto& mod = static_cast<ModuleNode*>(modules_.at(m.id).get())->module();
-    for (const auto& p : mod.named_parameters()) out.emplace_back(m.id + "." + p.key(), p.value());
-    for (const auto& b : mod.named_buffers()) out.emplace_back(m.id + "." + b.key(), b.value());
-  }
+  // PyTorch's state_dict order: a module's own parameters, its own buffers, then its children.
+  std::function<void(torch::nn::Module&, const std::string&)> walk = [&](torch::nn::Module& mod, const std::string& prefix) {
+    for (const auto& p : mod.named_parameters(false)) out.emplace_back(prefix + p.key(), p.value());
+    for (const auto& b : mod.named_buffers(false)) out.emplace_back(prefix + b.key(), b.value());
+    for (const auto& c : mod.named_children()) walk(*c.value(), prefix + c.key() + ".");
+  };
+  for (const auto& m : graph_.modules) walk(static_cast<ModuleNode*>(modules_.at(m.id).get())->module(), m.id + ".");
   return out;
 }
 
