@@ -65,14 +65,27 @@ namespace umrflow::nodes {
 
 namespace {
 
+/// A reference with B rows against a prediction with k*B rows (all subsets of
+/// a batch, subset-major) is repeated k times; other mismatches are errors.
+torch::Tensor tile_rows(const torch::Tensor& target, std::int64_t rows, const std::string& what) {
+  if (target.dim() == 0 || target.size(0) == rows) return target;
+  if (rows % target.size(0) != 0)
+    throw std::runtime_error(what + ": the reference has " + std::to_string(target.size(0)) + " rows, which do not tile the " +
+                             std::to_string(rows) + " rows of the prediction");
+  std::vector<std::int64_t> reps(target.dim(), 1);
+  reps[0] = rows / target.size(0);
+  return target.repeat(reps);
+}
+
 class DiceNode final : public StepNode {
  public:
   explicit DiceNode(const Params& p) : soft_(p.get_text("target") == "sigmoid_detached") {}
   Packet run(const std::vector<Packet>& in, Context&) override {
-    torch::Tensor target = in.at(1).at("target");
+    const torch::Tensor& pred = in.at(0).at("pred");
+    torch::Tensor target = tile_rows(in.at(1).at("target"), pred.size(0), "dice");
     if (soft_) target = torch::sigmoid(target).detach();
     Packet out;
-    out.tensors["loss"] = loss::soft_dice(in.at(0).at("pred"), target);
+    out.tensors["loss"] = loss::soft_dice(pred, target);
     return out;
   }
 
@@ -103,6 +116,7 @@ class L1Node final : public StepNode {
   Packet run(const std::vector<Packet>& in, Context&) override {
     torch::Tensor total;
     auto add = [&](const torch::Tensor& a, torch::Tensor b, const std::string& what) {
+      b = tile_rows(b, a.size(0), "l1 '" + what + "'");
       if (a.sizes() != b.sizes()) throw std::runtime_error("l1: '" + what + "' shapes " + c10::str(a.sizes()) + " and " + c10::str(b.sizes()) + " differ");
       if (detach_) b = b.detach();
       torch::Tensor l = (a - b).abs().mean();
@@ -127,7 +141,8 @@ class L1Node final : public StepNode {
 class NtXentNode final : public StepNode {
  public:
   explicit NtXentNode(const Params& p)
-      : keys_(p.get_texts("keys")), temperature_(p.get_number("temperature")), paper_(p.get_text("variant") == "paper") {}
+      : keys_(p.get_texts("keys")), temperature_(p.get_number("temperature")), paper_(p.get_text("variant") == "paper"),
+        halves_(p.get_text("pairing") == "halves") {}
   Packet run(const std::vector<Packet>& in, Context&) override {
     torch::Tensor total = torch::zeros({}, torch::kFloat32);
     for (const auto& k : keys_) {
@@ -135,7 +150,17 @@ class NtXentNode final : public StepNode {
         return torch::nn::functional::normalize(f.dim() > 2 ? f.flatten(2).mean(2) : f,
                                                 torch::nn::functional::NormalizeFuncOptions().dim(1));
       };
-      const torch::Tensor a = pool(in.at(0).at(k)), b = pool(in.at(1).at(k));
+      torch::Tensor a = pool(in.at(0).at(k)), b = pool(in.at(1).at(k));
+      if (halves_) {
+        // Each input holds one sample's (complete, missing) views: regroup as
+        // the complete rows of both against their missing rows.
+        if (a.size(0) % 2 || a.sizes() != b.sizes()) throw std::runtime_error("nt_xent: pairing halves needs two inputs of 2k rows");
+        const std::int64_t h = a.size(0) / 2;
+        const torch::Tensor complete = torch::cat({a.narrow(0, 0, h), b.narrow(0, 0, h)});
+        const torch::Tensor missing = torch::cat({a.narrow(0, h, h), b.narrow(0, h, h)});
+        a = complete;
+        b = missing;
+      }
       if (a.size(0) < 2) continue;
       total = total.to(a.device()) + loss::nt_xent(a, b, temperature_, paper_);
     }
@@ -147,7 +172,7 @@ class NtXentNode final : public StepNode {
  private:
   std::vector<std::string> keys_;
   double temperature_;
-  bool paper_;
+  bool paper_, halves_;
 };
 
 NodeSpec pair_spec(const std::string& type, const std::string& summary, std::vector<ParamSpec> params, const std::string& a,
@@ -170,7 +195,8 @@ void register_unimrseg_loss_nodes(Registry& registry) {
     s.create = std::move(f);
     registry.add(std::move(s));
   };
-  add(pair_spec("loss.dice", "Soft Dice on sigmoid(pred) (MONAI DiceLoss, sigmoid=True, smoothing 1e-5, mean over samples and channels).",
+  add(pair_spec("loss.dice", "Soft Dice on sigmoid(pred) (MONAI DiceLoss, sigmoid=True, smoothing 1e-5, mean over samples and channels); "
+                "a target of B rows is repeated over k*B prediction rows.",
                 {param::choice("target", "label", {"label", "sigmoid_detached"},
                                "label: a (soft) mask; sigmoid_detached: logits of a reference prediction, sigmoid and no gradient")},
                 "pred", "target"),
@@ -189,7 +215,10 @@ void register_unimrseg_loss_nodes(Registry& registry) {
                 {param::texts("keys", std::vector<std::string>{"features.1", "features.2", "features.3", "features.4", "features.5"},
                               "feature levels"),
                  param::number("temperature", 0.5, "temperature").min(1e-6),
-                 param::choice("variant", "code", {"code", "paper"}, "code: positive not in the denominator (released); paper: Eq. 1")},
+                 param::choice("variant", "code", {"code", "paper"}, "code: positive not in the denominator (released); paper: Eq. 1"),
+                 param::choice("pairing", "rows", {"rows", "halves"},
+                               "rows: input 1 complete, input 2 missing, row i paired; halves: each input is (complete, missing) of one "
+                               "sample (stage 2: body on (A, A'), key encoder on (B, B'))")},
                 "", ""),
       factory_of<NtXentNode>());
 }

@@ -227,6 +227,39 @@ class ModalitySubsets final : public StepNode {
   std::vector<std::vector<std::int64_t>> masks_;
 };
 
+/// Step plane, stage 2 (released): from samples A = x[0] and B = x[1] (B = A
+/// for a batch of one) builds `first` = (A, A'), `second` = (B, B') and
+/// `second_resampled` = (B, B''), where each primed view zeroes 1..M-1 random
+/// channels drawn afresh; the labels follow as `first_label`, `second_label`.
+class ModalityViews final : public StepNode {
+ public:
+  explicit ModalityViews(const Params&) {}
+  Packet run(const std::vector<Packet>& in, Context& ctx) override {
+    const torch::Tensor& x = in.at(0).at("image");
+    const torch::Tensor& y = in.at(0).at("label");
+    if (x.dim() < 3 || x.size(1) < 2) throw std::runtime_error("`image` " + c10::str(x.sizes()) + " needs (B, M >= 2, ...)");
+    const std::int64_t m = x.size(1);
+    const torch::Tensor a = x.narrow(0, 0, 1), b = x.narrow(0, x.size(0) > 1 ? 1 : 0, 1);
+    auto missing = [&](const torch::Tensor& v) {
+      std::vector<std::int64_t> order(m);
+      std::iota(order.begin(), order.end(), 0);
+      const std::int64_t n = std::uniform_int_distribution<std::int64_t>(1, m - 1)(ctx.engine());
+      std::shuffle(order.begin(), order.end(), ctx.engine());
+      torch::Tensor out = v.clone();
+      for (std::int64_t k = 0; k < n; ++k) out.select(1, order[k]).zero_();
+      return out;
+    };
+    Packet out;
+    out.tensors["first"] = torch::cat({a, missing(a)});
+    out.tensors["second"] = torch::cat({b, missing(b)});
+    out.tensors["second_resampled"] = torch::cat({b, missing(b)});
+    const torch::Tensor ya = y.narrow(0, 0, 1), yb = y.narrow(0, y.size(0) > 1 ? 1 : 0, 1);
+    out.tensors["first_label"] = torch::cat({ya, ya});
+    out.tensors["second_label"] = torch::cat({yb, yb});
+    return out;
+  }
+};
+
 NodeSpec modality_spec(const std::string& type, const std::string& summary, std::vector<ParamSpec> params) {
   NodeSpec s;
   s.type = type;
@@ -277,6 +310,19 @@ void register_modality_nodes(Registry& registry) {
                      {"group", 1, "int64 (S): 0 for the complete set, then 1, 1, 2, 2, ... for runs of group_size"}};
   subsets.create = factory_of<ModalitySubsets>();
   registry.add(std::move(subsets));
+
+  NodeSpec views;
+  views.type = "modality.views";
+  views.kind = NodeKind::step;
+  views.summary = "Stage-2 views of the first two samples: complete and missing-modality pairs (A, A'), (B, B'), (B, B'').";
+  views.inputs = {PortSpec{"x", {{"image", -1, "(B, M, ...)"}, {"label", -1, "(B, R, ...)"}}, "the batch"}};
+  views.outputs = {{"first", -1, "(2, M, ...) A and A with 1..M-1 channels zeroed"},
+                   {"second", -1, "(2, M, ...) B and B'"},
+                   {"second_resampled", -1, "(2, M, ...) B and a fresh B''"},
+                   {"first_label", -1, "(2, R, ...) A's label twice"},
+                   {"second_label", -1, "(2, R, ...) B's label twice"}};
+  views.create = factory_of<ModalityViews>();
+  registry.add(std::move(views));
 }
 
 }  // namespace umrflow::nodes

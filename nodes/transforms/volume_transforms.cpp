@@ -159,6 +159,24 @@ class ZScoreNonzero final : public SampleNode {
   }
 };
 
+/// The stage-1 reconstruction target: `image` min-max normalised per channel
+/// and per axial slice (min and max over X and Y), denominators clamped to
+/// 1e-5, written to `target` before any perturbation.
+class SliceMinMaxTarget final : public SampleNode {
+ public:
+  explicit SliceMinMaxTarget(const Params& p) : eps_(p.get_number("eps")) {}
+  void apply(Packet& s, Context&) override {
+    const torch::Tensor x = s.at("image").to(torch::kFloat32);
+    if (x.dim() != 4) throw std::runtime_error("expects `image` (C, X, Y, Z), got " + c10::str(x.sizes()));
+    const torch::Tensor lo = std::get<0>(std::get<0>(x.min(1, true)).min(2, true));
+    const torch::Tensor hi = std::get<0>(std::get<0>(x.max(1, true)).max(2, true));
+    s.tensors["target"] = (x - lo) / (hi - lo).clamp_min(eps_);
+  }
+
+ private:
+  double eps_;
+};
+
 /// v * (1 + f), one f ~ U(-factors, factors) for all channels, with probability prob.
 class RandomScaleIntensity final : public SampleNode {
  public:
@@ -230,6 +248,11 @@ void register_transform_nodes(Registry& registry) {
   add(sample_spec("volume.zscore_nonzero",
                   "Per channel, z-scores the non-zero voxels of `image` (population std; zeros stay 0; std 0 counts as 1).", {}, false),
       factory_of<ZScoreNonzero>());
+  NodeSpec target = sample_spec("volume.slice_minmax_target",
+                                "Writes `target`: `image` min-max normalised per channel and axial slice (the stage-1 reconstruction target).",
+                                {param::number("eps", 1e-5, "smallest denominator max - min").min(0)}, false);
+  target.outputs = {{"target", 4, "float32 (C, X, Y, Z) in [0, 1]"}};
+  add(std::move(target), factory_of<SliceMinMaxTarget>());
   add(sample_spec("volume.random_scale_intensity", "Multiplies `image` by 1 + f, one f ~ U(-factors, factors) for all channels.",
                   {param::number("factors", 0.1, "half-width of the range of f").min(0), param::number("prob", 1.0, "probability of scaling").range(0, 1)},
                   false),

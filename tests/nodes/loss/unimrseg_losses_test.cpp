@@ -110,4 +110,46 @@ TEST(UniMRSegLosses, L1OverKeys) {
   EXPECT_NEAR(dynamic_cast<StepNode&>(*node).run({a, b}, ctx).at("loss").item<double>(), 1.5 + 2.0, 1e-9);
 }
 
+// The stage-2 wiring: loss.nt_xent with pairing halves on the body's (A, A')
+// and the key encoder's (B, B') features gives the authors' value.
+TEST(UniMRSegLosses, NtXentNodeHalvesMatchesParity) {
+  torch::Tensor a = parity("nt_xent_code_variant/input0");
+  if (!a.defined()) GTEST_SKIP() << "../shared/reference/unimrseg_parity_vectors.h5 is not beside the project";
+  auto node = test::make_node("loss.nt_xent", "{keys: [f], pairing: halves}");
+  Packet body, key;
+  body.tensors["f"] = a;
+  key.tensors["f"] = parity("nt_xent_code_variant/input1");
+  Context ctx(1, 0, 0, "nt", true);
+  const double expected = parity("nt_xent_code_variant/output0").item<double>();
+  EXPECT_NEAR(dynamic_cast<StepNode&>(*node).run({body, key}, ctx).at("loss").item<double>(), expected, 1e-5 * std::abs(expected) + 1e-7);
+}
+
+// A reference of B rows is repeated over the k*B rows of all subsets (Dice and
+// L1 alike); rows that do not tile are an error naming both counts.
+TEST(UniMRSegLosses, ReferenceRowsTile) {
+  torch::manual_seed(1);
+  const torch::Tensor pred = torch::randn({6, 3, 4, 4, 4}), ref = torch::randn({2, 3, 4, 4, 4});
+  auto dice = test::make_node("loss.dice", "{target: sigmoid_detached}");
+  Context ctx(1, 0, 0, "d", true);
+  Packet p, r, rr;
+  p.tensors["pred"] = pred;
+  r.tensors["target"] = ref;
+  rr.tensors["target"] = torch::cat({ref, ref, ref});
+  auto& step = dynamic_cast<StepNode&>(*dice);
+  EXPECT_NEAR(step.run({p, r}, ctx).at("loss").item<double>(), step.run({p, rr}, ctx).at("loss").item<double>(), 1e-7);
+  auto l1 = test::make_node("loss.l1", "{keys: [features.1]}");
+  Packet fa, fb;
+  fa.tensors["features.1"] = pred;
+  fb.tensors["features.1"] = ref;
+  EXPECT_NEAR(dynamic_cast<StepNode&>(*l1).run({fa, fb}, ctx).at("loss").item<double>(),
+              (pred - torch::cat({ref, ref, ref})).abs().mean().item<double>(), 1e-7);
+  r.tensors["target"] = torch::randn({4, 3, 4, 4, 4});
+  try {
+    step.run({p, r}, ctx);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("4 rows"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace umrflow

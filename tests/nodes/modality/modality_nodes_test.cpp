@@ -157,4 +157,43 @@ TEST(Modality, SubsetsExpandTheBatch) {
   EXPECT_TRUE(torch::equal(p.at("group"), torch::tensor({1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 0})));
 }
 
+// Stage-2 views: row 0 of each pair is the sample itself, row 1 the same
+// sample with 1..M-1 whole channels zeroed (each count seen over many draws,
+// never 0 or M); labels are repeated; a batch of one uses A for B.
+TEST(ModalityViews, PairsAndMissingCounts) {
+  auto node = test::make_node("modality.views");
+  torch::manual_seed(2);
+  const torch::Tensor x = torch::rand({2, 4, 3, 3, 3}) + 0.5;
+  const torch::Tensor y = torch::randint(0, 2, {2, 3, 3, 3, 3});
+  std::map<std::int64_t, int> counts;
+  bool resample_differs = false;
+  for (int k = 0; k < 60; ++k) {
+    Packet in;
+    in.tensors = {{"image", x}, {"label", y}};
+    Context ctx(9, 0, k, "views", true);
+    Packet out = dynamic_cast<StepNode&>(*node).run({in}, ctx);
+    EXPECT_TRUE(torch::equal(out.at("first")[0], x[0]));
+    EXPECT_TRUE(torch::equal(out.at("second")[0], x[1]));
+    EXPECT_TRUE(torch::equal(out.at("second_label")[1], y[1]));
+    for (const char* key : {"first", "second", "second_resampled"}) {
+      const torch::Tensor v = out.at(key);
+      std::int64_t zeroed = 0;
+      for (int c = 0; c < 4; ++c) {
+        if (v[1][c].abs().sum().item<double>() == 0) ++zeroed;
+        else EXPECT_TRUE(torch::equal(v[1][c], v[0][c]));
+      }
+      ++counts[zeroed];
+    }
+    resample_differs |= !torch::equal(out.at("second")[1], out.at("second_resampled")[1]);
+  }
+  EXPECT_EQ(counts.size(), 3u);
+  EXPECT_EQ(counts.count(0) + counts.count(4), 0u);
+  EXPECT_TRUE(resample_differs);
+  Packet one;
+  one.tensors = {{"image", x.narrow(0, 0, 1)}, {"label", y.narrow(0, 0, 1)}};
+  Context ctx(9, 0, 0, "views", true);
+  Packet out = dynamic_cast<StepNode&>(*node).run({one}, ctx);
+  EXPECT_TRUE(torch::equal(out.at("second")[0], x[0]));
+}
+
 }  // namespace umrflow

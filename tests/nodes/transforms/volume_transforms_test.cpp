@@ -129,4 +129,29 @@ TEST(VolumeTransforms, IntensityScaleAndShift) {
   EXPECT_LE(std::abs(diff[0][0][0][0].item<double>()), 0.1 + 1e-6);
 }
 
+// The stage-1 target equals a per-channel, per-axial-slice min-max computed
+// voxel by voxel; a constant slice maps to 0 (denominator clamped to 1e-5).
+TEST(VolumeTransforms, SliceMinMaxTargetMatchesBruteForce) {
+  torch::manual_seed(8);
+  torch::Tensor x = torch::randn({2, 5, 4, 3}) * 7;
+  x[1].select(2, 1).fill_(3.0);
+  auto node = test::make_node("volume.slice_minmax_target");
+  const Packet out = test::apply(*node, test::sample({{"image", x}}));
+  const torch::Tensor t = out.at("target");
+  for (int c = 0; c < 2; ++c)
+    for (int z = 0; z < 3; ++z) {
+      double lo = 1e30, hi = -1e30;
+      for (int i = 0; i < 5; ++i)
+        for (int j = 0; j < 4; ++j) {
+          lo = std::min(lo, x[c][i][j][z].item<double>());
+          hi = std::max(hi, x[c][i][j][z].item<double>());
+        }
+      for (int i = 0; i < 5; ++i)
+        for (int j = 0; j < 4; ++j)
+          EXPECT_NEAR(t[c][i][j][z].item<double>(), (x[c][i][j][z].item<double>() - lo) / std::max(hi - lo, 1e-5), 1e-5);
+    }
+  EXPECT_EQ(t[1].select(2, 1).abs().max().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(out.at("image"), x));
+}
+
 }  // namespace umrflow

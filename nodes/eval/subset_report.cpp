@@ -1,0 +1,340 @@
+// `eval.subset_report`: Dice and HD95 of every modality subset, collected over
+// the cases of an evaluation run and written as the paper's Table 1 layout.
+#include <torch/torch.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <numeric>
+#include <set>
+#include <sstream>
+
+#include "builtin.h"
+#include "eval/seg_metrics.h"
+#include "io/nifti.h"
+#include "umrflow/node.h"
+
+namespace umrflow::nodes {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Row {
+  std::int64_t subset;
+  std::string case_id;
+  std::vector<double> dice, hd95;  // per region, in label channel order
+};
+
+std::string display_name(std::string m) {
+  if (!m.empty()) m[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(m[0])));
+  return m;
+}
+
+double mean_of(const std::vector<double>& v, double* sd = nullptr) {
+  double s = 0;
+  int n = 0;
+  for (double x : v)
+    if (!std::isnan(x)) {
+      s += x;
+      ++n;
+    }
+  const double m = n ? s / n : std::nan("");
+  if (sd) {
+    double q = 0;
+    for (double x : v)
+      if (!std::isnan(x)) q += (x - m) * (x - m);
+    *sd = n ? std::sqrt(q / n) : std::nan("");
+  }
+  return m;
+}
+
+std::string fmt(double v, int digits = 2) {
+  if (std::isnan(v)) return "n/a";
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+class SubsetReport final : public StepNode {
+ public:
+  explicit SubsetReport(const Params& p)
+      : modalities_(p.get_texts("modalities")), regions_(p.get_texts("regions")), columns_(p.get_texts("columns")),
+        rfnet_(p.get_text("dice") == "rfnet"), hd95_(p.get_bool("hd95")), threshold_(p.get_number("threshold")),
+        predictions_(p.get_bool("predictions")) {
+    for (const auto& c : columns_) {
+      auto it = std::find(regions_.begin(), regions_.end(), c);
+      if (it == regions_.end()) throw std::invalid_argument("columns: '" + c + "' is not one of the regions");
+      column_index_.push_back(it - regions_.begin());
+    }
+  }
+
+  Packet run(const std::vector<Packet>& in, Context&) override {
+    const torch::Tensor logits = in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat32);
+    const torch::Tensor label = in.at(1).at("label").to(torch::kCPU).to(torch::kBool);
+    const torch::Tensor present = in.at(2).at("present").to(torch::kCPU).to(torch::kLong);
+    const std::int64_t subsets = present.size(0), cases = label.size(0), regions = label.size(1);
+    if (logits.size(0) != subsets * cases || logits.size(1) != regions || regions != static_cast<std::int64_t>(regions_.size()))
+      throw std::runtime_error("pred " + c10::str(logits.sizes()) + " does not hold " + std::to_string(subsets) + " subsets of " +
+                               std::to_string(cases) + " cases with the " + std::to_string(regions_.size()) + " regions of label " +
+                               c10::str(label.sizes()));
+    if (masks_.empty())
+      for (std::int64_t s = 0; s < subsets; ++s) {
+        std::vector<std::int64_t> m;
+        for (std::int64_t c = 0; c < present.size(1); ++c) m.push_back(present[s][c].item<std::int64_t>());
+        masks_.push_back(m);
+      }
+    const torch::Tensor pred = torch::sigmoid(logits) > threshold_;
+    std::vector<std::string> names;
+    for (const auto& m : in.at(1).samples) names.push_back(m.id);
+    Packet out;
+    torch::Tensor dice = torch::full({subsets, cases, regions}, std::nan(""), torch::kFloat64);
+    for (std::int64_t s = 0; s < subsets; ++s)
+      for (std::int64_t b = 0; b < cases; ++b) {
+        Row row{s, b < static_cast<std::int64_t>(names.size()) ? names[b] : "case" + std::to_string(b), {}, {}};
+        for (std::int64_t r = 0; r < regions; ++r) {
+          const torch::Tensor p = pred[s * cases + b][r], g = label[b][r];
+          row.dice.push_back(rfnet_ ? metrics::dice_rfnet(p, g) : metrics::dice_monai(p, g));
+          row.hd95.push_back(hd95_ ? metrics::hd95(p, g) : std::nan(""));
+          dice[s][b][r] = row.dice.back();
+        }
+        rows_.push_back(row);
+        if (predictions_ && in.size() > 3 && !in.at(3).tensors.empty()) pending_.push_back({row.case_id, s, pred[s * cases + b].clone(), in.at(3).at("affine")[b].clone()});
+      }
+    out.tensors["dice"] = dice;
+    return out;
+  }
+
+  void finish(const std::string& run_dir) override {
+    if (rows_.empty()) return;
+    const fs::path dir = run_dir;
+    const std::int64_t subsets = static_cast<std::int64_t>(masks_.size());
+    const std::size_t ncol = columns_.size();
+    // Per subset, the mean over cases of each region (NaN entries left out).
+    std::vector<std::vector<double>> dice(subsets, std::vector<double>(ncol)), hd(subsets, std::vector<double>(ncol));
+    for (std::int64_t s = 0; s < subsets; ++s)
+      for (std::size_t c = 0; c < ncol; ++c) {
+        std::vector<double> d, h;
+        for (const auto& r : rows_)
+          if (r.subset == s) {
+            d.push_back(r.dice[column_index_[c]]);
+            h.push_back(r.hd95[column_index_[c]]);
+          }
+        dice[s][c] = 100.0 * mean_of(d);
+        hd[s][c] = mean_of(h);
+      }
+    std::vector<double> avg(ncol), sd(ncol), hd_avg(ncol);
+    for (std::size_t c = 0; c < ncol; ++c) {
+      std::vector<double> col, hcol;
+      for (std::int64_t s = 0; s < subsets; ++s) {
+        col.push_back(dice[s][c]);
+        hcol.push_back(hd[s][c]);
+      }
+      avg[c] = mean_of(col, &sd[c]);
+      hd_avg[c] = mean_of(hcol);
+    }
+    std::set<std::string> cases;
+    for (const auto& r : rows_) cases.insert(r.case_id);
+    std::ostringstream md, csv, json;
+    md << "Dice (%) per modality subset over " << cases.size() << " case(s); " << (rfnet_ ? "RFNet rule (empty with empty = 1)" : "MONAI rule (empty ground truth left out)")
+       << "; Average and Std Dev over the " << subsets << " subsets (population).\n\n| present |";
+    csv << "present";
+    for (const auto& c : columns_) {
+      md << " " << c << " |";
+      csv << ",dice_" << c;
+    }
+    if (hd95_) {
+      for (const auto& c : columns_) {
+        md << " HD95 " << c << " |";
+        csv << ",hd95_" << c;
+      }
+    }
+    md << "\n|---|";
+    for (std::size_t k = 0; k < ncol * (hd95_ ? 2 : 1); ++k) md << "---|";
+    md << "\n";
+    csv << "\n";
+    json << "{\n  \"cases\": " << cases.size() << ",\n  \"dice_rule\": \"" << (rfnet_ ? "rfnet" : "monai") << "\",\n  \"subsets\": [\n";
+    for (std::int64_t s = 0; s < subsets; ++s) {
+      const std::string name = subset_name(s);
+      md << "| " << name << " |";
+      csv << name;
+      json << "    {\"present\": \"" << name << "\"";
+      for (std::size_t c = 0; c < ncol; ++c) {
+        md << " " << fmt(dice[s][c]) << " |";
+        csv << "," << fmt(dice[s][c], 4);
+        json << ", \"dice_" << columns_[c] << "\": " << json_number(dice[s][c]);
+      }
+      if (hd95_)
+        for (std::size_t c = 0; c < ncol; ++c) {
+          md << " " << fmt(hd[s][c]) << " |";
+          csv << "," << fmt(hd[s][c], 4);
+          json << ", \"hd95_" << columns_[c] << "\": " << json_number(hd[s][c]);
+        }
+      md << "\n";
+      csv << "\n";
+      json << "}" << (s + 1 < subsets ? "," : "") << "\n";
+    }
+    md << "| **Average** |";
+    csv << "Average";
+    for (std::size_t c = 0; c < ncol; ++c) {
+      md << " **" << fmt(avg[c]) << "** |";
+      csv << "," << fmt(avg[c], 4);
+    }
+    if (hd95_)
+      for (std::size_t c = 0; c < ncol; ++c) {
+        md << " **" << fmt(hd_avg[c]) << "** |";
+        csv << "," << fmt(hd_avg[c], 4);
+      }
+    md << "\n| Std Dev |";
+    csv << "\nStd Dev";
+    for (std::size_t c = 0; c < ncol; ++c) {
+      md << " " << fmt(sd[c]) << " |";
+      csv << "," << fmt(sd[c], 4);
+    }
+    if (hd95_)
+      for (std::size_t c = 0; c < ncol; ++c) {
+        md << " |";
+        csv << ",";
+      }
+    md << "\n";
+    csv << "\n";
+    json << "  ],\n  \"average\": {";
+    for (std::size_t c = 0; c < ncol; ++c) json << (c ? ", " : "") << "\"dice_" << columns_[c] << "\": " << json_number(avg[c]);
+    json << "},\n  \"std_dev\": {";
+    for (std::size_t c = 0; c < ncol; ++c) json << (c ? ", " : "") << "\"dice_" << columns_[c] << "\": " << json_number(sd[c]);
+    json << "}\n}\n";
+    write(dir / "report.md", md.str());
+    write(dir / "report.csv", csv.str());
+    write(dir / "report.json", json.str());
+    std::ostringstream per_case;
+    per_case << "present,case";
+    for (const auto& r : regions_) per_case << ",dice_" << r;
+    for (const auto& r : regions_) per_case << ",hd95_" << r;
+    per_case << "\n";
+    for (const auto& r : rows_) {
+      per_case << subset_name(r.subset) << "," << r.case_id;
+      for (double v : r.dice) per_case << "," << fmt(v, 6);
+      for (double v : r.hd95) per_case << "," << fmt(v, 4);
+      per_case << "\n";
+    }
+    write(dir / "per_case.csv", per_case.str());
+    write(dir / "dice_boxplot.svg", boxplot(dice));
+    if (!pending_.empty()) {
+      fs::create_directories(dir / "predictions");
+      for (const auto& p : pending_) {
+        const std::string name = p.case_id + "_" + file_name(p.subset) + ".nii.gz";
+        io::Affine affine{};
+        const torch::Tensor a = p.affine.to(torch::kFloat64).contiguous();
+        std::copy(a.data_ptr<double>(), a.data_ptr<double>() + 16, affine.begin());
+        // One file per case and subset: region r is label r + 1; nested regions are painted largest
+        // first, so a region inside another keeps its own label.
+        std::vector<std::int64_t> order(p.mask.size(0));
+        std::iota(order.begin(), order.end(), 0);
+        std::sort(order.begin(), order.end(), [&](auto a, auto b) { return p.mask[a].sum().template item<std::int64_t>() > p.mask[b].sum().template item<std::int64_t>(); });
+        torch::Tensor labels = torch::zeros(p.mask[0].sizes(), torch::kUInt8);
+        for (std::int64_t r : order) labels.masked_fill_(p.mask[r], static_cast<std::uint8_t>(r + 1));
+        io::write_nifti((dir / "predictions" / name).string(), labels, affine, io::dtype::uint8);
+      }
+    }
+    std::printf("%s", md.str().c_str());
+  }
+
+ private:
+  struct Pending {
+    std::string case_id;
+    std::int64_t subset;
+    torch::Tensor mask, affine;
+  };
+
+  static std::string json_number(double v) { return std::isnan(v) ? "null" : fmt(v, 4); }
+  static void write(const fs::path& path, const std::string& text) {
+    const fs::path tmp = path.string() + ".tmp";
+    std::ofstream(tmp) << text;
+    fs::rename(tmp, path);
+  }
+  std::string subset_name(std::int64_t s) const {
+    std::string out;
+    for (std::size_t c = 0; c < masks_[s].size(); ++c)
+      if (masks_[s][c]) out += (out.empty() ? "" : "+") + display_name(c < modalities_.size() ? modalities_[c] : "m" + std::to_string(c));
+    return out;
+  }
+  std::string file_name(std::int64_t s) const {
+    std::string n = subset_name(s);
+    std::replace(n.begin(), n.end(), '+', '-');
+    return n;
+  }
+
+  /// Box plot (SVG) of the per-subset mean Dice for each column: median, quartiles,
+  /// whiskers at the extremes, and the subsets as dots.
+  std::string boxplot(const std::vector<std::vector<double>>& dice) const {
+    const int w = 120 * static_cast<int>(columns_.size()) + 80, h = 320;
+    std::ostringstream s;
+    s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << w << "\" height=\"" << h << "\" font-family=\"sans-serif\" font-size=\"12\">\n";
+    s << "<text x=\"10\" y=\"16\">Dice (%) of the " << dice.size() << " modality subsets per region</text>\n";
+    auto y_of = [&](double v) { return 290.0 - 2.5 * v; };
+    for (int t = 0; t <= 100; t += 20)
+      s << "<line x1=\"50\" x2=\"" << w - 10 << "\" y1=\"" << y_of(t) << "\" y2=\"" << y_of(t) << "\" stroke=\"#ddd\"/><text x=\"20\" y=\"" << y_of(t) + 4
+        << "\">" << t << "</text>\n";
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      std::vector<double> v;
+      for (const auto& row : dice)
+        if (!std::isnan(row[c])) v.push_back(row[c]);
+      const double x = 90.0 + 120.0 * c;
+      s << "<text x=\"" << x - 10 << "\" y=\"308\">" << columns_[c] << "</text>\n";
+      if (v.empty()) continue;
+      std::sort(v.begin(), v.end());
+      auto q = [&](double f) {
+        const double pos = f * (v.size() - 1);
+        const std::size_t lo = static_cast<std::size_t>(pos);
+        const std::size_t hi = std::min(lo + 1, v.size() - 1);
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+      };
+      s << "<line x1=\"" << x << "\" x2=\"" << x << "\" y1=\"" << y_of(v.front()) << "\" y2=\"" << y_of(v.back()) << "\" stroke=\"black\"/>\n";
+      s << "<rect x=\"" << x - 25 << "\" y=\"" << y_of(q(0.75)) << "\" width=\"50\" height=\"" << y_of(q(0.25)) - y_of(q(0.75))
+        << "\" fill=\"#9cf\" stroke=\"black\"/>\n";
+      s << "<line x1=\"" << x - 25 << "\" x2=\"" << x + 25 << "\" y1=\"" << y_of(q(0.5)) << "\" y2=\"" << y_of(q(0.5)) << "\" stroke=\"black\" stroke-width=\"2\"/>\n";
+      for (double d : v) s << "<circle cx=\"" << x + 35 << "\" cy=\"" << y_of(d) << "\" r=\"2\" fill=\"#c33\"/>\n";
+    }
+    s << "</svg>\n";
+    return s.str();
+  }
+
+  std::vector<std::string> modalities_, regions_, columns_;
+  std::vector<std::size_t> column_index_;
+  bool rfnet_, hd95_;
+  double threshold_;
+  bool predictions_;
+  std::vector<std::vector<std::int64_t>> masks_;
+  std::vector<Row> rows_;
+  std::vector<Pending> pending_;
+};
+
+}  // namespace
+
+void register_eval_nodes(Registry& registry) {
+  NodeSpec s;
+  s.type = "eval.subset_report";
+  s.kind = NodeKind::step;
+  s.summary = "Dice (MONAI or RFNet rule) and HD95 per modality subset and case; at the end writes report.md/.csv/.json, "
+              "per_case.csv, dice_boxplot.svg (and NIfTI predictions) into the run directory.";
+  s.params = {
+      param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"}, "channel names, for the row labels"),
+      param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label channels, in order"),
+      param::texts("columns", std::vector<std::string>{"WT", "TC", "ET"}, "regions in the report's column order (the paper's)"),
+      param::choice("dice", "monai", {"monai", "rfnet"}, "monai: empty ground truth left out of the mean; rfnet: both empty scores 1"),
+      param::boolean("hd95", true, "also compute the 95% Hausdorff distance (voxels)"),
+      param::number("threshold", 0.5, "sigmoid(logit) above this is foreground").range(0, 1),
+      param::boolean("predictions", false, "write every subset's prediction as NIfTI (needs the `affine` port)"),
+  };
+  s.inputs = {PortSpec{"pred", {{"pred", 5, "logits (S*B, R, X, Y, Z), subset-major"}}, "the network's output for all subsets"},
+              PortSpec{"label", {{"label", 5, "(B, R, X, Y, Z)"}}, "ground truth"},
+              PortSpec{"present", {{"present", 2, "(S, M)"}}, "subset masks (modality.subsets)"},
+              PortSpec{"affine", {{"affine", 3, "(B, 4, 4)"}}, "voxel-to-world matrices, for NIfTI predictions", true}};
+  s.outputs = {{"dice", 3, "float64 (S, B, R), NaN where left out"}};
+  s.create = factory_of<SubsetReport>();
+  registry.add(std::move(s));
+}
+
+}  // namespace umrflow::nodes
