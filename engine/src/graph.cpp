@@ -62,6 +62,17 @@ const std::vector<ParamSpec>& schedule_specs() {
   return specs;
 }
 
+const std::vector<ParamSpec>& validate_specs() {
+  static const std::vector<ParamSpec> specs = {
+      param::text("graph", std::nullopt, "validation graph file, relative to the file that names it"),
+      param::texts("set", std::vector<std::string>{}, "PATH=VALUE overrides of the validation graph"),
+      param::integer("every", 1, "validate every N epochs (and after the last)").min(1),
+      param::text("metric", std::nullopt, "scalar of the validation graph, as NODE.KEY (NODE for a `loss`)"),
+      param::choice("mode", "max", {"max", "min"}, "whether a larger or a smaller metric is better"),
+  };
+  return specs;
+}
+
 const std::regex kIdPattern("[A-Za-z_][A-Za-z0-9_-]*");
 
 struct RawRef {
@@ -504,10 +515,11 @@ struct Builder {
       return;
     }
     g.train.enabled = true;
-    Params p = parse_params(*t, train_param_specs(), {"optimizer", "checkpoint", "schedule"}, "train", diags);
+    Params p = parse_params(*t, train_param_specs(), {"optimizer", "checkpoint", "schedule", "validate"}, "train", diags);
     if (p.has("epochs")) g.train.epochs = p.get_int("epochs");
     if (p.has("prefetch")) g.train.prefetch = p.get_int("prefetch");
     if (p.has("threads")) g.train.threads = p.get_int("threads");
+    if (p.has("autocast")) g.train.autocast = p.get_text("autocast");
     if (p.has("objective")) g.train.objective = p.get_text("objective");
     if (const Doc* o = t->find("optimizer")) {
       if (!o->is_map()) diags.error(o->where(), "train.optimizer is a map {type, lr, weight_decay}");
@@ -539,6 +551,22 @@ struct Builder {
                                             ") must be below train.epochs (" + std::to_string(g.train.epochs) + ")");
       }
     }
+    if (const Doc* c = t->find("validate")) {
+      if (!c->is_map()) diags.error(c->where(), "train.validate is a map {graph, set, every, metric, mode}");
+      else {
+        Params vp = parse_params(*c, validate_specs(), {}, "train.validate", diags);
+        if (vp.has("graph")) {
+          const fs::path base = fs::path(vp.where("graph").file).parent_path();
+          g.train.validate_graph = (base / vp.get_text("graph")).lexically_normal().string();
+          if (!fs::exists(g.train.validate_graph))
+            diags.error(vp.where("graph"), "train.validate.graph '" + g.train.validate_graph + "' does not exist");
+        }
+        if (vp.has("set")) g.train.validate_set = vp.get_texts("set");
+        if (vp.has("every")) g.train.validate_every = vp.get_int("every");
+        if (vp.has("metric")) g.train.validate_metric = vp.get_text("metric");
+        if (vp.has("mode")) g.train.validate_maximise = vp.get_text("mode") == "max";
+      }
+    }
     const Location where = p.has("objective") ? p.where("objective") : t->where();
     if (g.train.objective.empty()) {
       diags.error(t->where(), "train: missing `objective` (the step node whose `loss` is minimised)");
@@ -560,6 +588,7 @@ const std::vector<ParamSpec>& train_param_specs() {
       param::text("objective", std::nullopt, "step node whose scalar `loss` is minimised"),
       param::integer("prefetch", 8, "most samples in flight on the data plane (at least the batch size)").min(1),
       param::integer("threads", 0, "worker threads of the data plane; 0 uses every core").range(0, 1024),
+      param::choice("autocast", "none", {"none", "bf16"}, "bf16: CUDA autocast of the forward passes (weights and optimizer stay fp32)"),
   };
   return specs;
 }

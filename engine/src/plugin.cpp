@@ -47,10 +47,27 @@ void load_plugin(const std::string& path, Registry& registry) {
   static std::vector<std::pair<std::string, boost::dll::shared_library>> loaded;
   std::lock_guard<std::mutex> lock(mutex);
 
+  auto register_into = [&](const PluginDescriptor* d) {
+    // Another registry of this process may already hold the plugin's types.
+    for (const auto& type : registry.types())
+      if (registry.origin(type) == path) return;
+    registry.set_origin(path);
+    try {
+      d->register_nodes(registry);
+    } catch (...) {
+      registry.set_origin("built-in");
+      throw;
+    }
+    registry.set_origin("built-in");
+  };
   std::error_code ec;
   const std::string canonical = std::filesystem::weakly_canonical(path, ec).string();
-  for (const auto& [p, lib] : loaded)
-    if (p == canonical) return;
+  for (auto& [p, lib] : loaded)
+    if (p == canonical) {
+      // Loaded before (for another registry): register its types into this one too.
+      register_into(lib.get<const PluginDescriptor*()>("umrflow_plugin_descriptor")());
+      return;
+    }
   if (!std::filesystem::exists(path))
     throw std::runtime_error("plugin '" + path + "': no such file (check `plugins:`, --plugin or UMRFLOW_PLUGIN_PATH)");
 
@@ -71,14 +88,7 @@ void load_plugin(const std::string& path, Registry& registry) {
   if (!why.empty())
     throw std::runtime_error("plugin '" + path + "' refused: " + why + ". Plugin: " + describe_abi(d->abi) +
                              "; host: " + describe_abi(host_abi()) + ". Rebuild the plugin against this umrflow.");
-  registry.set_origin(path);
-  try {
-    d->register_nodes(registry);
-  } catch (...) {
-    registry.set_origin("built-in");
-    throw;
-  }
-  registry.set_origin("built-in");
+  register_into(d);
   loaded.emplace_back(canonical, std::move(lib));
 }
 

@@ -12,6 +12,8 @@
 #include <mutex>
 #include <sstream>
 
+#include <ATen/autocast_mode.h>
+
 #include "instance.h"
 #include "progress.h"
 #include "umrflow/random.h"
@@ -99,6 +101,51 @@ class RunLog {
   std::ofstream file_;
 };
 
+/// One pass of the validation graph on copies of the training modules' weights.
+/// Returns the mean of every scalar its step nodes output ("node" for a loss,
+/// else "node.key"); its reports go to `out_dir`.
+std::map<std::string, double> validate(const Graph& train_graph, const Registry& registry, const Instance& trained, torch::Device device,
+                                       int threads, const std::string& out_dir, std::atomic<bool>& stop) {
+  Graph graph = build_graph(load_graph_doc(train_graph.train.validate_graph, train_graph.train.validate_set),
+                            train_graph.train.validate_graph, registry);
+  Instance instance(graph, device);
+  std::map<std::string, torch::Tensor> source;
+  for (auto& [name, t] : trained.weights()) source[name] = t;
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& [name, t] : instance.weights()) {
+      auto it = source.find(name);
+      if (it == source.end() || it->second.sizes() != t.sizes())
+        throw std::runtime_error("train.validate: the validation graph's tensor '" + name + "' " +
+                                 (it == source.end() ? "is not in the training graph" : "has another shape there") +
+                                 " (declare the same modules with the same parameters)");
+      t.copy_(it->second);
+    }
+  }
+  instance.set_training(false);
+  const DataPlane plane = instance.data_plane(false, graph.train.prefetch);
+  std::map<std::string, std::pair<double, std::int64_t>> sums;
+  run_epoch(plane, 0, threads, [&](Packet& batch, std::int64_t index) {
+    for (auto& [k, t] : batch.tensors) t = t.to(device);
+    torch::NoGradGuard no_grad;
+    for (const auto& [id, packet] : instance.run_step(batch, 0, index, false))
+      for (const auto& [key, t] : packet.tensors)
+        if (t.dim() == 0 && t.is_floating_point()) {
+          const double v = t.item<double>();
+          if (!std::isfinite(v)) continue;
+          auto& s = sums[key == "loss" ? id : id + "." + key];
+          s.first += v;
+          s.second += 1;
+        }
+    return !stop.load();
+  });
+  fs::create_directories(out_dir);
+  instance.finish(out_dir);
+  std::map<std::string, double> out;
+  for (const auto& [k, s] : sums) out[k] = s.first / static_cast<double>(s.second);
+  return out;
+}
+
 }  // namespace
 
 std::atomic<bool>& install_interrupt_handler() {
@@ -167,19 +214,26 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   log("run '" + graph.name + "' from " + graph.file + " into " + summary.run_dir + " (device " + device.str() +
       ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) + ")");
 
-  (void)registry;
   Instance instance(graph, device);
   instance.initialise_modules();
   const bool training = graph.train.enabled;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (training) optimizer = make_optimizer(graph.train, instance.trainable_parameters());
   const std::int64_t epochs = training ? graph.train.epochs : 1;
+  const bool autocast = training && graph.train.autocast == "bf16" && device.is_cuda();
+  if (training && graph.train.autocast == "bf16" && !autocast) log("note: train.autocast bf16 applies on CUDA only; this run is fp32");
   const DataPlane plane = instance.data_plane(training, graph.train.prefetch);
   const std::int64_t batches = batches_per_epoch(instance.samples_per_epoch(), plane.batch_size, plane.drop_last);
   const std::int64_t graph_hash = static_cast<std::int64_t>(hash_name(to_yaml(graph.resolved)));
 
   std::int64_t first_epoch = 0;
+  const bool validating = training && !graph.train.validate_graph.empty();
+  double best = graph.train.validate_maximise ? -INFINITY : INFINITY;
   if (resuming) {
+    torch::serialize::InputArchive a;
+    a.load_from((dir / "last.pt").string());
+    torch::Tensor b;
+    if (a.try_read("umrflow.best", b)) best = b.item<double>();
     first_epoch = instance.load_checkpoint((dir / "last.pt").string(), optimizer.get(), graph_hash, [&](const std::string& l) { log(l); });
     log("resuming " + summary.run_dir + " after epoch " + std::to_string(first_epoch));
     summary.epochs_done = first_epoch;
@@ -190,6 +244,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     tensors.emplace_back("umrflow.epoch", torch::tensor(epoch, torch::kInt64));
     tensors.emplace_back("umrflow.seed", torch::tensor(static_cast<std::int64_t>(graph.seed), torch::kInt64));
     tensors.emplace_back("umrflow.graph_hash", torch::tensor(graph_hash, torch::kInt64));
+    if (validating) tensors.emplace_back("umrflow.best", torch::tensor(best, torch::kFloat64));
     save_checkpoint((dir / name).string(), tensors, optimizer.get());
   };
 
@@ -205,7 +260,20 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       for (auto& [k, t] : batch.tensors) t = t.to(device, /*non_blocking=*/true);
       std::map<std::string, Packet> outs;
       if (training) {
-        outs = instance.run_step(batch, epoch, index, true);
+        if (autocast) {
+          at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+          at::autocast::set_enabled(true);
+        }
+        try {
+          outs = instance.run_step(batch, epoch, index, true);
+        } catch (...) {
+          if (autocast) at::autocast::set_enabled(false);
+          throw;
+        }
+        if (autocast) {
+          at::autocast::set_enabled(false);
+          at::autocast::clear_cache();
+        }
         torch::Tensor loss = outs.at(graph.train.objective).at("loss");
         if (!torch::isfinite(loss).all().item<bool>())
           throw NodeError(graph.train.objective, graph.find(graph.train.objective)->type, batch.sample_names(),
@@ -247,6 +315,23 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     metrics["samples_per_s"] = seconds > 0 ? r.samples / seconds : 0.0;
     if (training) metrics["lr"] = scheduled_lr(graph.train, epoch);
     if (r.stopped) metrics["partial"] = 1.0;
+    bool improved = false;
+    if (validating && !r.stopped && ((epoch + 1) % graph.train.validate_every == 0 || epoch + 1 == epochs)) {
+      char name[32];
+      std::snprintf(name, sizeof name, "epoch_%04lld", static_cast<long long>(epoch + 1));
+      log("validating with " + graph.train.validate_graph + " into " + (dir / "val" / name).string());
+      const auto v = validate(graph, registry, instance, device, threads, (dir / "val" / name).string(), stop);
+      auto it = v.find(graph.train.validate_metric);
+      if (it == v.end()) {
+        std::string have;
+        for (const auto& [k, x] : v) have += (have.empty() ? "" : ", ") + k;
+        throw std::runtime_error("train.validate.metric '" + graph.train.validate_metric + "' is not among the validation scalars (" +
+                                 (have.empty() ? std::string("none") : have) + ")");
+      }
+      metrics["val." + it->first] = it->second;
+      improved = graph.train.validate_maximise ? it->second > best : it->second < best;
+      if (improved) best = it->second;
+    }
     std::string line = "{";
     for (const auto& [k, v] : metrics) line += (line.size() > 1 ? ", " : "") + json_string(k) + ": " + json_number(v);
     line += "}\n";
@@ -278,6 +363,10 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         checkpoint(name, epoch + 1);
       }
       checkpoint("last.pt", epoch + 1);
+      if (improved) {
+        checkpoint("best.pt", epoch + 1);
+        log("best " + graph.train.validate_metric + " so far: " + json_number(best) + " (epoch " + std::to_string(epoch + 1) + ", best.pt)");
+      }
     }
   }
   instance.finish(summary.run_dir);

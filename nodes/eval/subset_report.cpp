@@ -104,6 +104,8 @@ class SubsetReport final : public StepNode {
         if (predictions_ && in.size() > 3 && !in.at(3).tensors.empty()) pending_.push_back({row.case_id, s, pred[s * cases + b].clone(), in.at(3).at("affine")[b].clone()});
       }
     out.tensors["dice"] = dice;
+    const torch::Tensor mean = dice.nanmean();
+    if (std::isfinite(mean.item<double>())) out.tensors["mean_dice"] = mean.to(torch::kFloat32);
     return out;
   }
 
@@ -332,7 +334,8 @@ void register_eval_nodes(Registry& registry) {
               PortSpec{"label", {{"label", 5, "(B, R, X, Y, Z)"}}, "ground truth"},
               PortSpec{"present", {{"present", 2, "(S, M)"}}, "subset masks (modality.subsets)"},
               PortSpec{"affine", {{"affine", 3, "(B, 4, 4)"}}, "voxel-to-world matrices, for NIfTI predictions", true}};
-  s.outputs = {{"dice", 3, "float64 (S, B, R), NaN where left out"}};
+  s.outputs = {{"dice", 3, "float64 (S, B, R), NaN where left out"},
+               {"mean_dice", 0, "mean of `dice` over subsets, cases and regions (absent when all are left out); for train.validate"}};
   s.create = factory_of<SubsetReport>();
   registry.add(std::move(s));
 }

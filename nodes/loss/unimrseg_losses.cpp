@@ -107,6 +107,12 @@ class SsimNode final : public StepNode {
   double sigma_, range_;
 };
 
+/// `key` of a packet, or its only tensor (an input bound as `node.key`).
+const torch::Tensor& only(const Packet& p, const std::string& key) {
+  if (p.has(key) || p.tensors.size() != 1) return p.at(key);
+  return p.tensors.begin()->second;
+}
+
 /// Mean absolute error; over the listed keys of two packets (summed), or
 /// `pred` against `target` when `keys` is empty. `detach_target` stops the
 /// gradient through the second input (consistency against a fixed reference).
@@ -122,7 +128,7 @@ class L1Node final : public StepNode {
       torch::Tensor l = (a - b).abs().mean();
       total = total.defined() ? total + l : l;
     };
-    if (keys_.empty()) add(in.at(0).at("pred"), in.at(1).at("target"), "pred");
+    if (keys_.empty()) add(only(in.at(0), "pred"), only(in.at(1), "target"), "pred");
     else
       for (const auto& k : keys_) add(in.at(0).at(k), in.at(1).at(k), k);
     Packet out;

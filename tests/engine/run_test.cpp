@@ -247,4 +247,42 @@ TEST(Run, WarmupCosineScheduleMatchesTheClosedForm) {
   EXPECT_DOUBLE_EQ(scheduled_lr(t, 7), 1e-4);
 }
 
+// train.validate runs the validation graph on the current weights every N
+// epochs and after the last, logs val.<metric>, and keeps best.pt at the best
+// epoch; an unknown metric is an error that lists the validation scalars.
+TEST(Run, ValidationKeepsTheBestCheckpoint) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  dir.write("val.yaml",
+            "umrflow: 1\nname: val\nseed: 9\nmodules:\n  net: {type: model.channel_mix, in_channels: 2}\n"
+            "data:\n  - {id: source, type: synthetic.tensors, count: 8, shape: [2, 4, 4, 4]}\n  - {id: batch, type: batch, in: source, size: 4}\n"
+            "step:\n  - {id: pred, type: call, module: net, in: batch.image}\n  - {id: mse, type: loss.mse, in: [pred, batch.target]}\n");
+  const std::string train =
+      "train: {epochs: 3, objective: mse, prefetch: 8, optimizer: {type: adam, lr: 0.05},"
+      " validate: {graph: val.yaml, every: 2, metric: mse, mode: min}}\n";
+  Graph g = load(dir, graph_text("", train), r);
+  run_graph(g, r, quiet_into(dir.path() + "/run"));
+  const auto metrics = lines(dir.path() + "/run/metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 3u);
+  EXPECT_EQ(metrics[0].find("val.mse"), std::string::npos);
+  EXPECT_NE(metrics[1].find("val.mse"), std::string::npos);
+  EXPECT_NE(metrics[2].find("val.mse"), std::string::npos);
+  ASSERT_TRUE(fs::exists(dir.path() + "/run/best.pt"));
+  torch::serialize::InputArchive a;
+  a.load_from(dir.path() + "/run/best.pt");
+  torch::Tensor epoch, best;
+  a.read("umrflow.epoch", epoch);
+  a.read("umrflow.best", best);
+  const double v2 = read_last_metrics(dir.path() + "/run/metrics.jsonl").at("val.mse");
+  EXPECT_EQ(epoch.item<std::int64_t>(), std::abs(best.item<double>() - v2) <= 1e-6 * std::abs(v2) ? 3 : 2);
+
+  Graph bad = load(dir, graph_text("", train.substr(0, train.find("metric")) + "metric: nothing}}\n"), r, "bad.yaml");
+  try {
+    run_graph(bad, r, quiet_into(dir.path() + "/bad"));
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("mse"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace umrflow

@@ -76,7 +76,17 @@ struct TrainSettings {
   std::string schedule = "constant";
   std::int64_t warmup_epochs = 0;
   double warmup_start_lr = 0.0, min_lr = 0.0;
+  /// `validate:`: every `validate_every` epochs (and after the last) the graph
+  /// `validate_graph` (resolved path, with `validate_set` overrides) runs once
+  /// without gradient on copies of the current module weights; the epoch mean
+  /// of its scalar `validate_metric` ("node.key") decides best.pt.
+  std::string validate_graph;
+  std::vector<std::string> validate_set;
+  std::int64_t validate_every = 1;
+  std::string validate_metric;
+  bool validate_maximise = true;
   std::int64_t prefetch = 8;
+  std::string autocast = "none";  // "bf16": CUDA autocast of the step plane's forward (ignored on CPU)
   std::int64_t threads = 0;  // 0: all cores
 };
 
