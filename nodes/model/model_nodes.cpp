@@ -39,6 +39,7 @@ class UniMRSegNetNode final : public ModuleNode {
     o.adapter = p.get_bool("adapter");
     o.heads = p.get_ints("heads");
     o.window = p.get_ints("window");
+    o.fuse_gamma = p.get_number("fuse_gamma");
     o.freeze_encoder = p.get_bool("freeze_encoder");
     o.encoder_bn_update = p.get_bool("encoder_bn_update");
     return o;
@@ -155,6 +156,9 @@ void register_model_nodes(Registry& registry) {
       param::boolean("adapter", false, "add the stage-3 reverse-attention adapter (port `incomplete`)"),
       param::integers("heads", std::vector<std::int64_t>{2, 4, 4, 8, 8}, "attention heads of the adapter's Swin layer per level").length(5).min(1),
       param::integers("window", std::vector<std::int64_t>{1, 7, 7}, "Swin window as (Z, X, Y) extents").length(3).min(1),
+      param::number("fuse_gamma", 1.0,
+                    "initial BatchNorm scale in each fuse_i; small (0.01) starts the adapter path near the plain path (not released)")
+          .range(0, 10),
       param::boolean("freeze_encoder", false, "the encoder (inc..aspp) takes no gradient and runs without autograd (stage 3)"),
       param::boolean("encoder_bn_update", true,
                      "with freeze_encoder: the complete path still updates the encoder's BatchNorm statistics in training (released)"),

@@ -60,6 +60,10 @@ UniMRSegNetImpl::UniMRSegNetImpl(UniMRSegNetOptions o) : options(std::move(o)) {
     const bool pool = i >= 1 && i <= 3;
     adaptor_conv[i] = register_module("adaptor_conv_" + std::to_string(i + 1), cbr(in, width[i], pool));
     fuse[i] = register_module("fuse_" + std::to_string(i + 1), cbr(width[i], width[i], false));
+    if (options.fuse_gamma != 1.0) {
+      torch::NoGradGuard no_grad;
+      fuse[i][1]->as<nn::BatchNorm3d>()->weight.fill_(options.fuse_gamma);
+    }
   }
   for (int i = 0; i < 5; ++i)
     adaptor_transformer[i] = register_module("adaptor_transformer_" + std::to_string(i + 1),

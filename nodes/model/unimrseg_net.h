@@ -37,6 +37,11 @@ struct UniMRSegNetOptions {
   std::vector<std::int64_t> heads{2, 4, 4, 8, 8};
   std::vector<std::int64_t> window{1, 7, 7};  // (Z, X, Y)
   double mlp_ratio = 4.0;
+  /// Initial scale of the BatchNorm in each fuse_i (PyTorch's default is 1). A
+  /// small value makes h, and so the adapter's change to each level, start
+  /// near 0: the adapter path then starts close to the plain path. Not in the
+  /// released code; an option for short fine-tuning budgets.
+  double fuse_gamma = 1.0;
   bool freeze_encoder = false;
   bool encoder_bn_update = true;
 };

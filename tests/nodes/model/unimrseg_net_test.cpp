@@ -167,4 +167,26 @@ TEST(UniMRSegNet, OutputShapes) {
   EXPECT_GE(net->decode(net->encode(torch::randn({1, 4, 16, 16, 16}))).min().item<double>(), 0.0);
 }
 
+// fuse_gamma scales every fuse BatchNorm's initial weight; at a small value
+// the adapter's levels stay close to the frozen encoder's (F_i ~ Fcp), which
+// at the default they do not.
+TEST(UniMRSegNet, FuseGammaStartsNearThePlainPath) {
+  const torch::Tensor x = torch::randn({2, 4, 16, 16, 8});
+  double gap[2];
+  for (int k = 0; k < 2; ++k) {
+    torch::manual_seed(6);
+    auto o = small(true);
+    o.fuse_gamma = k == 0 ? 1.0 : 0.001;
+    model::UniMRSegNet net(o);
+    net->eval();
+    torch::NoGradGuard g;
+    EXPECT_FLOAT_EQ(net->fuse[2][1]->as<torch::nn::BatchNorm3d>()->weight[0].item<float>(), static_cast<float>(o.fuse_gamma));
+    const auto adapted = net->adapt(x);
+    const torch::Tensor plain = net->inc->forward(x);
+    gap[k] = (adapted[0] - plain).abs().mean().item<double>() / plain.abs().mean().item<double>();
+  }
+  EXPECT_GT(gap[0], 0.05);
+  EXPECT_LT(gap[1], 0.01);
+}
+
 }  // namespace umrflow
