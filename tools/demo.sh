@@ -2,7 +2,7 @@
 # Fresh machine to first result: installs what is missing, builds, then runs
 # UniMRSeg end to end on synthetic BraTS-like phantoms with the small profile
 # (graphs/phantoms/): stage 1, stage 2, stage 3, and the evaluation over all 15
-# modality subsets of the held-out cases, whose table it prints. About 10
+# modality subsets of the held-out cases, whose table it prints. About 11
 # minutes on two CPU cores.
 #   bash tools/demo.sh                 # outputs in runs/demo (or runs/demo.N)
 #   UMRFLOW_DEMO_DATA=... UMRFLOW_DEMO_OUT=... bash tools/demo.sh

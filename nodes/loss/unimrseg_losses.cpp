@@ -79,18 +79,20 @@ torch::Tensor tile_rows(const torch::Tensor& target, std::int64_t rows, const st
 
 class DiceNode final : public StepNode {
  public:
-  explicit DiceNode(const Params& p) : soft_(p.get_text("target") == "sigmoid_detached") {}
+  explicit DiceNode(const Params& p)
+      : soft_(p.get_text("target") == "sigmoid_detached"), hard_(p.get_text("target") == "threshold_detached") {}
   Packet run(const std::vector<Packet>& in, Context&) override {
     const torch::Tensor& pred = in.at(0).at("pred");
     torch::Tensor target = tile_rows(in.at(1).at("target"), pred.size(0), "dice");
     if (soft_) target = torch::sigmoid(target).detach();
+    if (hard_) target = (target > 0).to(pred.dtype()).detach();  // sigmoid(logit) > 0.5
     Packet out;
     out.tensors["loss"] = loss::soft_dice(pred, target);
     return out;
   }
 
  private:
-  bool soft_;
+  bool soft_, hard_;
 };
 
 class SsimNode final : public StepNode {
@@ -203,8 +205,9 @@ void register_unimrseg_loss_nodes(Registry& registry) {
   };
   add(pair_spec("loss.dice", "Soft Dice on sigmoid(pred) (MONAI DiceLoss, sigmoid=True, smoothing 1e-5, mean over samples and channels); "
                 "a target of B rows is repeated over k*B prediction rows.",
-                {param::choice("target", "label", {"label", "sigmoid_detached"},
-                               "label: a (soft) mask; sigmoid_detached: logits of a reference prediction, sigmoid and no gradient")},
+                {param::choice("target", "label", {"label", "sigmoid_detached", "threshold_detached"},
+                               "label: a (soft) mask; sigmoid_detached: logits of a reference prediction, sigmoid and no gradient "
+                               "(released); threshold_detached: the reference binarised at sigmoid > 0.5")},
                 "pred", "target"),
       factory_of<DiceNode>());
   add(pair_spec("loss.ssim", "1 - SSIM in 3D (MONAI 1.2 SSIMLoss: Gaussian window, valid convolution), mean over samples.",

@@ -152,4 +152,18 @@ TEST(UniMRSegLosses, ReferenceRowsTile) {
   }
 }
 
+// threshold_detached: the reference logits become the hard mask
+// sigmoid > 0.5, i.e. Dice against a label equal to (logit > 0).
+TEST(UniMRSegLosses, DiceAgainstThresholdedReference) {
+  torch::manual_seed(3);
+  const torch::Tensor pred = torch::randn({2, 3, 4, 4, 4}), ref = torch::randn({2, 3, 4, 4, 4});
+  auto node = test::make_node("loss.dice", "{target: threshold_detached}");
+  Packet p, r;
+  p.tensors["pred"] = pred;
+  r.tensors["target"] = ref;
+  Context ctx(1, 0, 0, "d", true);
+  EXPECT_NEAR(dynamic_cast<StepNode&>(*node).run({p, r}, ctx).at("loss").item<double>(),
+              loss::soft_dice(pred, (ref > 0).to(torch::kFloat32)).item<double>(), 1e-7);
+}
+
 }  // namespace umrflow
