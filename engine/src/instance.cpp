@@ -178,7 +178,7 @@ void Instance::set_training(bool training) const {
   for (const auto& m : graph_.modules) static_cast<ModuleNode*>(modules_.at(m.id).get())->module().train(training && !m.frozen);
 }
 
-std::int64_t Instance::load_checkpoint(const std::string& path, torch::optim::Optimizer* optimizer, std::int64_t graph_hash,
+Instance::CheckpointState Instance::load_checkpoint(const std::string& path, torch::optim::Optimizer* optimizer, std::int64_t graph_hash,
                                        const std::function<void(const std::string&)>& warn) const {
   torch::serialize::InputArchive archive;
   try {
@@ -201,11 +201,14 @@ std::int64_t Instance::load_checkpoint(const std::string& path, torch::optim::Op
     if (!archive.try_read("optimizer", opt)) throw std::runtime_error("checkpoint '" + path + "' holds no optimizer state");
     optimizer->load(opt);
   }
-  torch::Tensor epoch, hash;
+  torch::Tensor epoch, hash, best;
   if (!archive.try_read("umrflow.epoch", epoch)) throw std::runtime_error("checkpoint '" + path + "' holds no epoch");
   if (archive.try_read("umrflow.graph_hash", hash) && hash.item<std::int64_t>() != graph_hash)
     warn("note: the graph differs from the one that wrote " + path + " (a changed setting?); continuing with the current graph");
-  return epoch.item<std::int64_t>();
+  CheckpointState state;
+  state.epoch = epoch.item<std::int64_t>();
+  if (archive.try_read("umrflow.best", best)) state.best = best.item<double>();
+  return state;
 }
 
 void Instance::finish(const std::string& run_dir) const {

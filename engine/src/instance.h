@@ -3,6 +3,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,11 +36,16 @@ class Instance {
   /// Applies `init:` of each module (include/exclude globs) from its checkpoint.
   void initialise_modules() const;
   void set_training(bool training) const;
+  /// What a run checkpoint holds besides the weights.
+  struct CheckpointState {
+    std::int64_t epoch = 0;               // whole epochs done
+    std::optional<double> best;           // best validation metric so far, when validating
+  };
   /// Reads a run checkpoint: every module tensor, the optimizer state when
-  /// given; returns the epoch it was written after. A graph hash that differs
-  /// from `graph_hash` is reported through `warn`, not refused.
-  std::int64_t load_checkpoint(const std::string& path, torch::optim::Optimizer* optimizer, std::int64_t graph_hash,
-                               const std::function<void(const std::string&)>& warn) const;
+  /// given, and its CheckpointState. A graph hash that differs from
+  /// `graph_hash` is reported through `warn`, not refused.
+  CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer* optimizer, std::int64_t graph_hash,
+                                  const std::function<void(const std::string&)>& warn) const;
   /// Calls every step node's finish(run_dir).
   void finish(const std::string& run_dir) const;
 

@@ -101,6 +101,31 @@ class RunLog {
   std::ofstream file_;
 };
 
+/// Epoch means of the scalars step nodes output, named "node" for a `loss`
+/// and "node.key" otherwise.
+class ScalarMeans {
+ public:
+  void add(const std::map<std::string, Packet>& outs, bool skip_non_finite) {
+    for (const auto& [id, packet] : outs)
+      for (const auto& [key, t] : packet.tensors)
+        if (t.dim() == 0 && t.is_floating_point()) {
+          const double v = t.item<double>();
+          if (skip_non_finite && !std::isfinite(v)) continue;
+          auto& s = sums_[key == "loss" ? id : id + "." + key];
+          s.first += v;
+          s.second += 1;
+        }
+  }
+  std::map<std::string, double> means() const {
+    std::map<std::string, double> out;
+    for (const auto& [k, s] : sums_) out[k] = s.first / static_cast<double>(std::max<std::int64_t>(1, s.second));
+    return out;
+  }
+
+ private:
+  std::map<std::string, std::pair<double, std::int64_t>> sums_;
+};
+
 /// One pass of the validation graph on copies of the training modules' weights.
 /// Returns the mean of every scalar its step nodes output ("node" for a loss,
 /// else "node.key"); its reports go to `out_dir`.
@@ -124,26 +149,16 @@ std::map<std::string, double> validate(const Graph& train_graph, const Registry&
   }
   instance.set_training(false);
   const DataPlane plane = instance.data_plane(false, graph.train.prefetch);
-  std::map<std::string, std::pair<double, std::int64_t>> sums;
+  ScalarMeans means;
   run_epoch(plane, 0, threads, [&](Packet& batch, std::int64_t index) {
     for (auto& [k, t] : batch.tensors) t = t.to(device);
     torch::NoGradGuard no_grad;
-    for (const auto& [id, packet] : instance.run_step(batch, 0, index, false))
-      for (const auto& [key, t] : packet.tensors)
-        if (t.dim() == 0 && t.is_floating_point()) {
-          const double v = t.item<double>();
-          if (!std::isfinite(v)) continue;
-          auto& s = sums[key == "loss" ? id : id + "." + key];
-          s.first += v;
-          s.second += 1;
-        }
+    means.add(instance.run_step(batch, 0, index, false), /*skip_non_finite=*/true);
     return !stop.load();
   });
   fs::create_directories(out_dir);
   instance.finish(out_dir);
-  std::map<std::string, double> out;
-  for (const auto& [k, s] : sums) out[k] = s.first / static_cast<double>(s.second);
-  return out;
+  return means.means();
 }
 
 }  // namespace
@@ -230,11 +245,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const bool validating = training && !graph.train.validate_graph.empty();
   double best = graph.train.validate_maximise ? -INFINITY : INFINITY;
   if (resuming) {
-    torch::serialize::InputArchive a;
-    a.load_from((dir / "last.pt").string());
-    torch::Tensor b;
-    if (a.try_read("umrflow.best", b)) best = b.item<double>();
-    first_epoch = instance.load_checkpoint((dir / "last.pt").string(), optimizer.get(), graph_hash, [&](const std::string& l) { log(l); });
+    const auto state = instance.load_checkpoint((dir / "last.pt").string(), optimizer.get(), graph_hash, [&](const std::string& l) { log(l); });
+    first_epoch = state.epoch;
+    if (state.best) best = *state.best;
     log("resuming " + summary.run_dir + " after epoch " + std::to_string(first_epoch));
     summary.epochs_done = first_epoch;
   }
@@ -249,7 +262,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   };
 
   for (std::int64_t epoch = first_epoch; epoch < epochs; ++epoch) {
-    std::map<std::string, std::pair<double, std::int64_t>> sums;
+    ScalarMeans means;
     if (training)
       for (auto& group : optimizer->param_groups()) group.options().set_lr(scheduled_lr(graph.train, epoch));
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), batches, terminal,
@@ -285,16 +298,10 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         torch::NoGradGuard no_grad;
         outs = instance.run_step(batch, epoch, index, false);
       }
+      means.add(outs, /*skip_non_finite=*/false);
       std::string shown;
-      for (const auto& [id, packet] : outs)
-        for (const auto& [key, t] : packet.tensors)
-          if (t.dim() == 0 && t.is_floating_point()) {
-            auto& s = sums[key == "loss" ? id : id + "." + key];
-            const double v = t.item<double>();
-            s.first += v;
-            s.second += 1;
-            if (id == graph.train.objective && key == "loss") shown = "loss " + json_number(v);
-          }
+      if (auto it = outs.find(graph.train.objective); it != outs.end() && it->second.has("loss"))
+        shown = "loss " + json_number(it->second.at("loss").item<double>());
       progress.advance(1, shown);
       return !stop.load();
     });
@@ -308,8 +315,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
           " sample(s), listed in " + (dir / "skipped.tsv").string());
     }
     progress.finish();
-    std::map<std::string, double> metrics;
-    for (const auto& [k, s] : sums) metrics[k] = s.first / std::max<std::int64_t>(1, s.second);
+    std::map<std::string, double> metrics = means.means();
     metrics["epoch"] = static_cast<double>(epoch + 1);
     metrics["time_s"] = seconds;
     metrics["samples_per_s"] = seconds > 0 ? r.samples / seconds : 0.0;

@@ -15,6 +15,7 @@
 #include "eval/seg_metrics.h"
 #include "io/nifti.h"
 #include "umrflow/node.h"
+#include "umrflow/run.h"
 
 namespace umrflow::nodes {
 
@@ -251,11 +252,7 @@ class SubsetReport final : public StepNode {
   };
 
   static std::string json_number(double v) { return std::isnan(v) ? "null" : fmt(v, 4); }
-  static void write(const fs::path& path, const std::string& text) {
-    const fs::path tmp = path.string() + ".tmp";
-    std::ofstream(tmp) << text;
-    fs::rename(tmp, path);
-  }
+  static void write(const fs::path& path, const std::string& text) { write_file_atomically(path.string(), text); }
   std::string subset_name(std::int64_t s) const {
     std::string out;
     for (std::size_t c = 0; c < masks_[s].size(); ++c)

@@ -49,11 +49,9 @@ UniMRSegNetImpl::UniMRSegNetImpl(UniMRSegNetOptions o) : options(std::move(o)) {
   up3 = register_module("up3", Up3D(2 * w[1], w[0]));
   up4 = register_module("up4", Up3D(2 * w[0], w[0]));
   outc = register_module("outc", OutConv3D(w[0], options.out_channels));
-  if (!options.adapter) {
-    if (options.freeze_encoder)
-      for (auto& p : encoder_stages()) for (auto& t : p->parameters()) t.set_requires_grad(false);
-    return;
-  }
+  if (options.freeze_encoder)
+    for (auto& p : encoder_stages()) for (auto& t : p->parameters()) t.set_requires_grad(false);
+  if (!options.adapter) return;
   const std::array<std::int64_t, 5> width{w[0], w[1], w[2], w[3], w[3]};
   for (int i = 0; i < 5; ++i) {
     const std::int64_t in = i == 0 ? options.in_channels : width[i - 1];
@@ -68,8 +66,6 @@ UniMRSegNetImpl::UniMRSegNetImpl(UniMRSegNetOptions o) : options(std::move(o)) {
   for (int i = 0; i < 5; ++i)
     adaptor_transformer[i] = register_module("adaptor_transformer_" + std::to_string(i + 1),
                                              SwinLayer3D(width[i], options.heads[i], options.window, options.mlp_ratio, false));
-  if (options.freeze_encoder)
-    for (auto& p : encoder_stages()) for (auto& t : p->parameters()) t.set_requires_grad(false);
 }
 
 std::vector<std::shared_ptr<nn::Module>> UniMRSegNetImpl::encoder_stages() const {
