@@ -58,19 +58,19 @@ SwinBlock3DImpl::SwinBlock3DImpl(std::int64_t dim, std::int64_t h, std::vector<s
 torch::Tensor SwinBlock3DImpl::forward(const torch::Tensor& x) {
   namespace F = torch::nn::functional;
   const auto b = x.size(0), d = x.size(1), h = x.size(2), w = x.size(3), c = x.size(4);
+  // As released (get_window_size): an axis no longer than the window is one window, unpadded.
+  const std::int64_t wd = d <= window[0] ? d : window[0], wh = h <= window[1] ? h : window[1],
+                     ww = w <= window[2] ? w : window[2];
   torch::Tensor y = norm1->forward(x);
-  const std::int64_t pd = (window[0] - d % window[0]) % window[0], ph = (window[1] - h % window[1]) % window[1],
-                     pw = (window[2] - w % window[2]) % window[2];
+  const std::int64_t pd = (wd - d % wd) % wd, ph = (wh - h % wh) % wh, pw = (ww - w % ww) % ww;
   y = F::pad(y, F::PadFuncOptions({0, 0, 0, pw, 0, ph, 0, pd}));
   const auto dp = d + pd, hp = h + ph, wp = w + pw;
   // Partition into windows, tokens ordered (d, h, w) within each.
-  torch::Tensor win = y.view({b, dp / window[0], window[0], hp / window[1], window[1], wp / window[2], window[2], c})
+  torch::Tensor win = y.view({b, dp / wd, wd, hp / wh, wh, wp / ww, ww, c})
                           .permute({0, 1, 3, 5, 2, 4, 6, 7})
-                          .reshape({-1, window[0] * window[1] * window[2], c});
+                          .reshape({-1, wd * wh * ww, c});
   win = attn->forward(win);
-  y = win.view({b, dp / window[0], hp / window[1], wp / window[2], window[0], window[1], window[2], c})
-          .permute({0, 1, 4, 2, 5, 3, 6, 7})
-          .reshape({b, dp, hp, wp, c});
+  y = win.view({b, dp / wd, hp / wh, wp / ww, wd, wh, ww, c}).permute({0, 1, 4, 2, 5, 3, 6, 7}).reshape({b, dp, hp, wp, c});
   y = y.slice(1, 0, d).slice(2, 0, h).slice(3, 0, w);
   torch::Tensor out = x + y;
   return out + mlp->forward(norm2->forward(out));

@@ -3,6 +3,10 @@
 // 7x7 in-plane and 1 along the last tensor axis; no shift; no qkv bias;
 // pre-norm blocks x + Attn(LN(x)), x + MLP(LN(x)) with MLP ratio 4 and GELU;
 // X and Y zero-padded (after the first LayerNorm) to multiples of the window.
+// An axis no longer than the window becomes one window of its own size, with
+// no padding (the released get_window_size); the attention then uses the first
+// N rows and columns of the 7x7 relative-position index, as released, which
+// are not the small window's own relative positions.
 // Input and output are (B, C, X, Y, Z). Names follow the authors' modules:
 // blocks.0.{norm1,attn.qkv,attn.proj,attn.relative_position_bias_table,
 // attn.relative_position_index,norm2,mlp.fc1,mlp.fc2}.
