@@ -9,7 +9,9 @@ namespace umrflow::loss {
 /// MONAI DiceLoss(sigmoid=True) defaults: p = sigmoid(logits); per (sample,
 /// channel) 1 - (2*sum(p*g) + 1e-5) / (sum(p) + sum(g) + 1e-5) over the spatial
 /// axes; mean over samples and channels. `target` may be soft (values in [0, 1]).
-torch::Tensor soft_dice(const torch::Tensor& logits, const torch::Tensor& target);
+/// With `weight` (same shape, values in [0, 1]) every sum runs over w*p and
+/// w*g instead: voxels of weight 0 take no part.
+torch::Tensor soft_dice(const torch::Tensor& logits, const torch::Tensor& target, const torch::Tensor& weight = {});
 
 /// MONAI 1.2 SSIMLoss(spatial_dims=3) defaults: separable Gaussian window of
 /// `win`^3 (sigma 1.5), valid convolution, data range 1, k1 0.01, k2 0.03,

@@ -9,13 +9,17 @@ namespace umrflow::loss {
 
 namespace F = torch::nn::functional;
 
-torch::Tensor soft_dice(const torch::Tensor& logits, const torch::Tensor& target) {
+torch::Tensor soft_dice(const torch::Tensor& logits, const torch::Tensor& target, const torch::Tensor& weight) {
   if (logits.sizes() != target.sizes())
     throw std::runtime_error("dice: prediction " + c10::str(logits.sizes()) + " and target " + c10::str(target.sizes()) + " differ");
   std::vector<std::int64_t> spatial;
   for (std::int64_t a = 2; a < logits.dim(); ++a) spatial.push_back(a);
-  const torch::Tensor p = torch::sigmoid(logits);
-  const torch::Tensor g = target.to(p.dtype());
+  torch::Tensor p = torch::sigmoid(logits);
+  torch::Tensor g = target.to(p.dtype());
+  if (weight.defined()) {
+    p = p * weight;
+    g = g * weight;
+  }
   const torch::Tensor inter = (p * g).sum(spatial);
   const torch::Tensor denom = p.sum(spatial) + g.sum(spatial);
   return (1.0 - (2.0 * inter + 1e-5) / (denom + 1e-5)).mean();
@@ -80,19 +84,26 @@ torch::Tensor tile_rows(const torch::Tensor& target, std::int64_t rows, const st
 class DiceNode final : public StepNode {
  public:
   explicit DiceNode(const Params& p)
-      : soft_(p.get_text("target") == "sigmoid_detached"), hard_(p.get_text("target") == "threshold_detached") {}
+      : soft_(p.get_text("target") == "sigmoid_detached"),
+        hard_(p.get_text("target") == "threshold_detached"),
+        temperature_(p.get_number("temperature")),
+        confidence_(p.get_number("confidence")) {}
   Packet run(const std::vector<Packet>& in, Context&) override {
     const torch::Tensor& pred = in.at(0).at("pred");
-    torch::Tensor target = tile_rows(in.at(1).at("target"), pred.size(0), "dice");
-    if (soft_) target = torch::sigmoid(target).detach();
-    if (hard_) target = (target > 0).to(pred.dtype()).detach();  // sigmoid(logit) > 0.5
+    torch::Tensor target = tile_rows(in.at(1).at("target"), pred.size(0), "dice"), weight;
+    if (soft_ || hard_) {
+      const torch::Tensor q = torch::sigmoid(target.detach().to(pred.dtype()) / temperature_);
+      if (confidence_ > 0) weight = ((2 * q - 1).abs() >= confidence_).to(pred.dtype());
+      target = soft_ ? q : (q > 0.5).to(pred.dtype());
+    }
     Packet out;
-    out.tensors["loss"] = loss::soft_dice(pred, target);
+    out.tensors["loss"] = loss::soft_dice(pred, target, weight);
     return out;
   }
 
  private:
   bool soft_, hard_;
+  double temperature_, confidence_;
 };
 
 class SsimNode final : public StepNode {
@@ -207,7 +218,13 @@ void register_unimrseg_loss_nodes(Registry& registry) {
                 "a target of B rows is repeated over k*B prediction rows.",
                 {param::choice("target", "label", {"label", "sigmoid_detached", "threshold_detached"},
                                "label: a (soft) mask; sigmoid_detached: logits of a reference prediction, sigmoid and no gradient "
-                               "(released); threshold_detached: the reference binarised at sigmoid > 0.5")},
+                               "(released); threshold_detached: the reference binarised at sigmoid > 0.5"),
+                 param::number("temperature", 1.0,
+                               "with a reference prediction: sigmoid(logits / temperature); below 1 sharpens the teacher (released: 1)")
+                     .range(1e-3, 100),
+                 param::number("confidence", 0.0,
+                               "with a reference prediction: only voxels where |2 sigmoid - 1| >= confidence count (0: all, released)")
+                     .range(0, 1)},
                 "pred", "target"),
       factory_of<DiceNode>());
   add(pair_spec("loss.ssim", "1 - SSIM in 3D (MONAI 1.2 SSIMLoss: Gaussian window, valid convolution), mean over samples.",

@@ -42,6 +42,8 @@ class UniMRSegNetNode final : public ModuleNode {
     o.fuse_gamma = p.get_number("fuse_gamma");
     o.freeze_encoder = p.get_bool("freeze_encoder");
     o.encoder_bn_update = p.get_bool("encoder_bn_update");
+    o.freeze_decoder = p.get_bool("freeze_decoder");
+    o.decoder_bn_incomplete = p.get_bool("decoder_bn_incomplete");
     return o;
   }
 
@@ -69,7 +71,7 @@ class UniMRSegNetNode final : public ModuleNode {
   Packet run_incomplete(const torch::Tensor& x, const Packet& groups) {
     if (groups.tensors.empty()) {
       const Levels f = net_->adapt(x);
-      return result(net_->decode(f), f);
+      return result(net_->decode_incomplete(f), f);
     }
     const torch::Tensor g = groups.at("group").to(torch::kCPU).to(torch::kLong);
     std::vector<std::int64_t> labels;
@@ -86,7 +88,7 @@ class UniMRSegNetNode final : public ModuleNode {
       while (e < labels.size() && labels[e] == labels[s]) ++e;
       const torch::Tensor part = x.narrow(0, static_cast<std::int64_t>(s) * rows, static_cast<std::int64_t>(e - s) * rows);
       const Levels f = net_->adapt(part);
-      logits.push_back(net_->decode(f));
+      logits.push_back(net_->decode_incomplete(f));
       for (int i = 0; i < 5; ++i) levels[i].push_back(f[i]);
       s = e;
     }
@@ -131,7 +133,7 @@ class UniMRSegNetNode final : public ModuleNode {
     if (!adapted.empty()) {
       const torch::Tensor part = x.index_select(0, torch::tensor(adapted, torch::kLong).to(x.device()));
       const Levels l = net_->adapt(part);
-      place(adapted, net_->decode(l), l);
+      place(adapted, net_->decode_incomplete(l), l);
     }
     return result(logits, f);
   }
@@ -162,6 +164,10 @@ void register_model_nodes(Registry& registry) {
       param::boolean("freeze_encoder", false, "the encoder (inc..aspp) takes no gradient and runs without autograd (stage 3)"),
       param::boolean("encoder_bn_update", true,
                      "with freeze_encoder: the complete path still updates the encoder's BatchNorm statistics in training (released)"),
+      param::boolean("freeze_decoder", false,
+                     "the decoder (up1..outc) takes no gradient and keeps its loaded BatchNorm statistics: stage 3 trains the adapter alone (not released)"),
+      param::boolean("decoder_bn_incomplete", true,
+                     "the adapter path's batches use and update the decoder's BatchNorm statistics (released); false: running statistics"),
   };
   s.inputs = {
       PortSpec{"complete", {{"image", 5, "(B, M, X, Y, Z)"}}, "plain U-Net path", true},

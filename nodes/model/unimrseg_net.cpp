@@ -1,5 +1,7 @@
 #include "model/unimrseg_net.h"
 
+#include <optional>
+
 #include <stdexcept>
 
 namespace umrflow::model {
@@ -51,6 +53,8 @@ UniMRSegNetImpl::UniMRSegNetImpl(UniMRSegNetOptions o) : options(std::move(o)) {
   outc = register_module("outc", OutConv3D(w[0], options.out_channels));
   if (options.freeze_encoder)
     for (auto& p : encoder_stages()) for (auto& t : p->parameters()) t.set_requires_grad(false);
+  if (options.freeze_decoder)
+    for (auto& p : decoder_stages()) for (auto& t : p->parameters()) t.set_requires_grad(false);
   if (!options.adapter) return;
   const std::array<std::int64_t, 5> width{w[0], w[1], w[2], w[3], w[3]};
   for (int i = 0; i < 5; ++i) {
@@ -90,7 +94,19 @@ Levels UniMRSegNetImpl::encode_complete(const torch::Tensor& x) {
   return encode(x);
 }
 
+std::vector<std::shared_ptr<nn::Module>> UniMRSegNetImpl::decoder_stages() const {
+  return {up1.ptr(), up2.ptr(), up3.ptr(), up4.ptr(), outc.ptr()};
+}
+
+torch::Tensor UniMRSegNetImpl::decode_incomplete(const Levels& f) {
+  if (options.decoder_bn_incomplete || options.freeze_decoder) return decode(f);
+  EvalScope eval(decoder_stages());
+  return decode(f);
+}
+
 torch::Tensor UniMRSegNetImpl::decode(const Levels& f) {
+  std::optional<EvalScope> frozen;
+  if (options.freeze_decoder) frozen.emplace(decoder_stages());
   // Without the released crop, up1 concatenates at 1/8 resolution directly
   // (the ASPP keeps the resolution, so upsampling and cropping cancel out).
   torch::Tensor y = options.centre_crop ? up1->forward(f[4], f[3]) : up1->conv->forward(torch::cat({f[3], f[4]}, 1));

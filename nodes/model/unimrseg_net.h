@@ -44,6 +44,15 @@ struct UniMRSegNetOptions {
   double fuse_gamma = 1.0;
   bool freeze_encoder = false;
   bool encoder_bn_update = true;
+  /// The decoder (up1..outc) takes no gradient and normalises with its
+  /// BatchNorm running statistics, which stay as loaded: stage 3 then trains
+  /// the adapter alone and the complete path keeps the stage-2 decoder. Not
+  /// in the released code.
+  bool freeze_decoder = false;
+  /// The adapter path's batches are normalised by their own statistics in the
+  /// decoder's BatchNorm and update its running statistics (released). false:
+  /// that path uses the running statistics, which only the complete path moves.
+  bool decoder_bn_incomplete = true;
 };
 
 using Levels = std::array<torch::Tensor, 5>;
@@ -55,6 +64,8 @@ struct UniMRSegNetImpl : torch::nn::Module {
   Levels encode(const torch::Tensor& x);
   /// up1..up4 and outc (and the ReLU head when configured).
   torch::Tensor decode(const Levels& f);
+  /// decode() for the adapter path, honouring decoder_bn_incomplete.
+  torch::Tensor decode_incomplete(const Levels& f);
   /// The adapter path's compensated levels F_1..F_5. Needs `adapter`.
   Levels adapt(const torch::Tensor& x);
   /// The complete path's encoder, honouring freeze_encoder / encoder_bn_update.
@@ -62,6 +73,8 @@ struct UniMRSegNetImpl : torch::nn::Module {
 
   /// The encoder's submodules (inc .. aspp), in order.
   std::vector<std::shared_ptr<torch::nn::Module>> encoder_stages() const;
+  /// The decoder's submodules (up1 .. outc), in order.
+  std::vector<std::shared_ptr<torch::nn::Module>> decoder_stages() const;
 
   UniMRSegNetOptions options;
   DoubleConv3D inc{nullptr};

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "model/unimrseg_net.h"
+#include "parity.h"
 #include "test_paths.h"
 
 namespace umrflow {
@@ -187,6 +188,79 @@ TEST(UniMRSegNet, FuseGammaStartsNearThePlainPath) {
   }
   EXPECT_GT(gap[0], 0.05);
   EXPECT_LT(gap[1], 0.01);
+}
+
+// The whole stage-3 network at widths 8/16/32/32 on a 24^3 input (adapter Swin
+// levels 3-5 below the 7x7 window) computes the authors' complete-path logits,
+// and for all 14 incomplete subsets their adapter features (levels 1-5) and
+// logits, within 1e-4 of each tensor's largest magnitude.
+TEST(UniMRSegNet, Stage3NarrowParity) {
+  if (!test::have_parity()) GTEST_SKIP() << "parity vectors are not beside the project";
+  const std::string g = "unimrseg_stage3_narrow_24";
+  model::UniMRSegNetOptions o;
+  o.widths = {8, 16, 32, 32};
+  o.adapter = true;
+  o.freeze_encoder = true;
+  model::UniMRSegNet net(o);
+  test::load_parity_state(*net, g);
+  net->eval();
+  torch::NoGradGuard no_grad;
+  auto close = [](const torch::Tensor& got, const torch::Tensor& want, const std::string& what) {
+    ASSERT_EQ(got.sizes(), want.sizes()) << what;
+    EXPECT_LE((got - want).abs().max().item<double>(), 1e-4 * std::max(1.0, want.abs().max().item<double>())) << what;
+  };
+  const torch::Tensor x = test::parity(g + "/input0");
+  close(net->decode(net->encode(x)), test::parity(g + "/output0"), "complete path");
+  // The released trainer's zeroed channels, subset k = 1..14.
+  const std::vector<std::vector<int>> zeroed = {{0},    {1},    {2},    {3},       {0, 1},    {0, 2},    {0, 3},
+                                                {1, 2}, {1, 3}, {2, 3}, {0, 1, 2}, {0, 1, 3}, {0, 2, 3}, {1, 2, 3}};
+  for (std::size_t k = 1; k <= zeroed.size(); ++k) {
+    torch::Tensor xk = x.clone();
+    for (int c : zeroed[k - 1]) xk.select(1, c).zero_();
+    const model::Levels f = net->adapt(xk);
+    for (std::size_t l = 0; l < 5; ++l)
+      close(f[l], test::parity(g + "/output" + std::to_string(15 + 5 * (k - 1) + l)),
+            "subset " + std::to_string(k) + " level " + std::to_string(l + 1));
+    close(net->decode(f), test::parity(g + "/output" + std::to_string(k)), "subset " + std::to_string(k) + " logits");
+  }
+}
+
+// freeze_decoder: no decoder weight takes a gradient and its BatchNorm
+// statistics stay as loaded in training, while the adapter still learns.
+// decoder_bn_incomplete false: the adapter path leaves the decoder's
+// statistics alone, the complete path still moves them.
+TEST(UniMRSegNet, DecoderFreezingAndItsBatchNormStatistics) {
+  auto bn_mean = [](model::UniMRSegNet& net) {
+    return net->up4->conv->double_conv[1]->as<torch::nn::BatchNorm3d>()->running_mean.clone();
+  };
+  const torch::Tensor x = torch::randn({2, 4, 16, 16, 8});
+  {
+    torch::manual_seed(7);
+    auto o = small(true);
+    o.freeze_decoder = true;
+    model::UniMRSegNet net(o);
+    net->train();
+    const torch::Tensor before = bn_mean(net);
+    (net->decode(net->encode_complete(x)).sum() + net->decode_incomplete(net->adapt(x)).sum()).backward();
+    for (const auto& m : net->decoder_stages())
+      for (const auto& p : m->parameters()) EXPECT_FALSE(p.grad().defined());
+    EXPECT_TRUE(net->fuse[0]->parameters()[0].grad().defined());
+    EXPECT_TRUE(torch::equal(before, bn_mean(net)));
+    EXPECT_TRUE(net->up4->is_training());
+  }
+  for (bool update : {true, false}) {
+    torch::manual_seed(8);
+    auto o = small(true);
+    o.decoder_bn_incomplete = update;
+    model::UniMRSegNet net(o);
+    net->train();
+    const torch::Tensor before = bn_mean(net);
+    torch::NoGradGuard g;
+    net->decode_incomplete(net->adapt(x));
+    EXPECT_EQ(torch::equal(before, bn_mean(net)), !update) << "decoder_bn_incomplete " << update;
+    net->decode(net->encode_complete(x));
+    EXPECT_FALSE(torch::equal(before, bn_mean(net)));
+  }
 }
 
 }  // namespace umrflow
