@@ -1,21 +1,35 @@
-// Synthetic BraTS-like cases ("phantoms"): brain anatomy, a three-part tumour,
-// and four MRI contrasts that each show the tumour partly, as real scans do.
+// Synthetic BraTS-like cases ("phantoms"): brain anatomy, glioma-like lesions
+// measured in millimetres, and four MRI contrasts that each show the lesion
+// partly, as real scans do. Everything is rendered on a grid twice as fine as
+// the output and averaged down, so boundaries have partial-volume intensities
+// and labels are the majority of their eight sub-voxels.
 //
 // Anatomy: the skull-stripped ch2 template (Debian mricron-data) under a random
 // smooth deformation, with tissue classes by intensity (it is T1-weighted:
 // WM > GM > CSF); without the template, a procedural head of nested ellipsoids
-// with ventricles. Tumour: a deformed sphere with necrotic core (1), enhancing
-// rim (4) and oedema (2). Contrasts by tissue (relative units):
+// with ventricles.
+//
+// Lesions: one focus, or two (one case in five). A focus has a tumour core made
+// of 2-4 overlapping ellipsoidal lobes (mean radius 9-20 mm) with a noisy
+// boundary; inside it an enhancing rim 3-7 mm thick (varying along the
+// boundary) around necrosis; one focus in ten does not enhance (its core is all
+// label 1, like a lower-grade tumour). Oedema reaches 6-22 mm beyond the core,
+// further along white matter than through grey matter (fingers), never into
+// CSF. Labels: necrosis / non-enhancing core 1, oedema 2, enhancing 4.
+//
+// Contrasts by tissue (relative units; each jittered per case):
 //
 //            CSF   GM    WM    oedema necrosis enhancing
-//   T1       0.25  0.55  0.75  0.50   0.35     0.55      faint dark lesion
-//   T1ce     0.25  0.55  0.75  0.52   0.20     1.00      bright rim, dark core
+//   T1       0.25  0.55  0.75  0.60   0.35     0.60      faint dark core only
+//   T1ce     0.25  0.55  0.75  0.62   0.22     1.05      bright rim, dark core
 //   T2       1.00  0.65  0.45  0.85   0.95     0.70      bright oedema and core
-//   FLAIR    0.10  0.55  0.45  0.95   0.60     0.75      bright oedema, dark CSF
+//   FLAIR    0.10  0.55  0.45  0.95   0.65     0.78      bright oedema, dark CSF
 //
-// then a smooth multiplicative bias field per modality and Gaussian noise.
+// then per case and modality: texture inside the lesion, a smooth
+// multiplicative bias field of random strength, a random gamma, Rician noise
+// of random level and a random overall gain, so absolute values carry nothing.
 // FLAIR/T2 find the whole tumour but not its parts; T1ce finds core and rim but
-// not the oedema; so every region needs more than one modality.
+// not the oedema; T1 alone finds little: every region needs the right sequence.
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
@@ -88,23 +102,91 @@ Anatomy template_head(const std::string& path, const std::vector<std::int64_t>& 
   return a;
 }
 
-/// Label volume with {0, 1, 2, 4} for one random tumour inside the brain.
-torch::Tensor tumour(const Anatomy& a, const std::vector<std::int64_t>& shape, torch::Generator& gen, std::mt19937_64& rng) {
-  auto g = grid(shape);
+/// Coordinates in millimetres from the volume's centre, each (X, Y, Z).
+std::vector<torch::Tensor> grid_mm(const std::vector<std::int64_t>& shape, const std::vector<double>& spacing) {
+  std::vector<torch::Tensor> axes;
+  for (int i = 0; i < 3; ++i)
+    axes.push_back((torch::arange(shape[i], torch::kFloat32) + 0.5 - shape[i] / 2.0) * spacing[i]);
+  auto g = torch::meshgrid({axes[0], axes[1], axes[2]}, "ij");
+  return {g[0], g[1], g[2]};
+}
+
+/// A smooth random field in [-1, 1] whose bumps are about `scale_mm` apart.
+torch::Tensor field_mm(const std::vector<std::int64_t>& shape, const std::vector<double>& spacing, double scale_mm,
+                       torch::Generator& gen) {
+  const double extent = std::max(shape[0] * spacing[0], shape[2] * spacing[2]);
+  return smooth_field(shape, std::max<std::int64_t>(3, static_cast<std::int64_t>(extent / scale_mm) + 1), gen);
+}
+
+/// Adds one focus to `label` ({0, 1, 2, 4}); `scale` shrinks a secondary focus.
+void add_focus(torch::Tensor& label, const Anatomy& a, const std::vector<torch::Tensor>& g, const std::vector<double>& centre,
+               double scale, const std::vector<std::int64_t>& shape, const std::vector<double>& spacing, torch::Generator& gen,
+               std::mt19937_64& rng) {
   std::uniform_real_distribution<double> u(0, 1);
-  // Centre: a random brain voxel away from the edge.
-  const auto inner = torch::nonzero(a.brain & (g[0].abs() < 0.45) & (g[1].abs() < 0.5) & (g[2].abs() < 0.45));
-  const auto pick = inner[static_cast<std::int64_t>(u(rng) * inner.size(0)) % inner.size(0)];
-  std::vector<double> c;
-  for (int i = 0; i < 3; ++i) c.push_back(-1.0 + 2.0 * pick[i].item<double>() / (shape[i] - 1));
-  const double radius = 0.14 + 0.16 * u(rng);
-  const auto d = ((g[0] - c[0]).pow(2) + (g[1] - c[1]).pow(2) * (0.7 + 0.6 * u(rng)) + (g[2] - c[2]).pow(2)).sqrt() / radius *
-                 (1.0 + 0.25 * smooth_field(shape, 5, gen));
-  const double core = 0.25 + 0.25 * u(rng), rim = core + 0.2 + 0.15 * u(rng), oedema = rim + 0.6 + 0.8 * u(rng);
+  std::normal_distribution<double> n(0, 1);
+  const double rc = (12.0 + 12.0 * u(rng)) * scale;  // mean core radius, mm
+  const int lobes = 2 + static_cast<int>(u(rng) * 3);
+  torch::Tensor q = torch::full(shape, 1e9);
+  double mean_r = 0;
+  for (int l = 0; l < lobes; ++l) {
+    std::vector<double> dir = {n(rng), n(rng), n(rng)};
+    const double norm = std::sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]) + 1e-9;
+    const double off = l == 0 ? 0.0 : (0.3 + 0.4 * u(rng)) * rc;
+    torch::Tensor ql = torch::zeros(shape);
+    double lobe_r = 0;
+    for (int i = 0; i < 3; ++i) {
+      const double r = rc * (0.55 + 0.45 * u(rng));
+      lobe_r += r / 3;
+      ql += ((g[i] - (centre[i] + off * dir[i] / norm)) / r).pow(2);
+    }
+    mean_r += lobe_r / lobes;
+    q = torch::minimum(q, ql.sqrt());
+  }
+  q = q * (1.0 + 0.15 * field_mm(shape, spacing, 12.0, gen));
+  const torch::Tensor depth = (1.0 - q) * mean_r;  // mm inside the core boundary (negative outside)
+  const torch::Tensor core = (q < 1.0) & a.brain;
+  const double rim_mm = 3.0 + 5.0 * u(rng);
+  const torch::Tensor rim = depth < rim_mm * (1.0 + 0.35 * field_mm(shape, spacing, 10.0, gen));
+  const bool enhancing = u(rng) >= 0.1;
+  const double oedema_mm = (5.0 + 13.0 * u(rng)) * std::sqrt(scale);
+  const torch::Tensor reach = oedema_mm * (0.35 + 1.3 * a.wm) * (1.0 + 0.5 * field_mm(shape, spacing, 8.0, gen));
+  const torch::Tensor oedema = (-depth < reach) & a.brain & (a.csf < 0.5);
+  label.masked_fill_(oedema & (label == 0), 2);
+  if (enhancing) {
+    label.masked_fill_(core & rim, 4);
+    label.masked_fill_(core & ~rim, 1);
+  } else {
+    label.masked_fill_(core, 1);
+  }
+}
+
+/// Label volume with {0, 1, 2, 4}: one focus, or two in one case of five.
+torch::Tensor lesions(const Anatomy& a, const std::vector<std::int64_t>& shape, const std::vector<double>& spacing,
+                      torch::Generator& gen, std::mt19937_64& rng) {
+  const auto g = grid_mm(shape, spacing);
+  std::uniform_real_distribution<double> u(0, 1);
+  // Centres: brain voxels at least 25 mm inside the brain's box, preferring white matter.
+  auto pick = [&](const torch::Tensor& where) {
+    const auto idx = torch::nonzero(where);
+    const auto p = idx[static_cast<std::int64_t>(u(rng) * idx.size(0)) % idx.size(0)];
+    std::vector<double> c;
+    for (int i = 0; i < 3; ++i) c.push_back(g[i].index({p[0], p[1], p[2]}).item<double>());
+    return c;
+  };
+  torch::Tensor inner = a.brain & (a.wm > 0.5);
+  for (int i = 0; i < 3; ++i) {
+    const auto coord = g[i].masked_select(a.brain);
+    inner = inner & (g[i] > coord.min() + 25.0) & (g[i] < coord.max() - 25.0);
+  }
+  if (inner.sum().item<std::int64_t>() == 0) inner = a.brain;
   torch::Tensor label = torch::zeros(shape, torch::kUInt8);
-  label.masked_fill_((d < oedema) & a.brain, 2);
-  label.masked_fill_((d < rim) & a.brain, 4);
-  label.masked_fill_((d < core) & a.brain, 1);
+  const auto first = pick(inner);
+  add_focus(label, a, g, first, 1.0, shape, spacing, gen, rng);
+  if (u(rng) < 0.2) {
+    const auto d = ((g[0] - first[0]).pow(2) + (g[1] - first[1]).pow(2) + (g[2] - first[2]).pow(2)).sqrt();
+    torch::Tensor near = inner & (d > 25.0) & (d < 50.0);
+    if (near.sum().item<std::int64_t>() > 0) add_focus(label, a, g, pick(near), 0.5 + 0.3 * u(rng), shape, spacing, gen, rng);
+  }
   return label;
 }
 
@@ -113,18 +195,22 @@ torch::Tensor tumour(const Anatomy& a, const std::vector<std::int64_t>& shape, t
 std::vector<std::string> write_phantoms(const PhantomOptions& o, const std::function<void(std::int64_t, std::int64_t)>& progress) {
   if (o.cases < 1 || o.size < 16) throw std::invalid_argument("phantoms need at least 1 case and size >= 16");
   const std::vector<std::int64_t> shape = {o.size, o.size, std::max<std::int64_t>(8, o.size * 155 / 240)};
+  const std::vector<std::int64_t> fine = {2 * shape[0], 2 * shape[1], 2 * shape[2]};  // rendering grid
+  const std::vector<double> spacing = {240.0 / shape[0], 240.0 / shape[1], 155.0 / shape[2]};
+  const std::vector<double> fine_spacing = {spacing[0] / 2, spacing[1] / 2, spacing[2] / 2};
   const std::string tpl = o.template_path.empty() ? default_template_path() : o.template_path;
   const bool use_template = !o.procedural && fs::exists(tpl);
   if (!o.template_path.empty() && !use_template) throw std::runtime_error("template '" + o.template_path + "' does not exist");
-  const io::Affine affine = io::diagonal_affine(240.0 / shape[0], 240.0 / shape[1], 155.0 / shape[2]);
+  const io::Affine affine = io::diagonal_affine(spacing[0], spacing[1], spacing[2]);
   struct Contrast {
     const char* name;
     double csf, gm, wm, oedema, necrosis, enhancing;
   };
-  static const Contrast contrasts[] = {{"t1", 0.25, 0.55, 0.75, 0.50, 0.35, 0.55},
-                                       {"t1ce", 0.25, 0.55, 0.75, 0.52, 0.20, 1.00},
+  static const Contrast contrasts[] = {{"t1", 0.25, 0.55, 0.75, 0.60, 0.35, 0.60},
+                                       {"t1ce", 0.25, 0.55, 0.75, 0.62, 0.22, 1.05},
                                        {"t2", 1.00, 0.65, 0.45, 0.85, 0.95, 0.70},
-                                       {"flair", 0.10, 0.55, 0.45, 0.95, 0.60, 0.75}};
+                                       {"flair", 0.10, 0.55, 0.45, 0.95, 0.65, 0.78}};
+  auto down = [](const torch::Tensor& t) { return F::avg_pool3d(t.unsqueeze(0).unsqueeze(0), F::AvgPool3dFuncOptions(2))[0][0]; };
   std::vector<std::string> ids;
   for (std::int64_t i = 0; i < o.cases; ++i) {
     char id[32];
@@ -132,18 +218,35 @@ std::vector<std::string> write_phantoms(const PhantomOptions& o, const std::func
     const std::uint64_t seed = o.seed * 1000003ull + static_cast<std::uint64_t>(i);
     torch::Generator gen = at::detail::createCPUGenerator(seed);
     std::mt19937_64 rng(seed);
-    const Anatomy a = use_template ? template_head(tpl, shape, gen) : procedural_head(shape, gen);
-    const torch::Tensor label = tumour(a, shape, gen, rng);
-    const auto l = label.to(torch::kInt64);
+    std::uniform_real_distribution<double> u(0, 1);
+    std::normal_distribution<double> jitter(0, 1);
+    const Anatomy a = use_template ? template_head(tpl, fine, gen) : procedural_head(fine, gen);
+    const torch::Tensor fine_label = lesions(a, fine, fine_spacing, gen, rng).to(torch::kInt64);
+    // Labels: the majority of the eight sub-voxels (ties go to the first of 0, 2, 1, 4).
+    const torch::Tensor brain = down(a.brain.to(torch::kFloat32)) > 0.5;
+    const std::int64_t values[] = {0, 2, 1, 4};
+    std::vector<torch::Tensor> share;
+    for (auto v : values) share.push_back(down((fine_label == v).to(torch::kFloat32)));
+    const torch::Tensor winner = torch::stack(share).argmax(0);
+    torch::Tensor label = torch::zeros(shape, torch::kUInt8);
+    for (int k = 1; k < 4; ++k) label.masked_fill_((winner == k) & brain, values[k]);
+    const torch::Tensor texture = 1.0 + 0.08 * field_mm(fine, fine_spacing, 6.0, gen);
     const fs::path folder = fs::path(o.out) / id;
     fs::create_directories(folder);
     for (const auto& c : contrasts) {
-      torch::Tensor img = c.csf * a.csf + c.gm * a.gm + c.wm * a.wm;
-      img = torch::where(l == 2, torch::full_like(img, c.oedema), img);
-      img = torch::where(l == 1, torch::full_like(img, c.necrosis), img);
-      img = torch::where(l == 4, torch::full_like(img, c.enhancing), img);
-      const auto bias = torch::exp(0.15 * smooth_field(shape, 3, gen));
-      img = (img * bias + 0.03 * torch::randn(shape, gen)).clamp_min(0.0) * a.brain.to(torch::kFloat32);
+      auto v = [&](double base, double sd) { return std::max(0.02, base + sd * jitter(rng)); };
+      torch::Tensor img = v(c.csf, 0.03) * a.csf + v(c.gm, 0.03) * a.gm + v(c.wm, 0.03) * a.wm;
+      const torch::Tensor lesion = fine_label > 0;
+      img = torch::where(fine_label == 2, torch::full_like(img, v(c.oedema, 0.05)), img);
+      img = torch::where(fine_label == 1, torch::full_like(img, v(c.necrosis, 0.05)), img);
+      img = torch::where(fine_label == 4, torch::full_like(img, v(c.enhancing, 0.05)), img);
+      img = torch::where(lesion, img * texture, img) * a.brain.to(torch::kFloat32);
+      img = down(img);  // partial volume
+      img = img * torch::exp((0.1 + 0.2 * u(rng)) * smooth_field(shape, 3, gen));
+      img = img.clamp_min(0.0).pow(0.85 + 0.3 * u(rng));
+      const double sigma = 0.015 + 0.035 * u(rng);
+      img = ((img + sigma * torch::randn(shape, gen)).pow(2) + (sigma * torch::randn(shape, gen)).pow(2)).sqrt();  // Rician
+      img = img * brain.to(torch::kFloat32) * (0.5 + 1.5 * u(rng));
       io::write_nifti((folder / (std::string(id) + "_" + c.name + ".nii.gz")).string(), img * 1000.0, affine, io::dtype::int16);
     }
     io::write_nifti((folder / (std::string(id) + "_seg.nii.gz")).string(), label, affine, io::dtype::uint8);
