@@ -2,8 +2,9 @@
 # Fresh machine to first result: installs what is missing, builds, then runs
 # UniMRSeg end to end on synthetic BraTS-like phantoms with the small profile
 # (graphs/phantoms/): stage 1, stage 2, stage 3, and the evaluation over all 15
-# modality subsets of the held-out cases, whose table it prints. About 11
-# minutes on two CPU cores.
+# modality subsets of the held-out cases, whose table it prints; then the
+# complete-modality baseline with as many epochs, whose Average and Std Dev rows
+# it prints beside. About 12 minutes on two CPU cores.
 #   bash tools/demo.sh                 # outputs in runs/demo (or runs/demo.N)
 #   UMRFLOW_DEMO_DATA=... UMRFLOW_DEMO_OUT=... bash tools/demo.sh
 set -euo pipefail
@@ -35,4 +36,16 @@ $bin run graphs/phantoms/stage3.yaml "${common[@]}" --set "modules.net.init.from
   --set "train.validate.set=[$val]" --out "$out/stage3"
 echo "== evaluation: 15 modality subsets of the held-out cases"
 $bin run graphs/phantoms/eval.yaml "${common[@]}" --set "modules.net.init.from=$out/stage3/best.pt" --out "$out/eval"
+echo "== baseline: the same network trained on complete modalities only, as many epochs"
+$bin run graphs/phantoms/baseline.yaml "${common[@]}" --out "$out/baseline"
+$bin run graphs/phantoms/eval.yaml "${common[@]}" --set modules.net.adapter=false \
+  --set "modules.net.init.from=$out/baseline/last.pt" --out "$out/baseline_eval" > /dev/null
+echo "== UniMRSeg (above) against the baseline, Dice (%) over the same 15 subsets and cases"
+echo "| model $(grep -m1 '^| present' "$out/eval/report.md")"
+echo "|---$(grep -m1 '^|---' "$out/eval/report.md")"
+for m in eval baseline_eval; do
+  name=UniMRSeg
+  [ "$m" = eval ] || name=baseline
+  grep -E '^\| (\*\*Average|Std Dev)' "$out/$m/report.md" | sed "s/^|/| $name |/"
+done
 echo "done in $(( $(date +%s) - start )) s; report: $out/eval/report.md (also .csv, .json, per_case.csv, dice_boxplot.svg)"

@@ -60,11 +60,22 @@ TEST(UniMRSegGraphs, PhantomStagesAndEvaluation) {
   EXPECT_TRUE(std::filesystem::exists(d + "/s3/val/epoch_0001/report.csv"));
   EXPECT_NE(lines_of(d + "/s3/metrics.jsonl").at(0).find("\"val.report.mean_dice\""), std::string::npos);
   const std::string s2 = d + "/s2/last.pt", s3 = d + "/s3/last.pt";
+  // The phantom profile freezes the decoder and the encoder's statistics: the
+  // complete path is still the stage-2 network.
   EXPECT_TRUE(torch::equal(tensor_of(s2, "net.down2.maxpool_conv.1.double_conv.0.weight"),
                            tensor_of(s3, "net.down2.maxpool_conv.1.double_conv.0.weight")));
+  EXPECT_TRUE(torch::equal(tensor_of(s2, "net.down2.maxpool_conv.1.double_conv.1.running_mean"),
+                           tensor_of(s3, "net.down2.maxpool_conv.1.double_conv.1.running_mean")));
+  EXPECT_TRUE(torch::equal(tensor_of(s2, "net.up4.conv.double_conv.0.weight"), tensor_of(s3, "net.up4.conv.double_conv.0.weight")));
+  EXPECT_TRUE(torch::equal(tensor_of(s2, "net.up4.conv.double_conv.1.running_mean"),
+                           tensor_of(s3, "net.up4.conv.double_conv.1.running_mean")));
+  // As released (two switches back), the encoder's statistics and the decoder move.
+  ASSERT_TRUE(run("stage3.yaml", crop + val + "--set modules.net.freeze_decoder=false --set modules.net.encoder_bn_update=true " +
+                                     "--set modules.net.init.from=" + d + "/s2/last.pt --out " + d + "/s3r"));
+  const std::string s3r = d + "/s3r/last.pt";
   EXPECT_FALSE(torch::equal(tensor_of(s2, "net.down2.maxpool_conv.1.double_conv.1.running_mean"),
-                            tensor_of(s3, "net.down2.maxpool_conv.1.double_conv.1.running_mean")));
-  EXPECT_FALSE(torch::equal(tensor_of(s2, "net.up4.conv.double_conv.0.weight"), tensor_of(s3, "net.up4.conv.double_conv.0.weight")));
+                            tensor_of(s3r, "net.down2.maxpool_conv.1.double_conv.1.running_mean")));
+  EXPECT_FALSE(torch::equal(tensor_of(s2, "net.up4.conv.double_conv.0.weight"), tensor_of(s3r, "net.up4.conv.double_conv.0.weight")));
   EXPECT_EQ(tensor_of(s3, "net.adaptor_transformer_1.blocks.0.attn.qkv.weight").size(0), 12);
 
   ASSERT_TRUE(run("eval.yaml", "--set 'step.seg.window=[16, 16, 16]' --set modules.net.init.from=" + s3 + " --out " + d + "/ev"));
