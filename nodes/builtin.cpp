@@ -12,6 +12,7 @@ void register_builtin_nodes(Registry& registry) {
   nodes::register_transform_nodes(registry);
   nodes::register_modality_nodes(registry);
   nodes::register_model_nodes(registry);
+  nodes::register_model_part_nodes(registry);
   nodes::register_eval_nodes(registry);
 }
 

@@ -17,6 +17,7 @@ void register_brats_h5_nodes(Registry& registry);  // brats/: the HDF5 cache
 void register_transform_nodes(Registry& registry);  // transforms/: volume augmentation
 void register_modality_nodes(Registry& registry);  // modality/: dropout, shuffle, masking, subsets
 void register_model_nodes(Registry& registry);  // model/: the UniMRSeg network
+void register_model_part_nodes(Registry& registry);  // model/: encoder, decoder and adapters as separate modules
 void register_eval_nodes(Registry& registry);  // eval/: subset metrics and reports
 }  // namespace nodes
 

@@ -173,10 +173,10 @@ int main(int argc, char** argv) {
   CLI::App* weights = app.add_subcommand("weights", "move weights between run checkpoints and PyTorch state dicts");
   weights->require_subcommand(1);
   std::string w_in, w_out, w_module;
-  CLI::App* w_export = weights->add_subcommand("export", "write one module of a run checkpoint as a PyTorch state dict");
+  CLI::App* w_export = weights->add_subcommand("export", "write a run checkpoint's modules as one PyTorch state dict (the authors' key names)");
   w_export->add_option("checkpoint", w_in, "run checkpoint (last.pt, epoch_NNNN.pt)")->required()->check(CLI::ExistingFile);
   w_export->add_option("out", w_out, "file to write; Python: sd = torch.load(out); model.load_state_dict(sd)")->required();
-  w_export->add_option("--module", w_module, "module id in the checkpoint (default: its only module)");
+  w_export->add_option("--module", w_module, "module ids, comma-separated (default: every module, merged in checkpoint order; a name held twice is an error)");
   CLI::App* w_import = weights->add_subcommand("import", "turn a PyTorch state dict into a checkpoint for `init: {from: ...}`");
   w_import->add_option("state_dict", w_in,
                        "file saved by torch.save(model.state_dict(), f): an OrderedDict or dict, possibly under "

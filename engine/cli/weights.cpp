@@ -2,7 +2,9 @@
 #include <torch/torch.h>
 
 #include <cstdio>
-#include <set>
+#include <algorithm>
+#include <map>
+#include <sstream>
 
 #include "common.h"
 #include "io/state_dict.h"
@@ -48,22 +50,41 @@ std::string shape_text(const torch::Tensor& t) {
 
 int weights_export(const std::string& checkpoint, const std::string& out, std::string module) {
   const io::NamedTensors all = checkpoint_tensors(checkpoint);
-  std::set<std::string> modules;
-  for (const auto& [k, t] : all) modules.insert(k.substr(0, k.find('.')));
+  std::vector<std::string> modules;  // in the order the checkpoint holds them
+  for (const auto& [k, t] : all) {
+    const std::string m = k.substr(0, k.find('.'));
+    if (std::find(modules.begin(), modules.end(), m) == modules.end()) modules.push_back(m);
+  }
   std::string listed;
   for (const auto& m : modules) listed += (listed.empty() ? "" : ", ") + m;
+  // --module a,b picks modules; without it every module, merged in checkpoint order.
+  std::vector<std::string> picked_modules;
   if (module.empty()) {
-    if (modules.size() != 1)
-      throw std::runtime_error("'" + checkpoint + "' holds the modules " + listed + "; choose one with --module");
-    module = *modules.begin();
+    picked_modules = modules;
+  } else {
+    std::stringstream s(module);
+    for (std::string m; std::getline(s, m, ',');) {
+      if (std::find(modules.begin(), modules.end(), m) == modules.end())
+        throw std::runtime_error("'" + checkpoint + "' has no module '" + m + "' (it holds " + listed + ")");
+      picked_modules.push_back(m);
+    }
   }
-  if (!modules.count(module))
-    throw std::runtime_error("'" + checkpoint + "' has no module '" + module + "' (it holds " + listed + ")");
   io::NamedTensors picked;
-  for (const auto& [k, t] : all)
-    if (k.rfind(module + ".", 0) == 0) picked.emplace_back(k.substr(module.size() + 1), t);
+  std::map<std::string, std::string> owner;
+  for (const auto& m : picked_modules)
+    for (const auto& [k, t] : all) {
+      if (k.rfind(m + ".", 0) != 0) continue;
+      const std::string name = k.substr(m.size() + 1);
+      if (owner.count(name))
+        throw std::runtime_error("modules '" + owner[name] + "' and '" + m + "' of '" + checkpoint + "' both hold '" + name +
+                                 "'; choose with --module (it holds " + listed + ")");
+      owner[name] = m;
+      picked.emplace_back(name, t);
+    }
   io::write_state_dict(out, picked);
-  std::printf("%s: %zu tensors of module '%s' (load in Python with torch.load)\n", out.c_str(), picked.size(), module.c_str());
+  std::string names;
+  for (const auto& m : picked_modules) names += (names.empty() ? "" : ", ") + m;
+  std::printf("%s: %zu tensors of module(s) %s (load in Python with torch.load)\n", out.c_str(), picked.size(), names.c_str());
   return 0;
 }
 

@@ -40,6 +40,17 @@ Instance::Instance(const Graph& graph, torch::Device device) : graph_(graph), de
       for (auto& p : mod->module().parameters()) p.set_requires_grad(false);
     modules_[m.id] = std::move(node);
   }
+  const ModuleNode::ModuleLookup lookup = [this](const std::string& id) -> ModuleNode* {
+    auto it = modules_.find(id);
+    return it == modules_.end() ? nullptr : static_cast<ModuleNode*>(it->second.get());
+  };
+  for (const auto& m : graph.modules) {
+    try {
+      static_cast<ModuleNode*>(modules_.at(m.id).get())->link(lookup);
+    } catch (const std::exception& e) {
+      throw std::runtime_error("module '" + m.id + "' (" + m.type + "): " + e.what());
+    }
+  }
   source_owner_ = create(graph.source());
   source_ = as<SourceNode>(source_owner_, graph.source(), "source");
   for (std::size_t i = 1; i + 1 < graph.data.size(); ++i) {

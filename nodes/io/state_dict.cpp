@@ -266,6 +266,12 @@ class Unpickler {
       v->tensor = a[0]->tensor.as_strided(size, stride, a[1]->i).clone();
       return v;
     }
+    // libtorch's own pickler (what `umrflow weights export` writes) tags a dict
+    // with its key and value types: restore_type_tag(obj, "Dict[str, Tensor]") is obj.
+    if (name == "torch.jit._pickle.restore_type_tag") {
+      if (args->items.empty()) fail("restore_type_tag without its object");
+      return args->items[0];
+    }
     if (name == "torch._utils._rebuild_parameter") {
       if (args->items.empty() || args->items[0]->kind != Value::Kind::tensor) fail("a parameter without its tensor");
       return args->items[0];

@@ -47,16 +47,7 @@ class UniMRSegNetNode final : public ModuleNode {
     return o;
   }
 
-  const torch::Tensor& checked(const torch::Tensor& x) const {
-    if (x.dim() != 5 || x.size(1) != net_->options.in_channels)
-      throw std::runtime_error("expects `image` (B, " + std::to_string(net_->options.in_channels) + ", X, Y, Z), got " +
-                               c10::str(x.sizes()));
-    for (std::int64_t a = 2; a < 5; ++a)
-      if (x.size(a) % 8 != 0)
-        throw std::runtime_error("spatial size " + c10::str(x.sizes()) +
-                                 " is not a multiple of 8 (three 2x poolings); crop or pad to a multiple of 8");
-    return x;
-  }
+  const torch::Tensor& checked(const torch::Tensor& x) const { return model::checked_volume(x, net_->options.in_channels); }
 
   static Packet result(const torch::Tensor& logits, const Levels& f) {
     Packet out;
@@ -73,24 +64,12 @@ class UniMRSegNetNode final : public ModuleNode {
       const Levels f = net_->adapt(x);
       return result(net_->decode_incomplete(f), f);
     }
-    const torch::Tensor g = groups.at("group").to(torch::kCPU).to(torch::kLong);
-    std::vector<std::int64_t> labels;
-    for (std::int64_t i = 0; i < g.numel(); ++i)
-      if (g[i].item<std::int64_t>() > 0) labels.push_back(g[i].item<std::int64_t>());
-    if (labels.empty() || x.size(0) % static_cast<std::int64_t>(labels.size()) != 0)
-      throw std::runtime_error(std::to_string(x.size(0)) + " rows do not split into " + std::to_string(labels.size()) +
-                               " incomplete subsets of equal size (is `groups` from the same modality.subsets node?)");
-    const std::int64_t rows = x.size(0) / static_cast<std::int64_t>(labels.size());
     std::vector<torch::Tensor> logits;
     std::array<std::vector<torch::Tensor>, 5> levels;
-    for (std::size_t s = 0; s < labels.size();) {
-      std::size_t e = s;
-      while (e < labels.size() && labels[e] == labels[s]) ++e;
-      const torch::Tensor part = x.narrow(0, static_cast<std::int64_t>(s) * rows, static_cast<std::int64_t>(e - s) * rows);
-      const Levels f = net_->adapt(part);
+    for (const auto& [first, count] : model::group_rows(groups.at("group"), x.size(0))) {
+      const Levels f = net_->adapt(x.narrow(0, first, count));
       logits.push_back(net_->decode_incomplete(f));
       for (int i = 0; i < 5; ++i) levels[i].push_back(f[i]);
-      s = e;
     }
     Levels f;
     for (int i = 0; i < 5; ++i) f[i] = torch::cat(levels[i]);

@@ -22,8 +22,7 @@
 #include <array>
 #include <vector>
 
-#include "model/swin3d.h"
-#include "model/unet3d_blocks.h"
+#include "model/unimrseg_parts.h"
 
 namespace umrflow::model {
 
@@ -55,8 +54,6 @@ struct UniMRSegNetOptions {
   bool decoder_bn_incomplete = true;
 };
 
-using Levels = std::array<torch::Tensor, 5>;
-
 struct UniMRSegNetImpl : torch::nn::Module {
   explicit UniMRSegNetImpl(UniMRSegNetOptions options);
 
@@ -77,6 +74,11 @@ struct UniMRSegNetImpl : torch::nn::Module {
   std::vector<std::shared_ptr<torch::nn::Module>> decoder_stages() const;
 
   UniMRSegNetOptions options;
+  /// The parts (model/unimrseg_parts.h); their children are registered here
+  /// under the flat released names, so one set of weights serves both.
+  UNet3DEncoder encoder{nullptr};
+  UNet3DDecoder decoder{nullptr};
+  UniMRSegAdapter adapter{nullptr};
   DoubleConv3D inc{nullptr};
   Down3D down1{nullptr}, down2{nullptr}, down3{nullptr};
   ASPP3D aspp{nullptr};

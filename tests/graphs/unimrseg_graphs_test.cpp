@@ -78,6 +78,29 @@ TEST(UniMRSegGraphs, PhantomStagesAndEvaluation) {
   EXPECT_FALSE(torch::equal(tensor_of(s2, "net.up4.conv.double_conv.0.weight"), tensor_of(s3r, "net.up4.conv.double_conv.0.weight")));
   EXPECT_EQ(tensor_of(s3, "net.adaptor_transformer_1.blocks.0.attn.qkv.weight").size(0), 12);
 
+  // The split network (encoder, adapter, decoder modules) trains from the same
+  // stage-2 checkpoint; its merged export has the one-module export's names in
+  // the same order, and the one-module evaluation graph reads it back.
+  const std::string parts = " --quiet --set device=cpu --set data.cases.root=" + d + "/ph --set data.cases.split=" + d +
+                            "/ph/split.yaml --set 'modules.enc.widths=[4, 8, 8, 8]' --set 'modules.dec.widths=[4, 8, 8, 8]' "
+                            "--set 'modules.ada.widths=[4, 8, 8, 8]' --set 'data.foreground.k_divisible=[16, 16, 16]' " +
+                            crop + "--set train.schedule.warmup_epochs=0 --set modules.enc.init.from=" + s2 + " --set modules.dec.init.from=" + s2;
+  std::string log;
+  ASSERT_EQ(test::run_command(kBin + " run " + kGraphs + "../stage3_brats_parts.yaml" + parts + " --out " + d + "/s3p 2>&1", &log), 0) << log;
+  ASSERT_EQ(test::run_command(kBin + " weights export " + d + "/s3p/last.pt " + d + "/parts.pt 2>&1", &log), 0) << log;
+  ASSERT_EQ(test::run_command(kBin + " weights export " + s3 + " " + d + "/net.pt 2>&1", &log), 0) << log;
+  std::string parts_keys, net_keys;
+  ASSERT_EQ(test::run_command(kBin + " weights list " + d + "/parts.pt 2>/dev/null | cut -f1,2", &parts_keys), 0);
+  ASSERT_EQ(test::run_command(kBin + " weights list " + d + "/net.pt 2>/dev/null | cut -f1,2", &net_keys), 0);
+  EXPECT_EQ(parts_keys, net_keys);
+  EXPECT_TRUE(torch::equal(tensor_of(s2, "net.down2.maxpool_conv.1.double_conv.0.weight"),
+                           tensor_of(d + "/s3p/last.pt", "enc.down2.maxpool_conv.1.double_conv.0.weight")));
+  EXPECT_FALSE(torch::equal(tensor_of(s2, "net.up4.conv.double_conv.0.weight"), tensor_of(d + "/s3p/last.pt", "dec.up4.conv.double_conv.0.weight")));
+  ASSERT_EQ(test::run_command(kBin + " weights import " + d + "/parts.pt " + d + "/parts_net.pt --module net 2>&1", &log), 0) << log;
+  ASSERT_TRUE(run("eval.yaml", "--set 'step.seg.window=[16, 16, 16]' --set step.report.hd95=false --set modules.net.init.from=" + d +
+                                   "/parts_net.pt --out " + d + "/evp"));
+  EXPECT_EQ(lines_of(d + "/evp/report.csv").size(), 18u);
+
   ASSERT_TRUE(run("eval.yaml", "--set 'step.seg.window=[16, 16, 16]' --set modules.net.init.from=" + s3 + " --out " + d + "/ev"));
   const auto rows = lines_of(d + "/ev/report.csv");
   ASSERT_EQ(rows.size(), 18u);

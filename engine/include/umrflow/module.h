@@ -8,6 +8,9 @@
 // them to the run's device.
 #pragma once
 
+#include <functional>
+#include <string>
+
 #include <torch/nn/module.h>
 
 #include "umrflow/node.h"
@@ -20,6 +23,13 @@ class ModuleNode : public Node {
   virtual torch::nn::Module& module() = 0;
   /// One call. `inputs` follow the module spec's ports.
   virtual Packet forward(const std::vector<Packet>& inputs, Context& ctx) = 0;
+  /// Looks up another module of the same graph by id; nullptr when there is none.
+  using ModuleLookup = std::function<ModuleNode*(const std::string& id)>;
+  /// Called once, after every module of the graph exists and before any weight
+  /// is loaded: a module that uses another one (an adapter calling an
+  /// encoder's stages) finds it here, and throws std::runtime_error with a
+  /// clear message when it is missing or of the wrong type.
+  virtual void link(const ModuleLookup& lookup) { (void)lookup; }
 };
 
 }  // namespace umrflow
