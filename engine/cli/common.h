@@ -20,9 +20,12 @@ void load_command_line_plugins(Registry& registry, const std::vector<std::string
 Graph load_and_validate(const std::string& path, const std::vector<std::string>& overrides,
                         const std::vector<std::string>& cli_plugins, Registry& registry);
 
-/// Runs a sweep file (see docs/graph-yaml.md, "Sweeps"). Returns the exit code.
+/// Runs a sweep file (see docs/graph-yaml.md, "Sweeps"): every variant is
+/// validated, then those named in `only` (all when empty) run. `overrides`
+/// apply after the sweep's and the variant's own. Returns the exit code.
 int run_sweep(const std::string& sweep_file, const std::vector<std::string>& overrides,
-              const std::vector<std::string>& cli_plugins, const std::string& out_dir, int threads, bool quiet);
+              const std::vector<std::string>& cli_plugins, const std::string& out_dir, int threads, bool quiet,
+              const std::vector<std::string>& only = {});
 
 /// `umrflow weights export|import|list` (weights.cpp). Return the exit code.
 int weights_export(const std::string& checkpoint, const std::string& out, std::string module);

@@ -83,6 +83,7 @@ int main(int argc, char** argv) {
   };
 
   std::string graph_path, out_dir, node_type, output, resume_dir;
+  std::vector<std::string> sweep_only;
   int threads = -1;
   bool quiet = false, markdown = false;
 
@@ -122,6 +123,7 @@ int main(int argc, char** argv) {
   sweep->add_option("--out", out_dir, "folder for the variants' run directories and the table (default runs/<sweep name>)");
   sweep->add_option("--threads", threads, "data-plane worker threads")->check(CLI::Range(0, 1024));
   sweep->add_flag("--quiet", quiet, "no progress bar");
+  sweep->add_option("--only", sweep_only, "run only these variants (all are still validated)")->delimiter(',');
   sweep->footer("Writes sweep.md and sweep.csv: one row per variant, one column per final metric.");
 
   CLI::App* synth = app.add_subcommand("synth", "write synthetic data sets");
@@ -246,7 +248,7 @@ int main(int argc, char** argv) {
     if (*w_export) return cli::weights_export(w_in, w_out, w_module);
     if (*w_import) return cli::weights_import(w_in, w_out, w_module);
     if (*w_list) return cli::weights_list(w_in);
-    if (*sweep) return cli::run_sweep(graph_path, sets, plugins, out_dir, threads, quiet);
+    if (*sweep) return cli::run_sweep(graph_path, sets, plugins, out_dir, threads, quiet, sweep_only);
 
     Registry registry;
     register_builtin_nodes(registry);

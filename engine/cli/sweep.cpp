@@ -66,7 +66,8 @@ std::string number_text(double v) {
 }  // namespace
 
 int run_sweep(const std::string& sweep_file, const std::vector<std::string>& overrides,
-              const std::vector<std::string>& cli_plugins, const std::string& out_dir, int threads, bool quiet) {
+              const std::vector<std::string>& cli_plugins, const std::string& out_dir, int threads, bool quiet,
+              const std::vector<std::string>& only) {
   const Doc sweep = load_yaml_file(sweep_file);
   Diagnostics diags;
   if (!sweep.is_map()) {
@@ -84,7 +85,9 @@ int run_sweep(const std::string& sweep_file, const std::vector<std::string>& ove
     diags.error(variants ? variants->where() : sweep.where(), "sweep: `variants:` is a non-empty list of {name, set}");
   diags.throw_if_any();
 
-  std::vector<std::string> common = overrides;
+  // Order of overrides: the sweep's `set`, then the variant's, then the command
+  // line's (the user's last word: e.g. fewer epochs for a quick look).
+  std::vector<std::string> common;
   if (const Doc* s = sweep.find("set")) read_sets(*s, common, "sweep", diags);
   std::vector<std::string> metric_columns;
   if (const Doc* m = sweep.find("metrics")) {
@@ -109,6 +112,7 @@ int run_sweep(const std::string& sweep_file, const std::vector<std::string>& ove
         diags.error(e.key_where, "variant '" + var.name + "': unknown key '" + e.key + "' (valid: name, set)");
     var.sets = common;
     if (const Doc* s = v.find("set")) read_sets(*s, var.sets, "variant '" + var.name + "'", diags);
+    var.sets.insert(var.sets.end(), overrides.begin(), overrides.end());
     list.push_back(var);
   }
   diags.throw_if_any();
@@ -138,7 +142,12 @@ int run_sweep(const std::string& sweep_file, const std::vector<std::string>& ove
   std::vector<std::string> status(list.size(), "not run");
   std::atomic<bool>& stop = install_interrupt_handler();
   int code = 0;
+  for (const auto& name : only)
+    if (!names.count(name))
+      throw std::runtime_error("--only: the sweep has no variant '" + name + "'" +
+                               did_you_mean(name, std::vector<std::string>(names.begin(), names.end())));
   for (std::size_t i = 0; i < list.size() && !stop.load(); ++i) {
+    if (!only.empty() && std::find(only.begin(), only.end(), list[i].name) == only.end()) continue;
     std::fprintf(stderr, "== variant %zu/%zu: %s\n", i + 1, list.size(), list[i].name.c_str());
     RunOptions options;
     options.run_dir = (out / list[i].name).string();

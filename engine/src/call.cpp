@@ -1,4 +1,7 @@
 // The `call` step node: a module's forward under the call's settings.
+#include <functional>
+#include <memory>
+
 #include <torch/torch.h>
 
 #include "instance.h"
@@ -19,8 +22,9 @@ std::vector<std::int64_t> window_starts(std::int64_t size, std::int64_t roi, dou
   return starts;
 }
 
-Packet sliding_window(ModuleNode& module, const std::vector<Packet>& inputs, Context& ctx, const std::vector<std::int64_t>& roi,
-                      double overlap) {
+using Forward = std::function<Packet(const std::vector<Packet>&)>;
+
+Packet sliding_window(const Forward& forward, const std::vector<Packet>& inputs, const std::vector<std::int64_t>& roi, double overlap) {
   const std::int64_t r = static_cast<std::int64_t>(roi.size());
   // The spatial size: the trailing axes of the first input tensor of rank > window rank + 1.
   std::vector<std::int64_t> size;
@@ -56,7 +60,7 @@ Packet sliding_window(ModuleNode& module, const std::vector<Packet>& inputs, Con
       for (auto& [k, t] : p.tensors)
         if (t.dim() >= r + 2 && std::equal(padded.begin(), padded.end(), t.sizes().end() - r))
           for (std::int64_t a = 0; a < r; ++a) t = t.narrow(t.dim() - r + a, starts[a][at[a]], roi[a]);
-    Packet out = module.forward(part, ctx);
+    Packet out = forward(part);
     for (auto& [k, y] : out.tensors) {
       if (y.dim() < r + 2 || !std::equal(roi.begin(), roi.end(), y.sizes().end() - r)) continue;
       torch::Tensor& s = sum[k];
@@ -102,13 +106,26 @@ struct EvalMode {
 
 }  // namespace
 
-Packet call_module(ModuleNode& module, const Params& call, const std::vector<Packet>& inputs, Context& ctx) {
+Packet call_module(ModuleNode& module, const std::vector<ChainLink>& then, const Params& call, const std::vector<Packet>& inputs,
+                   Context& ctx) {
   const bool grad = call.get_bool("grad") && torch::GradMode::is_enabled();
   torch::AutoGradMode mode(grad);
-  EvalMode eval(module.module(), call.get_bool("eval"));
+  const bool eval_mode = call.get_bool("eval");
+  std::vector<std::unique_ptr<EvalMode>> eval;
+  eval.push_back(std::make_unique<EvalMode>(module.module(), eval_mode));
+  for (const auto& link : then) eval.push_back(std::make_unique<EvalMode>(link.module->module(), eval_mode));
+  const Forward forward = [&](const std::vector<Packet>& in) {
+    Packet out = module.forward(in, ctx);
+    for (const auto& link : then) {
+      std::vector<Packet> next(std::max<std::size_t>(link.ports, 1));
+      next[0] = std::move(out);
+      out = link.module->forward(next, ctx);
+    }
+    return out;
+  };
   const auto& window = call.get_ints("window");
-  if (window.empty()) return module.forward(inputs, ctx);
-  return sliding_window(module, inputs, ctx, window, call.get_number("overlap"));
+  if (window.empty()) return forward(inputs);
+  return sliding_window(forward, inputs, window, call.get_number("overlap"));
 }
 
 }  // namespace umrflow

@@ -426,6 +426,7 @@ struct Builder {
     const Params* params = &n.params;
     if (n.type == "call") {
       const NodeDecl* m = n.params.has("module") ? module(n.params.get_text("module")) : nullptr;
+      if (n.params.has("then") && !n.params.get_texts("then").empty()) m = module(n.params.get_texts("then").back());
       if (!m || !m->spec) return out;
       spec = m->spec;
       params = &m->params;
@@ -505,6 +506,12 @@ struct Builder {
         diags.error(n.params.where("module"), owner(n) + ": calls module '" + n.params.get_text("module") +
                                                   "', which is not declared under `modules:`" +
                                                   did_you_mean(n.params.get_text("module"), ids));
+    for (const auto& n : g.step)
+      if (n.type == "call" && n.params.has("then"))
+        for (const auto& id : n.params.get_texts("then"))
+          if (!module(id))
+            diags.error(n.params.where("then"), owner(n) + ": `then` names module '" + id + "', which is not declared under `modules:`" +
+                                                    did_you_mean(id, ids));
   }
 
   void parse_train(const Doc& root) {

@@ -89,10 +89,13 @@ std::map<std::string, Packet> Instance::run_step(const Packet& batch, std::int64
   for (std::size_t i = 0; i < graph_.step.size(); ++i) {
     const NodeDecl& d = graph_.step[i];
     ModuleNode* module = nullptr;
+    std::vector<ChainLink> then;
     const std::vector<PortSpec>* ports = &d.spec->inputs;
     if (d.type == "call") {
       module = static_cast<ModuleNode*>(modules_.at(d.params.get_text("module")).get());
       ports = &graph_.find(d.params.get_text("module"))->spec->inputs;
+      for (const auto& id : d.params.get_texts("then"))
+        then.push_back({static_cast<ModuleNode*>(modules_.at(id).get()), graph_.find(id)->spec->inputs.size()});
     }
     try {
       std::vector<Packet> inputs;
@@ -114,7 +117,7 @@ std::map<std::string, Packet> Instance::run_step(const Packet& batch, std::int64
         if (!any) inputs.emplace_back();
       }
       Context ctx(graph_.seed, epoch, batch_index, d.id, training, device_);
-      Packet out = module ? call_module(*module, d.params, inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
+      Packet out = module ? call_module(*module, then, d.params, inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
       if (out.samples.empty()) out.samples = batch.samples;
       outs[d.id] = std::move(out);
     } catch (const NodeError&) {
@@ -222,16 +225,18 @@ Instance::CheckpointState Instance::load_checkpoint(const std::string& path, tor
   return state;
 }
 
-void Instance::finish(const std::string& run_dir) const {
+std::map<std::string, double> Instance::finish(const std::string& run_dir) const {
+  std::map<std::string, double> summary;
   for (std::size_t i = 0; i < graph_.step.size(); ++i)
     if (steps_[i]) {
       const NodeDecl& d = graph_.step[i];
       try {
-        static_cast<StepNode*>(steps_[i].get())->finish(run_dir);
+        for (const auto& [k, v] : static_cast<StepNode*>(steps_[i].get())->finish(run_dir)) summary[d.id + "." + k] = v;
       } catch (const std::exception& e) {
         throw NodeError(d.id, d.type, "", std::string("while finishing: ") + e.what());
       }
     }
+  return summary;
 }
 
 void save_checkpoint(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,

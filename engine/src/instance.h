@@ -46,8 +46,8 @@ class Instance {
   /// `graph_hash` is reported through `warn`, not refused.
   CheckpointState load_checkpoint(const std::string& path, torch::optim::Optimizer* optimizer, std::int64_t graph_hash,
                                   const std::function<void(const std::string&)>& warn) const;
-  /// Calls every step node's finish(run_dir).
-  void finish(const std::string& run_dir) const;
+  /// Calls every step node's finish(run_dir); returns their summary figures as `ID.key`.
+  std::map<std::string, double> finish(const std::string& run_dir) const;
 
  private:
   const Graph& graph_;
@@ -62,7 +62,13 @@ class Instance {
 /// A call node's module forward with its `grad`, `eval` and sliding-window
 /// settings applied (the window slides over the last axes of every input
 /// tensor of rank >= 2 + window rank; outputs of window size are blended).
-Packet call_module(ModuleNode& module, const Params& call, const std::vector<Packet>& inputs, Context& ctx);
+/// One module, or a chain of modules, as a `call` runs it.
+struct ChainLink {
+  ModuleNode* module;
+  std::size_t ports;  // the module's input port count; a link gets the previous output on its first
+};
+Packet call_module(ModuleNode& module, const std::vector<ChainLink>& then, const Params& call, const std::vector<Packet>& inputs,
+                   Context& ctx);
 
 /// Writes named tensors (and scalar fields) as a torch archive at `path`, atomically.
 void save_checkpoint(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,

@@ -157,8 +157,9 @@ std::map<std::string, double> validate(const Graph& train_graph, const Registry&
     return !stop.load();
   });
   fs::create_directories(out_dir);
-  instance.finish(out_dir);
-  return means.means();
+  auto metrics = means.means();
+  for (const auto& [k, v] : instance.finish(out_dir)) metrics[k] = v;
+  return metrics;
 }
 
 }  // namespace
@@ -334,7 +335,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         throw std::runtime_error("train.validate.metric '" + graph.train.validate_metric + "' is not among the validation scalars (" +
                                  (have.empty() ? std::string("none") : have) + ")");
       }
-      metrics["val." + it->first] = it->second;
+      for (const auto& [k, x] : v) metrics["val." + k] = x;
       improved = graph.train.validate_maximise ? it->second > best : it->second < best;
       if (improved) best = it->second;
     }
@@ -375,7 +376,15 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       }
     }
   }
-  instance.finish(summary.run_dir);
+  const auto figures = instance.finish(summary.run_dir);
+  if (!figures.empty()) {
+    std::string text;
+    for (const auto& [k, v] : figures) {
+      summary.final_metrics[k] = v;
+      text += "  " + k + "=" + json_number(v);
+    }
+    log("summary" + text);
+  }
   log("done: " + summary.run_dir);
   return summary;
 }

@@ -110,8 +110,10 @@ class SubsetReport final : public StepNode {
     return out;
   }
 
-  void finish(const std::string& run_dir) override {
-    if (rows_.empty()) return;
+  /// Writes the report; returns the Average and Std Dev rows (Dice %) as
+  /// `average_<region>` and `std_dev_<region>`, what a sweep tabulates.
+  std::map<std::string, double> finish(const std::string& run_dir) override {
+    if (rows_.empty()) return {};
     const fs::path dir = run_dir;
     const std::int64_t subsets = static_cast<std::int64_t>(masks_.size());
     const std::size_t ncol = columns_.size();
@@ -242,6 +244,12 @@ class SubsetReport final : public StepNode {
       }
     }
     std::printf("%s", md.str().c_str());
+    std::map<std::string, double> figures;
+    for (std::size_t c = 0; c < ncol; ++c) {
+      figures["average_" + columns_[c]] = avg[c];
+      figures["std_dev_" + columns_[c]] = sd[c];
+    }
+    return figures;
   }
 
  private:

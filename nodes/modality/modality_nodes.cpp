@@ -106,10 +106,16 @@ class ModalityDropout final : public SampleNode {
 /// a fresh permutation); the rest are zero. Records `permutation`.
 class ModalityShuffle final : public SampleNode {
  public:
-  explicit ModalityShuffle(const Params&) {}
+  explicit ModalityShuffle(const Params& p) : enabled_(p.get_bool("enabled")) {}
   void apply(Packet& s, Context& ctx) override {
     torch::Tensor& x = s.at("image");
     const std::int64_t m = x.size(0);
+    if (!enabled_) {
+      std::vector<std::int64_t> identity(m);
+      std::iota(identity.begin(), identity.end(), 0);
+      s.samples.at(0).tags["permutation"] = identity;
+      return;
+    }
     const auto present = present_of(s, m);
     std::vector<std::int64_t> kept;
     for (std::int64_t i = 0; i < m; ++i)
@@ -124,6 +130,9 @@ class ModalityShuffle final : public SampleNode {
     x = out;
     s.samples.at(0).tags["permutation"] = perm;
   }
+
+ private:
+  bool enabled_;
 };
 
 /// Zeroes voxels i.i.d. with probability `ratio` in every channel (released),
@@ -282,7 +291,8 @@ void register_modality_nodes(Registry& registry) {
                      param::choice("sampler", "stage1", {"stage1", "stage2"},
                                    "stage1: with prob p keep 1..M random channels; stage2: always drop 1..M-1 (released code)")}),
       factory_of<ModalityDropout>());
-  add(modality_spec("modality.shuffle", "Packs the present channels first in random order, zeros after; records tag `permutation`.", {}),
+  add(modality_spec("modality.shuffle", "Packs the present channels first in random order, zeros after; records tag `permutation`.",
+                    {param::boolean("enabled", true, "false: channels stay where they are (the ablation without the shuffle)")}),
       factory_of<ModalityShuffle>());
   NodeSpec mask = modality_spec("modality.mask", "Zeroes voxels i.i.d. (released) or grid cubes with probability `ratio`; writes `mask`.",
                                 {param::number("ratio", 0.15, "probability that a voxel (or cube) is masked").range(0, 1),

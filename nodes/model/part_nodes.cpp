@@ -129,6 +129,7 @@ class AdapterNode final : public ModuleNode {
     o.in_channels = p.get_int("in_channels");
     o.widths = p.get_ints("widths");
     o.fuse_gamma = p.get_number("fuse_gamma");
+    o.levels = p.get_ints("levels");
     if (Kind == model::AdapterKind::reverse_attention_swin || Kind == model::AdapterKind::swin) {
       o.heads = p.get_ints("heads");
       o.window = p.get_ints("window");
@@ -190,6 +191,10 @@ NodeSpec adapter_spec(const std::string& type, const std::string& summary) {
     s.params.push_back(param::integers("heads", std::vector<std::int64_t>{2, 4, 4, 8, 8}, "attention heads of the Swin layer per level").length(5).min(1));
     s.params.push_back(param::integers("window", std::vector<std::int64_t>{1, 7, 7}, "Swin window as (Z, X, Y) extents").length(3).min(1));
   }
+  s.params.push_back(param::integers("levels", std::vector<std::int64_t>{1, 2, 3, 4, 5},
+                                     "levels (1-5) the adapter compensates; at the others F_i = Fcp (Table 5 ablation)")
+                         .min(1)
+                         .max(5));
   s.params.push_back(param::number("fuse_gamma", 1.0, "initial BatchNorm scale in each fuse_i; small (0.01) starts near the plain path (not released)")
                          .range(0, 10));
   s.inputs = {PortSpec{"incomplete", {{"image", 5, "(B, M, X, Y, Z)"}}, "the adapter path", true},

@@ -1,5 +1,6 @@
 #include "model/unimrseg_parts.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace umrflow::model {
@@ -146,6 +147,10 @@ Levels UniMRSegAdapterImpl::adapt(const torch::Tensor& x, UNet3DEncoderImpl& enc
       torch::NoGradGuard no_grad;
       EvalScope eval({stages[i]});
       fcp = encoder.stage(i, prev);
+    }
+    if (std::find(options.levels.begin(), options.levels.end(), i + 1) == options.levels.end()) {
+      prev = out[i] = fcp;
+      continue;
     }
     const torch::Tensor h = fuse[i]->forward(fcp + adaptor_conv[i]->forward(prev));
     switch (options.kind) {

@@ -97,6 +97,8 @@ struct UniMRSegAdapterOptions {
   double mlp_ratio = 4.0;
   /// Initial scale of each fuse_i BatchNorm (PyTorch: 1); small starts F_i near Fcp.
   double fuse_gamma = 1.0;
+  /// Levels (1..5) the adapter compensates; at the others F_i = Fcp (paper Table 5).
+  std::vector<std::int64_t> levels{1, 2, 3, 4, 5};
 };
 
 struct UniMRSegAdapterImpl : torch::nn::Module {

@@ -34,6 +34,22 @@ class WindowMeanNode final : public ModuleNode {
   WindowMean net_;
 };
 
+/// Doubles the `y` it is given, in place of a second module in a chain.
+class DoublerNode final : public ModuleNode {
+ public:
+  torch::nn::Module& module() override { return *net_; }
+  Packet forward(const std::vector<Packet>& in, Context&) override {
+    ++calls;
+    Packet out;
+    out.tensors["y"] = in.at(0).at("y") * 2;
+    return out;
+  }
+  int calls = 0;
+
+ private:
+  WindowMean net_;
+};
+
 Params call_params(std::vector<std::int64_t> window, double overlap, bool grad = true, bool eval = false) {
   Params p;
   p.set("module", std::string("m"), {});
@@ -55,7 +71,7 @@ TEST(Call, SlidingWindowPositionsAndUniformBlend) {
   Packet in;
   in.tensors["image"] = x;
   Context ctx(1, 0, 0, "c", false);
-  Packet out = call_module(m, call_params({4}, 0.5), {in}, ctx);
+  Packet out = call_module(m, {}, call_params({4}, 0.5), {in}, ctx);
   EXPECT_EQ(m.calls, 4);
   EXPECT_EQ(out.tensors.count("feature"), 0u);
   // Brute force: voxel i averages the means of the windows [s, s+4) holding it.
@@ -78,11 +94,11 @@ TEST(Call, SlidingWindowCountsAndPadding) {
   Packet in;
   in.tensors["image"] = torch::ones({1, 1, 240, 155});
   Context ctx(1, 0, 0, "c", false);
-  call_module(m, call_params({128, 128}, 0.5), {in}, ctx);
+  call_module(m, {}, call_params({128, 128}, 0.5), {in}, ctx);
   EXPECT_EQ(m.calls, 6);
   WindowMeanNode small;
   in.tensors["image"] = torch::ones({1, 1, 6});
-  Packet out = call_module(small, call_params({10}, 0.5), {in}, ctx);
+  Packet out = call_module(small, {}, call_params({10}, 0.5), {in}, ctx);
   EXPECT_EQ(small.calls, 1);
   ASSERT_EQ(out.at("y").size(2), 6);
   EXPECT_NEAR(out.at("y")[0][0][0].item<double>(), 0.6, 1e-6);  // mean over 6 ones and 4 padded zeros
@@ -96,14 +112,30 @@ TEST(Call, EvalAndGradSettingsAreScoped) {
   Packet in;
   in.tensors["image"] = torch::ones({1, 1, 4});
   Context ctx(1, 0, 0, "c", true);
-  call_module(m, call_params({}, 0.5, false, true), {in}, ctx);
+  call_module(m, {}, call_params({}, 0.5, false, true), {in}, ctx);
   EXPECT_FALSE(m.training_seen);
   EXPECT_FALSE(m.grad_seen);
   EXPECT_TRUE(m.module().is_training());
   EXPECT_TRUE(torch::GradMode::is_enabled());
-  call_module(m, call_params({}, 0.5), {in}, ctx);
+  call_module(m, {}, call_params({}, 0.5), {in}, ctx);
   EXPECT_TRUE(m.training_seen);
   EXPECT_TRUE(m.grad_seen);
+}
+
+// A chain (`then`) runs inside every window: the blended output of module then
+// doubler is twice the module's own blended output, and both ran per window.
+TEST(Call, ChainRunsPerWindow) {
+  WindowMeanNode m, alone;
+  DoublerNode twice;
+  const torch::Tensor x = torch::arange(10, torch::kFloat32).view({1, 1, 10});
+  Packet in;
+  in.tensors["image"] = x;
+  Context ctx(1, 0, 0, "c", false);
+  const Packet single = call_module(alone, {}, call_params({4}, 0.5), {in}, ctx);
+  const Packet chained = call_module(m, {{&twice, 1}}, call_params({4}, 0.5), {in}, ctx);
+  EXPECT_EQ(twice.calls, 4);
+  EXPECT_EQ(chained.tensors.count("feature"), 0u);
+  EXPECT_TRUE(torch::allclose(chained.at("y"), 2 * single.at("y")));
 }
 
 }  // namespace umrflow

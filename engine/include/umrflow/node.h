@@ -24,6 +24,8 @@
 //   };
 #pragma once
 
+#include <map>
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -110,7 +112,13 @@ class StepNode : public Node {
   virtual Packet run(const std::vector<Packet>& inputs, Context& ctx) = 0;
   /// Called once after the last epoch (also of an interrupted run) with the run
   /// directory, for nodes that collect over batches and write a report there.
-  virtual void finish(const std::string& run_dir) { (void)run_dir; }
+  /// Returns summary figures of the whole pass (e.g. a report's averages); the
+  /// engine adds them, as `ID.key`, to the run's final metrics (what a sweep
+  /// tabulates) and, for a validation pass, to that epoch's `val.` metrics.
+  virtual std::map<std::string, double> finish(const std::string& run_dir) {
+    (void)run_dir;
+    return {};
+  }
 };
 
 /// The usual factory: constructs T from its parsed parameters.

@@ -104,6 +104,13 @@ TEST(Modality, ShufflePacksPresentChannels) {
   // The same seed and index give the same permutation.
   Packet a = sample({{"image", img}}), b = sample({{"image", img}});
   EXPECT_EQ(apply(*node, a, 7).samples[0].tags.at("permutation"), apply(*node, b, 7).samples[0].tags.at("permutation"));
+  // Disabled (the Table-3 ablation): channels stay put, absent ones included, and the permutation is the identity.
+  auto off = make_node("modality.shuffle", "{enabled: false}");
+  Packet c = sample({{"image", img * torch::tensor({1.f, 0.f, 1.f, 1.f}).view({4, 1, 1, 1})}});
+  c.samples[0].tags["present"] = {1, 0, 1, 1};
+  const Packet kept = apply(*off, c, 3);
+  EXPECT_TRUE(torch::equal(kept.at("image"), c.at("image")));
+  EXPECT_EQ(kept.samples[0].tags.at("permutation"), (std::vector<std::int64_t>{0, 1, 2, 3}));
 }
 
 // Voxel masking zeroes about 15% of voxels, exactly where `mask` says; cube
