@@ -6,7 +6,7 @@
 # complete-modality baseline with as many epochs, whose Average and Std Dev rows
 # it prints beside. About 12 minutes on two CPU cores.
 #   bash tools/demo.sh                 # outputs in runs/demo (or runs/demo.N)
-#   UMRFLOW_DEMO_DATA=... UMRFLOW_DEMO_OUT=... bash tools/demo.sh
+#   UMRFLOW_DEMO_DATA=... UMRFLOW_DEMO_OUT=... UMRFLOW_SEED=... bash tools/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -24,6 +24,8 @@ if [ ! -f "$data/split.yaml" ]; then
   $bin split --from "$data" --val 0.1 --test 0.25 --out "$data/split.yaml"
 fi
 common=(--quiet --set "data.cases.root=$data" --set "data.cases.split=$data/split.yaml")
+# UMRFLOW_SEED: the training seed of every stage and the baseline (weights, crops, dropout draws).
+[ -n "${UMRFLOW_SEED:-}" ] && common+=(--set "seed=$UMRFLOW_SEED")
 # The validation runs (best.pt) read the held-out validation cases of the same data.
 val="data.cases.root=$data, data.cases.split=$data/split.yaml, data.cases.subset=val, step.report.hd95=false"
 echo "== stage 1: modality reconstruction"
