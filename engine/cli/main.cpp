@@ -93,7 +93,7 @@ int main(int argc, char** argv) {
   add_plugin_opt(run);
   run->add_option("--out", out_dir, "run directory (default runs/<name>; an existing non-empty one gets a .N suffix)");
   run->add_option("--threads", threads, "data-plane worker threads (default: train.threads; 0 = all cores)")->check(CLI::Range(0, 1024));
-  run->add_flag("--quiet", quiet, "no progress bar");
+  run->add_flag("--quiet", quiet, "no progress bar or progress lines on stderr (log.txt keeps them); epoch summaries still print");
   run->add_option("--resume", resume_dir,
                   "continue a stopped run in its directory from its last.pt (weights, optimizer, schedule, epoch); "
                   "give the same graph and --set options");
@@ -122,7 +122,7 @@ int main(int argc, char** argv) {
   add_plugin_opt(sweep);
   sweep->add_option("--out", out_dir, "folder for the variants' run directories and the table (default runs/<sweep name>)");
   sweep->add_option("--threads", threads, "data-plane worker threads")->check(CLI::Range(0, 1024));
-  sweep->add_flag("--quiet", quiet, "no progress bar");
+  sweep->add_flag("--quiet", quiet, "no progress bar or progress lines on stderr (each run's log.txt keeps them)");
   sweep->add_option("--only", sweep_only, "run only these variants (all are still validated)")->delimiter(',');
   sweep->footer("Writes sweep.md and sweep.csv: one row per variant, one column per final metric.");
 

@@ -86,14 +86,15 @@ class RunLog {
   explicit RunLog(const std::string& path) : file_(path, std::ios::app) {
     if (!file_) throw std::runtime_error("cannot write '" + path + "'");
   }
-  void operator()(const std::string& line) {
+  /// Writes a time-stamped line to log.txt and, unless `file_only`, to stderr.
+  void operator()(const std::string& line, bool file_only = false) {
     std::lock_guard<std::mutex> lock(mutex_);
     std::time_t now = std::time(nullptr);
     char stamp[32];
     std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", std::localtime(&now));
     file_ << stamp << "  " << line << "\n";
     file_.flush();
-    std::fprintf(stderr, "%s\n", line.c_str());
+    if (!file_only) std::fprintf(stderr, "%s\n", line.c_str());
   }
 
  private:
@@ -266,8 +267,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     ScalarMeans means;
     if (training)
       for (auto& group : optimizer->param_groups()) group.options().set_lr(scheduled_lr(graph.train, epoch));
+    // --quiet: progress lines go to log.txt only; epoch summaries still reach stderr.
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), batches, terminal,
-                      [&](const std::string& l) { log(l); });
+                      [&](const std::string& l) { log(l, options.quiet); });
     const auto start = std::chrono::steady_clock::now();
     instance.set_training(training);
     EpochResult r = run_epoch(plane, epoch, threads, [&](Packet& batch, std::int64_t index) {
