@@ -79,40 +79,25 @@ class UniMRSegNetNode final : public ModuleNode {
   /// Complete subsets through the plain path, the others through the adapter
   /// (when there is one): what evaluation over all subsets needs.
   Packet run_auto(const torch::Tensor& x, const torch::Tensor& present) {
-    const torch::Tensor mask = present.to(torch::kCPU).to(torch::kLong);
-    if (mask.dim() != 2 || mask.size(1) != net_->options.in_channels || x.size(0) % mask.size(0) != 0)
-      throw std::runtime_error("`present` " + c10::str(mask.sizes()) + " does not describe " + std::to_string(x.size(0)) +
-                               " rows of " + std::to_string(net_->options.in_channels) + " channels");
-    const std::int64_t subsets = mask.size(0), rows = x.size(0) / subsets;
-    const torch::Tensor complete = mask.all(1);
-    std::vector<std::int64_t> plain, adapted;
-    for (std::int64_t s = 0; s < subsets; ++s)
-      for (std::int64_t r = 0; r < rows; ++r)
-        ((complete[s].item<bool>() || !net_->options.adapter) ? plain : adapted).push_back(s * rows + r);
+    model::RowSplit split = model::split_complete_rows(present, x.size(0), net_->options.in_channels);
+    if (!net_->options.adapter) {
+      split.complete.insert(split.complete.end(), split.incomplete.begin(), split.incomplete.end());
+      split.incomplete.clear();
+    }
     torch::Tensor logits;
     Levels f;
     auto place = [&](const std::vector<std::int64_t>& idx, const torch::Tensor& y, const Levels& l) {
-      const torch::Tensor at = torch::tensor(idx, torch::kLong).to(x.device());
-      if (!logits.defined()) logits = torch::zeros({x.size(0), y.size(1), y.size(2), y.size(3), y.size(4)}, y.options());
-      logits.index_copy_(0, at, y);
-      for (int i = 0; i < 5; ++i) {
-        if (!f[i].defined()) {
-          auto shape = l[i].sizes().vec();
-          shape[0] = x.size(0);
-          f[i] = torch::zeros(shape, l[i].options());
-        }
-        f[i].index_copy_(0, at, l[i]);
-      }
+      model::place_rows(logits, y, idx, x.size(0));
+      for (int i = 0; i < 5; ++i) model::place_rows(f[i], l[i], idx, x.size(0));
     };
-    if (!plain.empty()) {
-      const torch::Tensor part = x.index_select(0, torch::tensor(plain, torch::kLong).to(x.device()));
-      const Levels l = net_->encode_complete(part);
-      place(plain, net_->decode(l), l);
+    auto rows_of = [&](const std::vector<std::int64_t>& idx) { return x.index_select(0, torch::tensor(idx, torch::kLong).to(x.device())); };
+    if (!split.complete.empty()) {
+      const Levels l = net_->encode_complete(rows_of(split.complete));
+      place(split.complete, net_->decode(l), l);
     }
-    if (!adapted.empty()) {
-      const torch::Tensor part = x.index_select(0, torch::tensor(adapted, torch::kLong).to(x.device()));
-      const Levels l = net_->adapt(part);
-      place(adapted, net_->decode_incomplete(l), l);
+    if (!split.incomplete.empty()) {
+      const Levels l = net_->adapt(rows_of(split.incomplete));
+      place(split.incomplete, net_->decode_incomplete(l), l);
     }
     return result(logits, f);
   }

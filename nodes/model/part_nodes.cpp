@@ -141,29 +141,14 @@ class AdapterNode final : public ModuleNode {
   /// adapter: the levels evaluation over all subsets hands the decoder.
   Packet run_auto(const torch::Tensor& image, const torch::Tensor& present) {
     const torch::Tensor& x = model::checked_volume(image, adapter_->options.in_channels);
-    const torch::Tensor mask = present.to(torch::kCPU).to(torch::kLong);
-    if (mask.dim() != 2 || mask.size(1) != x.size(1) || x.size(0) % mask.size(0) != 0)
-      throw std::runtime_error("`present` " + c10::str(mask.sizes()) + " does not describe " + std::to_string(x.size(0)) +
-                               " rows of " + std::to_string(x.size(1)) + " channels");
-    const std::int64_t rows = x.size(0) / mask.size(0);
-    std::vector<std::int64_t> plain, adapted;
-    for (std::int64_t s = 0; s < mask.size(0); ++s)
-      for (std::int64_t r = 0; r < rows; ++r) (mask[s].all().item<bool>() ? plain : adapted).push_back(s * rows + r);
+    const model::RowSplit split = model::split_complete_rows(present, x.size(0), x.size(1));
     Levels f;
     auto place = [&](const std::vector<std::int64_t>& idx, const Levels& l) {
-      const torch::Tensor at = torch::tensor(idx, torch::kLong).to(x.device());
-      for (int i = 0; i < 5; ++i) {
-        if (!f[i].defined()) {
-          auto shape = l[i].sizes().vec();
-          shape[0] = x.size(0);
-          f[i] = torch::zeros(shape, l[i].options());
-        }
-        f[i].index_copy_(0, at, l[i]);
-      }
+      for (int i = 0; i < 5; ++i) model::place_rows(f[i], l[i], idx, x.size(0));
     };
     auto rows_of = [&](const std::vector<std::int64_t>& idx) { return x.index_select(0, torch::tensor(idx, torch::kLong).to(x.device())); };
-    if (!plain.empty()) place(plain, encoder_->encode(rows_of(plain)));
-    if (!adapted.empty()) place(adapted, adapter_->adapt(rows_of(adapted), encoder_->encoder()));
+    if (!split.complete.empty()) place(split.complete, encoder_->encode(rows_of(split.complete)));
+    if (!split.incomplete.empty()) place(split.incomplete, adapter_->adapt(rows_of(split.incomplete), encoder_->encoder()));
     return levels_packet(f);
   }
 

@@ -52,6 +52,27 @@ std::vector<std::pair<std::int64_t, std::int64_t>> group_rows(const torch::Tenso
   return out;
 }
 
+RowSplit split_complete_rows(const torch::Tensor& present, std::int64_t rows, std::int64_t channels) {
+  const torch::Tensor mask = present.to(torch::kCPU).to(torch::kLong);
+  if (mask.dim() != 2 || mask.size(1) != channels || rows % mask.size(0) != 0)
+    throw std::runtime_error("`present` " + c10::str(mask.sizes()) + " does not describe " + std::to_string(rows) + " rows of " +
+                             std::to_string(channels) + " channels");
+  const std::int64_t per = rows / mask.size(0);
+  RowSplit split;
+  for (std::int64_t s = 0; s < mask.size(0); ++s)
+    for (std::int64_t r = 0; r < per; ++r) (mask[s].all().item<bool>() ? split.complete : split.incomplete).push_back(s * per + r);
+  return split;
+}
+
+void place_rows(torch::Tensor& into, const torch::Tensor& part, const std::vector<std::int64_t>& idx, std::int64_t total) {
+  if (!into.defined()) {
+    auto shape = part.sizes().vec();
+    shape[0] = total;
+    into = torch::zeros(shape, part.options());
+  }
+  into.index_copy_(0, torch::tensor(idx, torch::kLong).to(part.device()), part);
+}
+
 const torch::Tensor& checked_volume(const torch::Tensor& x, std::int64_t channels) {
   if (x.dim() != 5 || x.size(1) != channels)
     throw std::runtime_error("expects `image` (B, " + std::to_string(channels) + ", X, Y, Z), got " + c10::str(x.sizes()));

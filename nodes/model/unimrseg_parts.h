@@ -52,6 +52,18 @@ class EvalScope {
 /// evenly into the labelled subsets.
 std::vector<std::pair<std::int64_t, std::int64_t>> group_rows(const torch::Tensor& group, std::int64_t rows);
 
+/// The rows of a subset-major batch of `rows` rows, split by `present` ((S, M)
+/// subset masks) into rows of the complete subset and rows of the others.
+/// Throws std::runtime_error when `present` does not describe the batch.
+struct RowSplit {
+  std::vector<std::int64_t> complete, incomplete;
+};
+RowSplit split_complete_rows(const torch::Tensor& present, std::int64_t rows, std::int64_t channels);
+
+/// Copies `part` into rows `idx` of `into` (a batch of `total` rows), which is
+/// allocated zero-filled, shaped like `part`, on first use.
+void place_rows(torch::Tensor& into, const torch::Tensor& part, const std::vector<std::int64_t>& idx, std::int64_t total);
+
 /// Returns x when it is (B, channels, X, Y, Z) with X, Y, Z multiples of 8 (three
 /// 2x poolings); otherwise throws std::runtime_error saying what to change.
 const torch::Tensor& checked_volume(const torch::Tensor& x, std::int64_t channels);
