@@ -47,13 +47,7 @@ class EncoderNode final : public ModuleNode {
     return levels_packet(encode(model::checked_volume(in.at(0).at("image"), in_channels_)));
   }
   /// The plain path, honouring `freeze` and `bn_update`.
-  Levels encode(const torch::Tensor& x) {
-    if (!freeze_) return encoder_->encode(x);
-    torch::NoGradGuard no_grad;
-    if (bn_update_) return encoder_->encode(x);
-    model::EvalScope eval(encoder_->stages());
-    return encoder_->encode(x);
-  }
+  Levels encode(const torch::Tensor& x) { return encoder_->encode_plain(x, freeze_, bn_update_); }
   model::UNet3DEncoderImpl& encoder() { return *encoder_; }
   std::int64_t in_channels() const { return in_channels_; }
 

@@ -49,11 +49,7 @@ std::vector<std::shared_ptr<nn::Module>> UniMRSegNetImpl::decoder_stages() const
 Levels UniMRSegNetImpl::encode(const torch::Tensor& x) { return encoder->encode(x); }
 
 Levels UniMRSegNetImpl::encode_complete(const torch::Tensor& x) {
-  if (!options.freeze_encoder) return encode(x);
-  torch::NoGradGuard no_grad;
-  if (options.encoder_bn_update) return encode(x);
-  EvalScope eval(encoder_stages());
-  return encode(x);
+  return encoder->encode_plain(x, options.freeze_encoder, options.encoder_bn_update);
 }
 
 torch::Tensor UniMRSegNetImpl::decode_incomplete(const Levels& f) {

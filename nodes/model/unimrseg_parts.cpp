@@ -116,6 +116,14 @@ Levels UNet3DEncoderImpl::encode(const torch::Tensor& x) {
   return f;
 }
 
+Levels UNet3DEncoderImpl::encode_plain(const torch::Tensor& x, bool frozen, bool bn_update) {
+  if (!frozen) return encode(x);
+  torch::NoGradGuard no_grad;
+  if (bn_update) return encode(x);
+  EvalScope eval(stages());
+  return encode(x);
+}
+
 UNet3DDecoderImpl::UNet3DDecoderImpl(std::vector<std::int64_t> w, std::int64_t out_channels, bool crop, bool relu)
     : centre_crop(crop), relu_head(relu) {
   check_widths(w);

@@ -75,6 +75,10 @@ struct UNet3DEncoderImpl : torch::nn::Module {
   /// widths: inc, down1, down2, down3 (four values); rates: the ASPP's dilations.
   UNet3DEncoderImpl(std::int64_t in_channels, std::vector<std::int64_t> widths, std::vector<std::int64_t> rates);
   Levels encode(const torch::Tensor& x);
+  /// The plain path of a possibly frozen encoder: `frozen` runs without
+  /// autograd; then `bn_update` false also keeps the BatchNorm statistics
+  /// (eval mode for the call). Not frozen: encode(x).
+  Levels encode_plain(const torch::Tensor& x, bool frozen, bool bn_update);
   /// inc .. aspp, in order.
   ModuleList stages() const;
   /// Stage i (0..4) alone.
