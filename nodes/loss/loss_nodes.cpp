@@ -22,6 +22,28 @@ class MeanSquaredError final : public StepNode {
   }
 };
 
+/// Binary cross-entropy of sigmoid(pred) against a target in [0, 1], mean over
+/// every element (torch's BCEWithLogitsLoss; the BCE half of MONAI's DiceCELoss
+/// with sigmoid=True). `pos_weight` scales the positive term.
+class BinaryCrossEntropy final : public StepNode {
+ public:
+  explicit BinaryCrossEntropy(const Params& p) : pos_weight_(p.get_number("pos_weight")) {}
+  Packet run(const std::vector<Packet>& in, Context&) override {
+    const auto& pred = in.at(0).at("pred");
+    const auto& target = in.at(1).at("target");
+    if (pred.sizes() != target.sizes())
+      throw std::runtime_error("pred has shape " + c10::str(pred.sizes()) + " but target has " + c10::str(target.sizes()));
+    auto options = torch::nn::functional::BinaryCrossEntropyWithLogitsFuncOptions();
+    if (pos_weight_ != 1.0) options.pos_weight(torch::full({}, pos_weight_, pred.options()));
+    Packet out;
+    out.tensors["loss"] = torch::nn::functional::binary_cross_entropy_with_logits(pred, target.to(pred.dtype()), options);
+    return out;
+  }
+
+ private:
+  double pos_weight_;
+};
+
 class WeightedSum final : public StepNode {
  public:
   explicit WeightedSum(const Params& p) : weights_(p.get_numbers("weights")) {}
@@ -54,6 +76,18 @@ void register_loss_nodes(Registry& registry) {
   mse.outputs = {{"loss", 0, "scalar"}};
   mse.create = [](const Params& p) { return std::make_unique<MeanSquaredError>(p); };
   registry.add(std::move(mse));
+
+  NodeSpec bce;
+  bce.type = "loss.bce";
+  bce.kind = NodeKind::step;
+  bce.summary = "Binary cross-entropy of sigmoid(`pred`) against `target` in [0, 1], mean over all elements "
+                "(BCEWithLogitsLoss; with loss.dice and loss.sum it makes MONAI's DiceCELoss).";
+  bce.params = {param::number("pos_weight", 1.0, "weight of the positive term (1: plain BCE)").range(1e-3, 1e3)};
+  bce.inputs = {PortSpec{"pred", {{"pred", -1, "logits"}}, "logits"},
+                PortSpec{"target", {{"target", -1, "same shape as pred, values in [0, 1]"}}, "target"}};
+  bce.outputs = {{"loss", 0, "scalar"}};
+  bce.create = [](const Params& p) { return std::make_unique<BinaryCrossEntropy>(p); };
+  registry.add(std::move(bce));
 
   NodeSpec sum;
   sum.type = "loss.sum";
