@@ -97,7 +97,9 @@ int main(int argc, char** argv) {
   run->add_option("--resume", resume_dir,
                   "continue a stopped run in its directory from its last.pt (weights, optimizer, schedule, epoch); "
                   "give the same graph and --set options");
-  run->footer("Exit status: 0 done, 1 invalid graph or failed node, 130 interrupted (checkpoint written).");
+  run->footer(
+      "Exit status: 0 done, 1 invalid graph or failed node, 128 + the signal when stopped by SIGINT (130), SIGTERM (143), "
+      "SIGHUP (129) or SIGUSR1 (138): the step finishes and interrupted.pt is written first.");
 
   CLI::App* validate = app.add_subcommand("validate", "check a graph completely without reading any data");
   validate->add_option("graph", graph_path, "graph file (YAML)")->required()->check(CLI::ExistingFile);
@@ -293,7 +295,7 @@ int main(int argc, char** argv) {
     RunSummary s = run_graph(graph, registry, options);
     if (s.interrupted) {
       std::fprintf(stderr, "interrupted; run directory %s\n", s.run_dir.c_str());
-      return 130;
+      return interrupted_exit_code();
     }
     return 0;
   } catch (const std::exception& e) {

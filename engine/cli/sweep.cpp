@@ -157,7 +157,7 @@ int run_sweep(const std::string& sweep_file, const std::vector<std::string>& ove
       RunSummary s = run_graph(graphs[i], registry, options);
       results[i] = s.final_metrics;
       status[i] = s.interrupted ? "interrupted" : "done";
-      if (s.interrupted) code = 130;
+      if (s.interrupted) code = interrupted_exit_code();
     } catch (const std::exception& e) {
       status[i] = std::string("failed: ") + e.what();
       std::fprintf(stderr, "variant '%s' failed: %s\n", list[i].name.c_str(), e.what());

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -87,45 +88,68 @@ namespace {
 
 Location at(const YAML::Mark& m, const std::string& file) { return {file, m.line + 1, m.column + 1}; }
 
-Doc convert(const YAML::Node& node, const std::string& file, Diagnostics& diags) {
-  Location where = at(node.Mark(), file);
-  switch (node.Type()) {
-    case YAML::NodeType::Null:
-    case YAML::NodeType::Undefined: {
-      Doc d;
-      d.set_where(where);
-      return d;
-    }
-    case YAML::NodeType::Scalar: {
-      Doc d = Doc::scalar(node.Scalar(), where);
-      d.set_quoted(node.Tag() == "!");
-      return d;
-    }
-    case YAML::NodeType::Sequence: {
-      Doc d = Doc::sequence(where);
-      for (const auto& item : node) d.push(convert(item, file, diags));
-      return d;
-    }
-    case YAML::NodeType::Map: {
-      Doc d = Doc::map(where);
-      for (auto it = node.begin(); it != node.end(); ++it) {
-        Location key_where = at(it->first.Mark(), file);
-        if (!it->first.IsScalar()) {
-          diags.error(key_where, "a map key must be a plain name");
-          continue;
-        }
-        const std::string key = it->first.Scalar();
-        if (const Doc::Entry* prev = d.find_entry(key)) {
-          diags.error(key_where, "duplicate key '" + key + "' (first at " + prev->key_where.str() + ")");
-          continue;
-        }
-        d.set(key, convert(it->second, file, diags), key_where);
-      }
-      return d;
-    }
+/// Limits of the conversion: YAML aliases share nodes, so a short text can
+/// name a cycle (`&a [*a]`) or expand exponentially (an alias bomb); both are
+/// stopped here, before the stack or the memory runs out.
+constexpr int kMaxDepth = 64;
+constexpr std::int64_t kMaxValues = 1000000;
+
+struct Converter {
+  const std::string& file;
+  Diagnostics& diags;
+  std::int64_t values = 0;
+
+  [[noreturn]] void fail(const Location& where, const std::string& message) {
+    diags.error(where, message);
+    diags.throw_if_any();
+    std::abort();  // unreachable: throw_if_any throws after an error
   }
-  return Doc();
-}
+
+  Doc convert(const YAML::Node& node, int depth) {
+    Location where = at(node.Mark(), file);
+    if (depth > kMaxDepth)
+      fail(where, "nested deeper than " + std::to_string(kMaxDepth) + " levels (an alias that contains itself, like `&a [*a]`?)");
+    if (++values > kMaxValues)
+      fail(where, "the document expands to more than " + std::to_string(kMaxValues) +
+                      " values (aliases that repeat aliases?); write the values out or split the file");
+    switch (node.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined: {
+        Doc d;
+        d.set_where(where);
+        return d;
+      }
+      case YAML::NodeType::Scalar: {
+        Doc d = Doc::scalar(node.Scalar(), where);
+        d.set_quoted(node.Tag() == "!");
+        return d;
+      }
+      case YAML::NodeType::Sequence: {
+        Doc d = Doc::sequence(where);
+        for (const auto& item : node) d.push(convert(item, depth + 1));
+        return d;
+      }
+      case YAML::NodeType::Map: {
+        Doc d = Doc::map(where);
+        for (auto it = node.begin(); it != node.end(); ++it) {
+          Location key_where = at(it->first.Mark(), file);
+          if (!it->first.IsScalar()) {
+            diags.error(key_where, "a map key must be a plain name");
+            continue;
+          }
+          const std::string key = it->first.Scalar();
+          if (const Doc::Entry* prev = d.find_entry(key)) {
+            diags.error(key_where, "duplicate key '" + key + "' (first at " + prev->key_where.str() + ")");
+            continue;
+          }
+          d.set(key, convert(it->second, depth + 1), key_where);
+        }
+        return d;
+      }
+    }
+    return Doc();
+  }
+};
 
 bool needs_quotes(const std::string& s) {
   if (s.empty()) return true;
@@ -274,7 +298,7 @@ Doc parse_yaml(const std::string& text, const std::string& file) {
     diags.error(at(e.mark, file), "YAML syntax: " + e.msg);
     diags.throw_if_any();
   }
-  Doc doc = convert(root, file, diags);
+  Doc doc = Converter{file, diags}.convert(root, 0);
   diags.throw_if_any();
   return doc;
 }

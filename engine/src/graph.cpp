@@ -2,6 +2,7 @@
 #include "umrflow/graph.h"
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -88,6 +89,8 @@ struct Builder {
   Graph g;
   std::map<std::string, std::vector<RawRef>> raw_inputs;  // by node id
   std::map<std::string, Location> in_where;
+  bool duplicates = false;  // ids are ambiguous: the graph is not ordered
+  bool misplaced = false;   // a node in the wrong section: its ports are not checked
 
   std::string owner(const NodeDecl& n) const { return "node '" + n.id + "' (" + n.type + ")"; }
 
@@ -154,6 +157,7 @@ struct Builder {
       const char* home = kind == NodeKind::module ? "`modules:`" : kind == NodeKind::step ? "`step:`" : "`data:`";
       diags.error(type->where(), "node '" + n.id + "': '" + n.type + "' is a " + node_kind_name(kind) +
                                      " node and belongs under " + home);
+      misplaced = true;
     }
     std::vector<std::string> reserved = {"type"};
     if (section == NodeDecl::Section::modules) {
@@ -225,16 +229,30 @@ struct Builder {
       for (const auto& n : *list) {
         if (n.id.empty()) continue;
         auto [it, fresh] = seen.emplace(n.id, n.where);
-        if (!fresh) diags.error(n.where, "duplicate node id '" + n.id + "' (first defined at " + it->second.str() + ")");
+        if (!fresh) {
+          diags.error(n.where, "duplicate node id '" + n.id + "' (first defined at " + it->second.str() + ")");
+          duplicates = true;
+        }
       }
   }
 
+  /// The first data or step node with this id. An index keyed on the lists'
+  /// buffers, rebuilt when a list is reordered, keeps lookups O(log n).
   NodeDecl* node(const std::string& id) {
-    for (auto* list : {&g.data, &g.step})
-      for (auto& n : *list)
-        if (n.id == id) return &n;
-    return nullptr;
+    const std::array<const void*, 4> stamp = {g.data.data(), reinterpret_cast<const void*>(g.data.size()), g.step.data(),
+                                              reinterpret_cast<const void*>(g.step.size())};
+    if (stamp != index_stamp_) {
+      index_.clear();
+      for (auto* list : {&g.data, &g.step})
+        for (auto& n : *list) index_.emplace(n.id, &n);
+      index_stamp_ = stamp;
+    }
+    auto it = index_.find(id);
+    return it == index_.end() ? nullptr : it->second;
   }
+  std::map<std::string, NodeDecl*> index_;
+  std::array<const void*, 4> index_stamp_{};
+
   const NodeDecl* module(const std::string& id) const {
     for (const auto& m : g.modules)
       if (m.id == id) return &m;
@@ -322,32 +340,39 @@ struct Builder {
   }
 
   /// Reports every cycle once, as the chain of ids around it.
+  /// Depth-first search with an explicit stack (graphs of any length); each
+  /// cycle is reported once, with its nodes in reading order.
   bool check_cycles() {
     std::map<std::string, int> state;  // 0 new, 1 on stack, 2 done
-    std::vector<std::string> stack;
+    std::vector<std::pair<NodeDecl*, std::size_t>> stack;  // node, next input to follow
     bool found = false;
-    std::function<void(NodeDecl&)> visit = [&](NodeDecl& n) {
-      state[n.id] = 1;
-      stack.push_back(n.id);
-      for (const auto& ref : n.inputs) {
-        NodeDecl* p = node(ref.node);
-        if (!p) continue;
-        if (state[p->id] == 1) {
-          auto it = std::find(stack.begin(), stack.end(), p->id);
-          std::string chain;
-          for (; it != stack.end(); ++it) chain += *it + " -> ";
-          diags.error(ref.where, "cycle: " + chain + p->id + " (each node reads the one after it)");
-          found = true;
-        } else if (state[p->id] == 0) {
-          visit(*p);
+    for (auto* list : {&g.data, &g.step})
+      for (auto& root : *list) {
+        if (state[root.id] != 0) continue;
+        state[root.id] = 1;
+        stack.emplace_back(&root, 0);
+        while (!stack.empty()) {
+          auto& [n, next] = stack.back();
+          if (next == n->inputs.size()) {
+            state[n->id] = 2;
+            stack.pop_back();
+            continue;
+          }
+          const InputRef& ref = n->inputs[next++];
+          NodeDecl* p = node(ref.node);
+          if (!p) continue;
+          if (state[p->id] == 1) {
+            auto it = std::find_if(stack.begin(), stack.end(), [&](const auto& e) { return e.first->id == p->id; });
+            std::string chain;
+            for (; it != stack.end(); ++it) chain += it->first->id + " -> ";
+            diags.error(ref.where, "cycle: " + chain + p->id + " (each node reads the one after it)");
+            found = true;
+          } else if (state[p->id] == 0) {
+            state[p->id] = 1;
+            stack.emplace_back(p, 0);
+          }
         }
       }
-      stack.pop_back();
-      state[n.id] = 2;
-    };
-    for (auto* list : {&g.data, &g.step})
-      for (auto& n : *list)
-        if (state[n.id] == 0) visit(n);
     return found;
   }
 
@@ -374,6 +399,10 @@ struct Builder {
     std::set<std::string> placed;
     NodeDecl* cur = sources[0];
     while (cur) {
+      if (placed.count(cur->id)) {
+        diags.error(cur->where, "the data plane loops back to '" + cur->id + "'");
+        return;
+      }
       chain.push_back(*cur);
       placed.insert(cur->id);
       auto& next = consumers[cur->id];
@@ -398,24 +427,29 @@ struct Builder {
     g.data = std::move(chain);
   }
 
+  /// Topological order of the step nodes (Kahn's algorithm), ties broken by
+  /// the order in the file; runs only on graphs without cycles.
   void order_step_plane() {
-    std::vector<NodeDecl> ordered;
-    std::set<std::string> done;
-    bool progress = true;
-    while (ordered.size() < g.step.size() && progress) {
-      progress = false;
-      for (auto& n : g.step) {
-        if (done.count(n.id)) continue;
-        bool ready = std::all_of(n.inputs.begin(), n.inputs.end(), [&](const InputRef& r) {
-          const NodeDecl* p = node(r.node);
-          return !p || p->section == NodeDecl::Section::data || done.count(r.node);
-        });
-        if (ready) {
-          ordered.push_back(n);
-          done.insert(n.id);
-          progress = true;
+    std::map<std::string, std::size_t> position;
+    for (std::size_t i = 0; i < g.step.size(); ++i) position.emplace(g.step[i].id, i);
+    std::vector<std::size_t> waiting(g.step.size(), 0);
+    std::vector<std::vector<std::size_t>> readers(g.step.size());
+    for (std::size_t i = 0; i < g.step.size(); ++i)
+      for (const auto& r : g.step[i].inputs)
+        if (auto it = position.find(r.node); it != position.end() && it->second != i) {
+          ++waiting[i];
+          readers[it->second].push_back(i);
         }
-      }
+    std::set<std::size_t> ready;
+    for (std::size_t i = 0; i < g.step.size(); ++i)
+      if (waiting[i] == 0) ready.insert(i);
+    std::vector<NodeDecl> ordered;
+    while (!ready.empty()) {
+      const std::size_t i = *ready.begin();
+      ready.erase(ready.begin());
+      ordered.push_back(g.step[i]);
+      for (std::size_t j : readers[i])
+        if (--waiting[j] == 0) ready.insert(j);
     }
     if (ordered.size() == g.step.size()) g.step = std::move(ordered);
   }
@@ -481,7 +515,7 @@ struct Builder {
       } else {
         for (const auto& [k, r] : outputs_of(n)) n.provides[k] = r;
       }
-      if (n.spec && !n.inputs.empty()) check_edge(n, n.inputs.front(), n.spec->inputs.front());
+      if (n.spec && !n.inputs.empty() && !n.spec->inputs.empty()) check_edge(n, n.inputs.front(), n.spec->inputs.front());
     }
     for (auto& n : g.step) {
       n.provides = outputs_of(n);
@@ -657,7 +691,7 @@ Graph build_graph(const Doc& doc, const std::string& graph_file, const Registry&
     for (auto& n : *list) b.bind_inputs(n);
   b.check_modules();
   const bool cyclic = b.check_cycles();
-  if (!cyclic && !b.g.data.empty()) {
+  if (!cyclic && !b.duplicates && !b.misplaced && !b.g.data.empty()) {
     b.order_data_plane();
     b.order_step_plane();
     b.propagate_and_check();

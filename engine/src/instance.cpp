@@ -213,7 +213,12 @@ Instance::CheckpointState Instance::load_checkpoint(const std::string& path, tor
   if (optimizer) {
     torch::serialize::InputArchive opt;
     if (!archive.try_read("optimizer", opt)) throw std::runtime_error("checkpoint '" + path + "' holds no optimizer state");
-    optimizer->load(opt);
+    try {
+      optimizer->load(opt);
+    } catch (const std::exception&) {
+      throw std::runtime_error("checkpoint '" + path + "': its optimizer state does not fit this graph's optimizer "
+                               "(was train.optimizer.type or a module's freezing changed? start a new run with init.from instead)");
+    }
   }
   torch::Tensor epoch, hash, best;
   if (!archive.try_read("umrflow.epoch", epoch)) throw std::runtime_error("checkpoint '" + path + "' holds no epoch");

@@ -1,7 +1,9 @@
 #include "umrflow/run.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -10,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <sstream>
 
 #include <ATen/autocast_mode.h>
@@ -25,12 +28,16 @@ namespace fs = std::filesystem;
 namespace {
 
 std::atomic<bool> g_interrupted{false};
+std::atomic<int> g_stop_signal{0};
 
-extern "C" void on_sigint(int) {
-  if (g_interrupted.exchange(true)) {
-    std::signal(SIGINT, SIG_DFL);
-    std::raise(SIGINT);
+extern "C" void on_stop_signal(int sig) {
+  if (!g_interrupted.exchange(true)) {
+    g_stop_signal.store(sig);
+    return;
   }
+  // Later signals: the first one's stop (step, then interrupted.pt) goes on.
+  static const char msg[] = "\numrflow: already stopping: finishing the step and writing the checkpoint (SIGKILL aborts)\n";
+  [[maybe_unused]] const auto ignored = write(STDERR_FILENO, msg, sizeof msg - 1);
 }
 
 std::string json_number(double v) {
@@ -130,7 +137,50 @@ class ScalarMeans {
 /// One pass of the validation graph on copies of the training modules' weights.
 /// Returns the mean of every scalar its step nodes output ("node" for a loss,
 /// else "node.key"); its reports go to `out_dir`.
-std::map<std::string, double> validate(const Graph& train_graph, const Registry& registry, const Instance& trained, torch::Device device,
+/// The checkpoints a run can resume from, best first: last.pt, then
+/// epoch_NNNN.pt from the newest.
+std::vector<fs::path> resume_candidates(const fs::path& dir) {
+  std::vector<fs::path> out, epochs;
+  if (fs::exists(dir / "last.pt")) out.push_back(dir / "last.pt");
+  if (fs::is_directory(dir))
+    for (const auto& e : fs::directory_iterator(dir)) {
+      const std::string name = e.path().filename().string();
+      if (name.size() == 13 && name.rfind("epoch_", 0) == 0 && e.path().extension() == ".pt") epochs.push_back(e.path());
+    }
+  std::sort(epochs.rbegin(), epochs.rend());
+  out.insert(out.end(), epochs.begin(), epochs.end());
+  return out;
+}
+
+/// Keeps the lines of metrics.jsonl that belong to epochs 1..`epoch` and were
+/// not cut short, so a resumed run never repeats an epoch's line.
+void trim_metrics(const std::string& path, std::int64_t epoch) {
+  std::ifstream in(path);
+  if (!in) return;
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty() || line.find("\"partial\"") != std::string::npos) continue;
+    const auto at = line.find("\"epoch\": ");
+    if (at == std::string::npos || std::strtoll(line.c_str() + at + 9, nullptr, 10) > epoch) continue;
+    kept += line + "\n";
+  }
+  in.close();
+  write_file_atomically(path, kept);
+}
+
+/// ": every sample was skipped (NAME at NODE: REASON; ...)", or a hint when none was.
+std::string skipped_list(const EpochResult& r) {
+  if (r.skipped.empty()) return " (is the data set empty, or the batch larger than the data with drop_last?)";
+  std::string out = ": every sample was skipped (";
+  for (std::size_t i = 0; i < r.skipped.size() && i < 10; ++i)
+    out += (i ? "; " : "") + r.skipped[i].sample + " at " + r.skipped[i].node + ": " + r.skipped[i].reason;
+  if (r.skipped.size() > 10) out += "; and " + std::to_string(r.skipped.size() - 10) + " more";
+  return out + ")";
+}
+
+/// The validation figures, or nothing when a stop cut the pass short (a
+/// partial mean is never a score).
+std::optional<std::map<std::string, double>> validate(const Graph& train_graph, const Registry& registry, const Instance& trained, torch::Device device,
                                        int threads, const std::string& out_dir, std::atomic<bool>& stop) {
   Graph graph = build_graph(load_graph_doc(train_graph.train.validate_graph, train_graph.train.validate_set),
                             train_graph.train.validate_graph, registry);
@@ -151,12 +201,15 @@ std::map<std::string, double> validate(const Graph& train_graph, const Registry&
   instance.set_training(false);
   const DataPlane plane = instance.data_plane(false, graph.train.prefetch);
   ScalarMeans means;
-  run_epoch(plane, 0, threads, [&](Packet& batch, std::int64_t index) {
+  const EpochResult r = run_epoch(plane, 0, threads, [&](Packet& batch, std::int64_t index) {
     for (auto& [k, t] : batch.tensors) t = t.to(device);
     torch::NoGradGuard no_grad;
     means.add(instance.run_step(batch, 0, index, false), /*skip_non_finite=*/true);
     return !stop.load();
   });
+  if (r.stopped || stop.load()) return std::nullopt;
+  if (r.samples == 0) throw std::runtime_error("train.validate: the validation graph " + train_graph.train.validate_graph +
+                                               " saw no sample" + skipped_list(r));
   fs::create_directories(out_dir);
   auto metrics = means.means();
   for (const auto& [k, v] : instance.finish(out_dir)) metrics[k] = v;
@@ -166,8 +219,19 @@ std::map<std::string, double> validate(const Graph& train_graph, const Registry&
 }  // namespace
 
 std::atomic<bool>& install_interrupt_handler() {
-  std::signal(SIGINT, on_sigint);
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaction(sig, &action, nullptr);
   return g_interrupted;
+}
+
+int stop_signal() { return g_stop_signal.load(); }
+
+int interrupted_exit_code() {
+  const int sig = stop_signal();
+  return 128 + (sig > 0 ? sig : SIGINT);
 }
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
@@ -217,8 +281,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   RunSummary summary;
   std::atomic<bool>& stop = options.stop ? *options.stop : g_interrupted;
   const bool resuming = !options.resume.empty();
-  if (resuming && !fs::exists(fs::path(options.resume) / "last.pt"))
-    throw std::runtime_error("--resume " + options.resume + ": no last.pt there (a run writes it after its first whole epoch)");
+  const std::vector<fs::path> candidates = resuming ? resume_candidates(options.resume) : std::vector<fs::path>{};
+  if (resuming && candidates.empty())
+    throw std::runtime_error("--resume " + options.resume + ": no last.pt or epoch_NNNN.pt there (a run writes them after its first whole epoch)");
   summary.run_dir = resuming ? options.resume : fresh_run_dir(options.run_dir.empty() ? "runs/" + graph.name : options.run_dir);
   fs::create_directories(summary.run_dir);
   const fs::path dir = summary.run_dir;
@@ -247,8 +312,26 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const bool validating = training && !graph.train.validate_graph.empty();
   double best = graph.train.validate_maximise ? -INFINITY : INFINITY;
   if (resuming) {
-    const auto state = instance.load_checkpoint((dir / "last.pt").string(), optimizer.get(), graph_hash, [&](const std::string& l) { log(l); });
+    for (const auto& e : fs::directory_iterator(dir))
+      if (e.path().extension() == ".tmp") {
+        log("removing " + e.path().string() + ", left by a run that was killed while writing it");
+        fs::remove(e.path());
+      }
+    std::optional<Instance::CheckpointState> loaded;
+    std::string failures;
+    for (const auto& c : candidates) {
+      try {
+        loaded = instance.load_checkpoint(c.string(), optimizer.get(), graph_hash, [&](const std::string& l) { log(l); });
+        if (!failures.empty()) log("resuming from " + c.filename().string() + ", the newest whole checkpoint (" + failures + ")");
+        break;
+      } catch (const std::exception& e) {
+        failures += (failures.empty() ? "" : "; ") + std::string(e.what());
+      }
+    }
+    if (!loaded) throw std::runtime_error("--resume " + options.resume + ": no checkpoint there can be read: " + failures);
+    const auto& state = *loaded;
     first_epoch = state.epoch;
+    trim_metrics((dir / "metrics.jsonl").string(), first_epoch);
     if (state.best) best = *state.best;
     log("resuming " + summary.run_dir + " after epoch " + std::to_string(first_epoch));
     summary.epochs_done = first_epoch;
@@ -309,6 +392,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       return !stop.load();
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (r.samples == 0 && !r.stopped)
+      throw std::runtime_error("epoch " + std::to_string(epoch + 1) + " of " + graph.file + " saw no sample" + skipped_list(r) +
+                               "; nothing was trained or evaluated" + (training ? ", and no checkpoint of this epoch is written" : ""));
     if (!r.skipped.empty()) {
       const bool fresh = !fs::exists(dir / "skipped.tsv");
       std::ofstream skipped(dir / "skipped.tsv", std::ios::app);
@@ -323,24 +409,30 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     metrics["time_s"] = seconds;
     metrics["samples_per_s"] = seconds > 0 ? r.samples / seconds : 0.0;
     if (training) metrics["lr"] = scheduled_lr(graph.train, epoch);
-    if (r.stopped) metrics["partial"] = 1.0;
-    bool improved = false;
+    bool stopped = r.stopped, improved = false;
     if (validating && !r.stopped && ((epoch + 1) % graph.train.validate_every == 0 || epoch + 1 == epochs)) {
       char name[32];
       std::snprintf(name, sizeof name, "epoch_%04lld", static_cast<long long>(epoch + 1));
       log("validating with " + graph.train.validate_graph + " into " + (dir / "val" / name).string());
-      const auto v = validate(graph, registry, instance, device, threads, (dir / "val" / name).string(), stop);
-      auto it = v.find(graph.train.validate_metric);
-      if (it == v.end()) {
-        std::string have;
-        for (const auto& [k, x] : v) have += (have.empty() ? "" : ", ") + k;
-        throw std::runtime_error("train.validate.metric '" + graph.train.validate_metric + "' is not among the validation scalars (" +
-                                 (have.empty() ? std::string("none") : have) + ")");
+      const auto validated = validate(graph, registry, instance, device, threads, (dir / "val" / name).string(), stop);
+      if (!validated) {
+        stopped = true;
+        log("stopped during the validation of epoch " + std::to_string(epoch + 1) + ": that validation is discarded (no score, no best.pt)");
+      } else {
+        const auto& v = *validated;
+        auto it = v.find(graph.train.validate_metric);
+        if (it == v.end()) {
+          std::string have;
+          for (const auto& [k, x] : v) have += (have.empty() ? "" : ", ") + k;
+          throw std::runtime_error("train.validate.metric '" + graph.train.validate_metric + "' is not among the validation scalars (" +
+                                   (have.empty() ? std::string("none") : have) + ")");
+        }
+        for (const auto& [k, x] : v) metrics["val." + k] = x;
+        improved = graph.train.validate_maximise ? it->second > best : it->second < best;
+        if (improved) best = it->second;
       }
-      for (const auto& [k, x] : v) metrics["val." + k] = x;
-      improved = graph.train.validate_maximise ? it->second > best : it->second < best;
-      if (improved) best = it->second;
     }
+    if (stopped) metrics["partial"] = 1.0;
     std::string line = "{";
     for (const auto& [k, v] : metrics) line += (line.size() > 1 ? ", " : "") + json_string(k) + ": " + json_number(v);
     line += "}\n";
@@ -354,7 +446,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     log("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs) + text);
     summary.final_metrics = metrics;
     summary.epochs_done = epoch + 1;
-    if (r.stopped) {
+    if (stopped) {
       summary.interrupted = true;
       if (training) {
         checkpoint("interrupted.pt", epoch);

@@ -15,7 +15,7 @@ namespace umrflow {
 namespace flow = tbb::flow;
 
 std::int64_t batches_per_epoch(std::int64_t samples, std::int64_t batch_size, bool drop_last) {
-  return drop_last ? samples / batch_size : (samples + batch_size - 1) / batch_size;
+  return samples / batch_size + (!drop_last && samples % batch_size != 0 ? 1 : 0);  // no overflow near INT64_MAX
 }
 
 namespace {
@@ -86,7 +86,16 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
 
   arena.execute([&] {
     flow::graph g;
-    flow::queue_node<std::int64_t> tickets(g);
+    // Sample indices are made one at a time as the limiter admits them, so a
+    // source of any size costs no memory up front.
+    std::int64_t next_ticket = 0;
+    flow::input_node<std::int64_t> tickets(g, [&](tbb::flow_control& control) -> std::int64_t {
+      if (next_ticket >= n || error.failed()) {
+        control.stop();
+        return 0;
+      }
+      return next_ticket++;
+    });
     flow::limiter_node<std::int64_t> limiter(g, static_cast<std::size_t>(plane.prefetch));
     flow::function_node<std::int64_t, Msg> load(g, flow::unlimited, [&](std::int64_t index) -> Msg {
       Msg m{index, nullptr};
@@ -165,7 +174,7 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     flow::make_edge(*last, order);
     flow::make_edge(order, batcher);
 
-    for (std::int64_t i = 0; i < n; ++i) tickets.try_put(i);
+    tickets.activate();
     g.wait_for_all();
   });
 

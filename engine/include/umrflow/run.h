@@ -19,9 +19,10 @@
 //                   half-written checkpoint in their place.
 //   interrupted.pt  the weights in the middle of the epoch a stop cut short
 //
-// SIGINT (Ctrl-C) is honoured after the current step: interrupted.pt is
-// written, last.pt keeps the last whole epoch, and the summary says
-// `interrupted`; the CLI then exits with 130. `umrflow run --resume RUN_DIR`
+// SIGINT (Ctrl-C), SIGTERM, SIGHUP and SIGUSR1 are honoured after the current
+// step: interrupted.pt is written, last.pt keeps the last whole epoch, and the
+// summary says `interrupted`; the CLI then exits with 128 + the signal. A stop
+// during validation discards that validation (no score, no best.pt). `umrflow run --resume RUN_DIR`
 // continues from last.pt into the same directory.
 #pragma once
 
@@ -65,9 +66,21 @@ struct RunSummary {
 /// written is never removed.
 RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOptions& options);
 
-/// Installs a SIGINT handler that sets the process-wide stop flag (a second
-/// SIGINT kills the process the ordinary way). Returns that flag.
+/// Installs handlers for SIGINT, SIGTERM (what Slurm and Kubernetes send before
+/// a kill), SIGHUP and SIGUSR1 (Slurm's `--signal` warning before the time
+/// limit) that set the process-wide stop flag: the run finishes its step,
+/// writes interrupted.pt and returns. A later signal only prints that the stop
+/// is under way (the checkpoint is never cut short); SIGKILL still aborts.
+/// Returns that flag.
 std::atomic<bool>& install_interrupt_handler();
+
+/// The signal that set the stop flag (0: none).
+int stop_signal();
+
+/// The exit status of a run that a signal stopped: 128 + the signal (130
+/// SIGINT, 143 SIGTERM, 129 SIGHUP, 138 SIGUSR1); 130 when the flag was set
+/// without one.
+int interrupted_exit_code();
 
 /// Writes `bytes` to `path` by way of a temporary file in the same folder and
 /// a rename, so readers see the old file or the new one, never a torn one.

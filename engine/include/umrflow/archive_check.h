@@ -1,0 +1,29 @@
+// archive_check.h: integrity of torch archives (checkpoints, exported weights).
+//
+// A torch archive is a zip file whose records are stored uncompressed, each
+// with the CRC-32 of its bytes in the zip's central directory. libtorch's
+// reader does not compare them, so a flipped bit in a tensor record loads as a
+// different weight. `check_zip_archive` reads every record and compares.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace umrflow {
+
+struct ArchiveCheck {
+  std::int64_t records = 0;   // entries in the central directory
+  std::int64_t verified = 0;  // stored records whose CRC-32 matched
+  std::int64_t bytes = 0;     // bytes of record data read
+};
+
+/// CRC-32 (the zip / zlib polynomial 0xEDB88320) of `n` bytes, continuing `crc`.
+std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size_t n);
+
+/// Reads the zip at `path` and checks each record's CRC-32 and extent. Throws
+/// std::runtime_error naming the file and the first damaged record (or what
+/// makes it no zip at all). Compressed records, which torch never writes, are
+/// counted but not verified.
+ArchiveCheck check_zip_archive(const std::string& path);
+
+}  // namespace umrflow
