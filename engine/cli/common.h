@@ -32,6 +32,11 @@ int weights_export(const std::string& checkpoint, const std::string& out, std::s
 int weights_import(const std::string& state_dict, const std::string& out, const std::string& module);
 int weights_list(const std::string& file);
 
+/// `umrflow verify FILE...` (verify.cpp): reads each checkpoint, state dict or
+/// cache whole, checks CRC-32s / chunk checksums and finiteness, prints one line
+/// a file. Returns 0 when all are intact, else 1.
+int verify_files(const std::vector<std::string>& files);
+
 /// Writes a Doc as a one-line YAML flow value, for turning a map entry back
 /// into a `path=value` override.
 std::string flow_text(const Doc& doc);

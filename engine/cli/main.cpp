@@ -191,6 +191,12 @@ int main(int argc, char** argv) {
   CLI::App* w_list = weights->add_subcommand("list", "print the tensors of a checkpoint or state dict: key, shape, dtype");
   w_list->add_option("file", w_in, "run checkpoint or PyTorch state dict")->required()->check(CLI::ExistingFile);
 
+  CLI::App* verify = app.add_subcommand("verify", "check checkpoints, state dicts and caches for damage (CRC-32, checksums, NaN)");
+  std::vector<std::string> verify_files;
+  verify->add_option("files", verify_files, "run checkpoints (*.pt), PyTorch state dicts, or HDF5 caches (*.h5)")
+      ->required()->check(CLI::ExistingFile);
+  verify->footer("Prints one line a file: ok with what was checked, or DAMAGED with the first problem. Exit status 1 if any is damaged.");
+
   CLI11_PARSE(app, argc, argv);
 
   try {
@@ -250,6 +256,7 @@ int main(int argc, char** argv) {
     if (*w_export) return cli::weights_export(w_in, w_out, w_module);
     if (*w_import) return cli::weights_import(w_in, w_out, w_module);
     if (*w_list) return cli::weights_list(w_in);
+    if (*verify) return cli::verify_files(verify_files);
     if (*sweep) return cli::run_sweep(graph_path, sets, plugins, out_dir, threads, quiet, sweep_only);
 
     Registry registry;

@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common.h"
+#include "umrflow/archive_check.h"
 #include "io/state_dict.h"
 
 namespace umrflow::cli {
@@ -27,6 +28,7 @@ bool is_run_checkpoint(const std::string& path) {
 io::NamedTensors checkpoint_tensors(const std::string& path) {
   torch::serialize::InputArchive a;
   try {
+    check_zip_archive(path);
     a.load_from(path);
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot read run checkpoint '" + path + "': " + e.what());

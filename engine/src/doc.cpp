@@ -341,8 +341,17 @@ void merge_doc(Doc& base, const Doc& over) {
   base = over;
 }
 
+namespace {
+const std::string kOverridePrefix = "<--set ";
+}  // namespace
+
+std::string base_folder(const Location& where) {
+  if (where.file.rfind(kOverridePrefix, 0) == 0) return "";
+  return fs::path(where.file).parent_path().string();
+}
+
 void apply_override(Doc& root, const std::string& assignment, Diagnostics& diags) {
-  const std::string file = "<--set " + assignment + ">";
+  const std::string file = kOverridePrefix + assignment + ">";
   auto eq = assignment.find('=');
   if (eq == std::string::npos || eq == 0) {
     diags.error({file, 1, 1}, "expected PATH=VALUE, for example train.epochs=3");
@@ -385,8 +394,8 @@ void apply_override(Doc& root, const std::string& assignment, Diagnostics& diags
     Doc* next = nullptr;
     if (cur->is_sequence()) {
       next = find_by_id(*cur, seg);
-      if (!next && std::all_of(seg.begin(), seg.end(), ::isdigit)) {
-        std::size_t i = std::stoul(seg);
+      if (!next && seg.size() <= 9 && std::all_of(seg.begin(), seg.end(), ::isdigit)) {
+        const std::size_t i = std::stoul(seg);
         if (i < cur->items().size()) next = &cur->items()[i];
       }
       if (!next) {

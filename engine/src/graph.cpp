@@ -597,7 +597,7 @@ struct Builder {
       else {
         Params vp = parse_params(*c, validate_specs(), {}, "train.validate", diags);
         if (vp.has("graph")) {
-          const fs::path base = fs::path(vp.where("graph").file).parent_path();
+          const fs::path base = base_folder(vp.where("graph"));
           g.train.validate_graph = (base / vp.get_text("graph")).lexically_normal().string();
           if (!fs::exists(g.train.validate_graph))
             diags.error(vp.where("graph"), "train.validate.graph '" + g.train.validate_graph + "' does not exist");
@@ -650,8 +650,8 @@ std::vector<std::string> plugin_list(const Doc& doc, const std::string& graph_fi
       continue;
     }
     fs::path path = i->text();
-    // Relative paths are relative to the file that named them.
-    if (path.is_relative()) path = fs::path(i->where().file).parent_path() / path;
+    // Relative paths are relative to the file that named them (to the working directory for --set).
+    if (path.is_relative()) path = fs::path(base_folder(i->where())) / path;
     (void)graph_file;
     out.push_back(path.lexically_normal().string());
   }

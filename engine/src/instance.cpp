@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "umrflow/archive_check.h"
 #include "umrflow/random.h"
 
 namespace umrflow {
@@ -159,6 +160,7 @@ void Instance::initialise_modules() const {
                                "' does not exist (run the earlier stage first, or fix `init.from`)");
     torch::serialize::InputArchive archive;
     try {
+      check_zip_archive(m.init.from);
       archive.load_from(m.init.from);
     } catch (const std::exception& e) {
       throw std::runtime_error("module '" + m.id + "': cannot read checkpoint '" + m.init.from + "': " + e.what());
@@ -178,6 +180,9 @@ void Instance::initialise_modules() const {
           << ", the module expects " << target.sizes();
         throw std::runtime_error(s.str());
       }
+      if (!torch::isfinite(t).all().item<bool>())
+        throw std::runtime_error("module '" + m.id + "': '" + key + "' in '" + m.init.from +
+                                 "' holds NaN or infinite values (the run that wrote it diverged); take an earlier checkpoint");
       target.copy_(t);
       ++taken;
     };
@@ -196,6 +201,7 @@ Instance::CheckpointState Instance::load_checkpoint(const std::string& path, tor
                                        const std::function<void(const std::string&)>& warn) const {
   torch::serialize::InputArchive archive;
   try {
+    check_zip_archive(path);
     archive.load_from(path);
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot read checkpoint '" + path + "': " + e.what());

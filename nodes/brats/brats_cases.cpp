@@ -65,6 +65,16 @@ std::vector<Case> discover_cases(const std::string& root, const std::vector<std:
 }
 
 torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions) {
+  if (label.is_floating_point()) {
+    // Labels are classes: a value off an integer means a resampled or rescaled map, whose rounding would relabel voxels.
+    const torch::Tensor off = ~torch::isfinite(label) | ((label - label.round()).abs() > 1e-4);
+    if (off.any().item<bool>()) {
+      const double v = label.masked_select(off)[0].item<double>();
+      throw std::invalid_argument("label value " + std::to_string(v) + " in " + std::to_string(off.sum().item<std::int64_t>()) +
+                                  " voxel(s) is not an integer; BraTS labels are 0, 1, 2 and 4 (was the label map resampled "
+                                  "with interpolation, or written with a scale factor? resample labels with nearest neighbour)");
+    }
+  }
   const torch::Tensor l = label.round().to(torch::kInt64);
   const torch::Tensor valid = (l == 0) | (l == 1) | (l == 2) | (l == 4);
   if (!valid.all().item<bool>()) {

@@ -1,9 +1,12 @@
 #include "io/state_dict.h"
 
+#include "umrflow/archive_check.h"
+
 #include <caffe2/serialize/inline_container.h>
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -45,6 +48,7 @@ struct Value {
   std::vector<std::pair<ValuePtr, ValuePtr>> entries;  // dict, in insertion order
   torch::Tensor tensor;
   Global global;
+  int depth = 0;  // nesting below this value (containers); bounded so destruction cannot overflow the stack
 };
 ValuePtr make(Value::Kind k) {
   auto v = std::make_shared<Value>();
@@ -110,35 +114,42 @@ class Unpickler {
           auto t = make(Value::Kind::tuple);
           t->items.resize(op - 0x84);
           for (auto it = t->items.rbegin(); it != t->items.rend(); ++it) *it = pop();
+          for (const auto& x : t->items) nest(t, x);
           push(t);
           break;
         }
         case 't': {                                            // TUPLE
           auto t = make(Value::Kind::tuple);
           t->items = pop_to_mark();
+          for (const auto& x : t->items) nest(t, x);
           push(t);
           break;
         }
         case 'a': {                                            // APPEND
           auto v = pop();
+          nest(top(), v);
           top()->items.push_back(v);
           break;
         }
         case 'e': {                                            // APPENDS
           auto vs = pop_to_mark();
           auto l = top();
+          for (const auto& x : vs) nest(l, x);
           l->items.insert(l->items.end(), vs.begin(), vs.end());
           break;
         }
         case 's': {                                            // SETITEM
           auto v = pop();
           auto k = pop();
+          nest(dict(top()), k);
+          nest(top(), v);
           dict(top())->entries.emplace_back(k, v);
           break;
         }
         case 'u': {                                            // SETITEMS
           auto vs = pop_to_mark();
           auto d = dict(top());
+          for (const auto& x : vs) nest(d, x);
           for (std::size_t k = 0; k + 1 < vs.size(); k += 2) d->entries.emplace_back(vs[k], vs[k + 1]);
           break;
         }
@@ -216,6 +227,14 @@ class Unpickler {
     }
     return {out.rbegin(), out.rend()};
   }
+  /// Records that `child` goes inside `parent`; a state dict nests a few
+  /// levels, so anything deeper than kMaxDepth is refused before it exists.
+  static constexpr int kMaxDepth = 100;
+  void nest(const ValuePtr& parent, const ValuePtr& child) {
+    if (parent.get() == child.get()) fail("a container that contains itself");
+    parent->depth = std::max(parent->depth, child->depth + 1);
+    if (parent->depth > kMaxDepth) fail("values nested deeper than " + std::to_string(kMaxDepth) + " levels");
+  }
   ValuePtr dict(ValuePtr d) {
     if (d->kind != Value::Kind::dict) fail("SETITEM(S) on something that is not a dict");
     return d;
@@ -252,6 +271,26 @@ class Unpickler {
     return v;
   }
 
+  /// A tensor's declared view must lie inside its storage: checked with
+  /// overflow-safe arithmetic before anything is allocated or read.
+  void check_extent(const std::vector<std::int64_t>& size, const std::vector<std::int64_t>& stride, std::int64_t offset,
+                    std::int64_t numel) {
+    if (size.size() != stride.size()) fail("a tensor with " + std::to_string(size.size()) + " sizes but " +
+                                           std::to_string(stride.size()) + " strides");
+    if (offset < 0) fail("a tensor with a negative storage offset");
+    std::int64_t last = offset;  // the highest element index the view reads
+    bool empty = false;
+    for (std::size_t k = 0; k < size.size(); ++k) {
+      if (size[k] < 0 || stride[k] < 0) fail("a tensor with a negative size or stride");
+      if (size[k] == 0) empty = true;
+      std::int64_t step = 0;
+      if (size[k] > 0 && (__builtin_mul_overflow(size[k] - 1, stride[k], &step) || __builtin_add_overflow(last, step, &last)))
+        fail("a tensor whose declared size overflows");
+    }
+    if (!empty && last >= numel)
+      fail("a tensor that declares " + std::to_string(last + 1) + " elements of storage but its record holds " + std::to_string(numel));
+  }
+
   ValuePtr reduce(const ValuePtr& fn, const ValuePtr& args) {
     if (fn->kind != Value::Kind::global) fail("REDUCE of something that is not a global");
     const std::string name = fn->global.module + "." + fn->global.name;
@@ -262,6 +301,7 @@ class Unpickler {
       std::vector<std::int64_t> size, stride;
       for (const auto& x : a[2]->items) size.push_back(x->i);
       for (const auto& x : a[3]->items) stride.push_back(x->i);
+      check_extent(size, stride, a[1]->i, a[0]->tensor.numel());
       auto v = make(Value::Kind::tensor);
       v->tensor = a[0]->tensor.as_strided(size, stride, a[1]->i).clone();
       return v;
@@ -311,6 +351,7 @@ NamedTensors read_state_dict(const std::string& path) {
     throw std::runtime_error("'" + path + "' is not a torch.save zip archive (saved with _use_new_zipfile_serialization=False, "
                              "or not a PyTorch file); re-save it with torch >= 1.6 defaults");
   }
+  check_zip_archive(path);  // libtorch's reader does not compare the records' CRC-32
   if (!zip->hasRecord("data.pkl")) throw std::runtime_error("'" + path + "' has no data.pkl: it is not a torch.save file");
   auto [ptr, size] = zip->getRecord("data.pkl");
   std::vector<char> data(static_cast<const char*>(ptr.get()), static_cast<const char*>(ptr.get()) + size);

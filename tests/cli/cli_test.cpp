@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <tuple>
 
 #include "test_paths.h"
 #include "test_util.h"
@@ -85,23 +86,30 @@ TEST(Cli, RunWithOverrides) {
   EXPECT_NE(read(dir.path() + "/r/graph.yaml").find("epochs: 3"), std::string::npos);
 }
 
-// SIGINT stops after the current step, writes a checkpoint and exits 130.
-TEST(Cli, InterruptExits130WithCheckpoint) {
+// SIGINT, SIGTERM, SIGHUP and SIGUSR1 each stop after the current step, write
+// interrupted.pt and exit with 128 + the signal; a second signal while
+// stopping is answered with a message, not a kill.
+TEST(Cli, SignalsStopWithCheckpoint) {
   test::TempDir dir;
   std::string long_graph = kGraph;
   long_graph.replace(long_graph.find("epochs: 2"), 9, "epochs: 100000");
   const std::string g = dir.write("g.yaml", long_graph);
-  const std::string run_dir = dir.path() + "/r";
-  // Start the run, wait until its first epoch is logged, then interrupt it.
-  const std::string script = dir.write("interrupt.sh", kBin + " run " + g + " --quiet --out " + run_dir + " &\n" +
-                                       "pid=$!\nfor i in $(seq 600); do\n  grep -q 'epoch 1/' " + run_dir +
-                                       "/log.txt 2>/dev/null && break\n  sleep 0.1\ndone\n"
-                                       "kill -INT $pid\nwait $pid\necho \"exit=$?\"\n");
-  std::string out;
-  run_command("sh " + script, &out);
-  EXPECT_NE(out.find("exit=130"), std::string::npos) << out;
-  EXPECT_TRUE(fs::exists(run_dir + "/last.pt")) << out;
-  EXPECT_NE(read(run_dir + "/log.txt").find("interrupted"), std::string::npos);
+  for (const auto& [signal, code, twice] : std::vector<std::tuple<std::string, int, bool>>{
+           {"INT", 130, false}, {"TERM", 143, false}, {"HUP", 129, false}, {"USR1", 138, false}, {"TERM", 143, true}}) {
+    const std::string run_dir = dir.path() + "/r" + signal + (twice ? "2" : "");
+    // Start the run, wait until its first epoch is logged, then signal it (twice: again at once).
+    const std::string script = dir.write("signal.sh", kBin + " run " + g + " --quiet --out " + run_dir + " &\n" +
+                                         "pid=$!\nfor i in $(seq 600); do\n  grep -q 'epoch 1/' " + run_dir +
+                                         "/log.txt 2>/dev/null && break\n  sleep 0.1\ndone\n"
+                                         "kill -" + signal + " $pid\n" + (twice ? "kill -" + signal + " $pid\n" : "") +
+                                         "wait $pid\necho \"exit=$?\"\n");
+    std::string out;
+    run_command("sh " + script, &out);
+    EXPECT_NE(out.find("exit=" + std::to_string(code)), std::string::npos) << signal << ": " << out;
+    EXPECT_TRUE(fs::exists(run_dir + "/last.pt")) << signal << ": " << out;
+    EXPECT_TRUE(fs::exists(run_dir + "/interrupted.pt")) << signal << ": " << out;
+    EXPECT_NE(read(run_dir + "/log.txt").find("interrupted"), std::string::npos) << signal;
+  }
 }
 
 // nodes lists parameters; its Markdown form is exactly docs/nodes.md.

@@ -136,4 +136,49 @@ TEST(Doc, WriterRoundTrips) {
   EXPECT_EQ(again.find("data")->items()[1].find("list")->items()[0].find("a")->text(), "1");
 }
 
+// An alias that contains itself and an alias bomb are errors at a location,
+// not a stack overflow or gigabytes of expansion.
+TEST(Doc, AliasCyclesAndBombsAreRefused) {
+  auto message = [](const std::string& text) {
+    try {
+      parse_yaml(text, "a.yaml");
+    } catch (const GraphError& e) {
+      EXPECT_EQ(e.diagnostics().items().front().where.file, "a.yaml");
+      return e.diagnostics().items().front().message;
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message("a: &a [*a]\n").find("nested deeper than"), std::string::npos);
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 9; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 10; ++k) bomb += (k ? ", *a" : "*a") + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  EXPECT_NE(message(bomb).find("expands to more than"), std::string::npos);
+  // Shared aliases within the limits still expand.
+  Doc ok = parse_yaml("a: &a {x: 1}\nb: *a\n", "ok.yaml");
+  EXPECT_EQ(ok.find("b")->find("x")->text(), "1");
+}
+
+// An index too long for a number is an unknown path segment, not an internal error.
+TEST(Doc, OverrideWithHugeIndex) {
+  Doc root = parse_yaml("data:\n  - {id: a, x: 1}\n", "g.yaml");
+  Diagnostics d;
+  apply_override(root, "data.99999999999999999999999.x=1", d);
+  ASSERT_FALSE(d.empty());
+  EXPECT_EQ(d.items().front().where.file.rfind("<--set ", 0), 0u) << d.str();
+}
+
+// Relative paths resolve against the file that wrote them, or against the
+// working directory when they came with --set.
+TEST(Doc, BaseFolderOfOverridesIsTheWorkingDirectory) {
+  EXPECT_EQ(base_folder({"graphs/phantoms/stage2.yaml", 3, 1}), "graphs/phantoms");
+  Doc root = parse_yaml("plugins: []\n", "graphs/g.yaml");
+  Diagnostics d;
+  apply_override(root, "plugins=[sub/libx.so]", d);
+  ASSERT_TRUE(d.empty()) << d.str();
+  EXPECT_EQ(base_folder(root.find("plugins")->items().front().where()), "");
+}
+
 }  // namespace umrflow

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include "test_util.h"
+#include "umrflow/doc.h"
 #include "umrflow/graph.h"
 
 namespace umrflow {
@@ -198,6 +199,46 @@ TEST(Graph, DotExport) {
   EXPECT_NE(dot.find("\"batch\" -> \"mse\" [label=\"target\"]"), std::string::npos);
   EXPECT_NE(dot.find("\"module:net\" -> \"pred\""), std::string::npos);
   EXPECT_NE(dot.find("\"source\" -> \"noise\""), std::string::npos);
+}
+
+// A step node written under `data:` (a mis-indented `step:`) is reported at
+// its type, not followed into the ports a data node would have.
+TEST(Graph, StepNodeUnderDataIsReported) {
+  const std::string y = replace(kValid, "  - {id: batch, type: batch, in: noise, size: 2}",
+                                "  - {id: early, type: call, module: net, in: noise}\n  - {id: batch, type: batch, in: early, size: 2}");
+  expect_error_at(y, "'call' is a step node and belongs under `step:`", "call, module");
+}
+
+// A duplicate id that reads itself is reported once and does not loop.
+TEST(Graph, DuplicateIdReadingItself) {
+  const std::string y = replace(kValid, "  - {id: batch, type: batch, in: noise, size: 2}",
+                                "  - {id: noise, type: tensor.gaussian_noise, in: noise}\n  - {id: batch, type: batch, in: noise, size: 2}");
+  expect_error_at(y, "duplicate node id 'noise'", "{id: noise", 1);
+}
+
+// A 40,000-node data chain listed in reverse validates (no recursion, no
+// quadratic lookups), and so does a 2,000-node step chain listed in reverse.
+TEST(Graph, LongChainsListedInReverse) {
+  const int n = 40000;
+  std::string y = "umrflow: 1\ndata:\n";
+  for (int i = n - 1; i >= 0; --i) {
+    if (i == 0) y += "  - {id: n0, type: synthetic.tensors, count: 4, shape: [1, 4]}\n";
+    else if (i == n - 1) y += "  - {id: n" + std::to_string(i) + ", type: batch, in: n" + std::to_string(i - 1) + ", size: 2}\n";
+    else y += "  - {id: n" + std::to_string(i) + ", type: tensor.gaussian_noise, in: n" + std::to_string(i - 1) + "}\n";
+  }
+  Registry r = test::builtin_registry();
+  Diagnostics d = test::validate_text(y, r);
+  EXPECT_TRUE(d.empty()) << d.str().substr(0, 500);
+
+  const int m = 2000;
+  std::string steps = "step:\n";
+  for (int i = m - 1; i >= 1; --i) steps += "  - {id: s" + std::to_string(i) + ", type: loss.sum, in: [s" + std::to_string(i - 1) + "]}\n";
+  steps += "  - {id: s0, type: loss.mse, in: [pred, batch.target]}\n  - {id: pred, type: call, module: net, in: batch.image}\n";
+  std::string g = kValid.substr(0, kValid.find("step:")) + steps + "train: {epochs: 1, objective: s" + std::to_string(m - 1) + ", prefetch: 4}\n";
+  Graph built = build_graph(parse_yaml(g, "graph.yaml"), "graph.yaml", r);
+  ASSERT_EQ(built.step.size(), static_cast<std::size_t>(m + 1));
+  EXPECT_EQ(built.step.front().id, "pred");
+  EXPECT_EQ(built.step.back().id, "s" + std::to_string(m - 1));
 }
 
 }  // namespace umrflow

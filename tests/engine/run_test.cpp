@@ -1,11 +1,15 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 
 #include "test_util.h"
 #include "umrflow/doc.h"
+#include "umrflow/node.h"
+#include "umrflow/registry.h"
 #include "umrflow/run.h"
 
 namespace umrflow {
@@ -214,7 +218,7 @@ TEST(Run, ResumeReachesTheUninterruptedWeights) {
   EXPECT_EQ(read_last_metrics(dir.path() + "/cut/metrics.jsonl").at("lr"), read_last_metrics(dir.path() + "/whole/metrics.jsonl").at("lr"));
 }
 
-// Resuming a directory without last.pt is refused with the reason.
+// Resuming a directory without any checkpoint is refused with the reason.
 TEST(Run, ResumeWithoutCheckpointIsRefused) {
   test::TempDir dir;
   Registry r = test::builtin_registry();
@@ -225,7 +229,7 @@ TEST(Run, ResumeWithoutCheckpointIsRefused) {
     run_graph(g, r, o);
     FAIL() << "no error";
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("no last.pt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("no last.pt or epoch_NNNN.pt"), std::string::npos) << e.what();
   }
 }
 
@@ -282,6 +286,147 @@ TEST(Run, ValidationKeepsTheBestCheckpoint) {
     FAIL() << "no error";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("mse"), std::string::npos) << e.what();
+  }
+}
+
+namespace {
+
+std::atomic<bool>* g_stop_from_node = nullptr;
+
+/// A loss that raises the stop flag when it runs in evaluation (as Ctrl-C during validation would).
+class StopWhenEvaluating final : public StepNode {
+ public:
+  Packet run(const std::vector<Packet>& in, Context& ctx) override {
+    if (!ctx.training() && g_stop_from_node) g_stop_from_node->store(true);
+    Packet out;
+    out.tensors["loss"] = in.at(0).at("pred").mean();
+    return out;
+  }
+};
+
+Registry registry_with_stopper() {
+  Registry r = test::builtin_registry();
+  NodeSpec s;
+  s.type = "test.stop_when_evaluating";
+  s.kind = NodeKind::step;
+  s.summary = "raises the stop flag in evaluation";
+  s.inputs = {PortSpec{"pred", {{"pred", -1, "anything"}}, "anything"}};
+  s.outputs = {{"loss", 0, "scalar"}};
+  s.create = [](const Params&) { return std::make_unique<StopWhenEvaluating>(); };
+  r.add(std::move(s));
+  return r;
+}
+
+}  // namespace
+
+// A stop during validation discards it: no val.* figures, no best.pt, the
+// epoch's line marked partial, the weights in interrupted.pt.
+TEST(Run, StopDuringValidationIsDiscarded) {
+  test::TempDir dir;
+  Registry r = registry_with_stopper();
+  dir.write("val.yaml",
+            "umrflow: 1\nname: val\nseed: 9\nmodules:\n  net: {type: model.channel_mix, in_channels: 2}\n"
+            "data:\n  - {id: source, type: synthetic.tensors, count: 8, shape: [2, 4, 4, 4]}\n  - {id: batch, type: batch, in: source, size: 2}\n"
+            "step:\n  - {id: pred, type: call, module: net, in: batch.image}\n  - {id: score, type: test.stop_when_evaluating, in: pred}\n");
+  const std::string train = "train: {epochs: 3, objective: mse, prefetch: 8, optimizer: {type: adam, lr: 0.05},"
+                            " validate: {graph: val.yaml, every: 1, metric: score, mode: min}}\n";
+  Graph g = load(dir, graph_text("", train), r);
+  std::atomic<bool> stop{false};
+  g_stop_from_node = &stop;
+  RunOptions o = quiet_into(dir.path() + "/run");
+  o.stop = &stop;
+  RunSummary s = run_graph(g, r, o);
+  g_stop_from_node = nullptr;
+  EXPECT_TRUE(s.interrupted);
+  EXPECT_FALSE(fs::exists(dir.path() + "/run/best.pt"));
+  EXPECT_FALSE(fs::exists(dir.path() + "/run/last.pt"));
+  EXPECT_TRUE(fs::exists(dir.path() + "/run/interrupted.pt"));
+  const auto metrics = lines(dir.path() + "/run/metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 1u);
+  EXPECT_EQ(metrics[0].find("val."), std::string::npos) << metrics[0];
+  EXPECT_NE(metrics[0].find("\"partial\": 1"), std::string::npos) << metrics[0];
+}
+
+// Resuming with a damaged last.pt (cut in half, as by a kill) and the
+// newest epoch checkpoint gone falls back to epoch_0002.pt, says so, drops the
+// metrics lines of later epochs and a left-over temporary file, and ends with
+// the weights of an uninterrupted run.
+TEST(Run, ResumeFallsBackToTheNewestWholeCheckpoint) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  const std::string train = "train: {epochs: 4, objective: mse, prefetch: 8, optimizer: {type: adam, lr: 0.05}}\n";
+  Graph g = load(dir, graph_text("", train), r);
+  run_graph(g, r, quiet_into(dir.path() + "/whole"));
+  Graph three = load(dir, graph_text("", train), r, "three.yaml");
+  three.train.epochs = 3;
+  run_graph(three, r, quiet_into(dir.path() + "/cut"));
+  const std::string cut = dir.path() + "/cut";
+  fs::remove(cut + "/epoch_0003.pt");
+  fs::resize_file(cut + "/last.pt", fs::file_size(cut + "/last.pt") / 2);
+  dir.write("cut/last.pt.tmp", "half a checkpoint");
+  {
+    std::ofstream m(cut + "/metrics.jsonl", std::ios::app);
+    m << lines(cut + "/metrics.jsonl").back() << "\n";  // as after a kill between the append and the rename
+  }
+  RunOptions again = quiet_into("");
+  again.resume = cut;
+  RunSummary s = run_graph(g, r, again);
+  EXPECT_EQ(s.epochs_done, 4);
+  const auto log = lines(cut + "/log.txt");
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& l) { return l.find("resuming from epoch_0002.pt") != std::string::npos; }));
+  EXPECT_FALSE(fs::exists(cut + "/last.pt.tmp"));
+  const auto metrics = lines(cut + "/metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 4u);
+  for (int e = 0; e < 4; ++e) EXPECT_NE(metrics[e].find("\"epoch\": " + std::to_string(e + 1) + ","), std::string::npos) << metrics[e];
+  const auto a = read_weights(dir.path() + "/whole/last.pt", {"net.weight"});
+  const auto b = read_weights(cut + "/last.pt", {"net.weight"});
+  EXPECT_TRUE(torch::equal(a.at("net.weight"), b.at("net.weight")));
+}
+
+// An epoch that sees no sample (a batch larger than the data with drop_last)
+// is an error that says so, and writes no checkpoint.
+TEST(Run, EpochWithoutSamplesIsAnError) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  std::string text = graph_text();
+  text.replace(text.find("size: 4}"), 8, "size: 64, drop_last: true}");
+  text.replace(text.find("prefetch: 8"), 11, "prefetch: 64");
+  Graph g = load(dir, text, r);
+  try {
+    run_graph(g, r, quiet_into(dir.path() + "/run"));
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("saw no sample"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("drop_last"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(dir.path() + "/run/last.pt"));
+}
+
+// Weights with NaN in an init checkpoint are refused with the module, tensor and file.
+TEST(Run, NonFiniteInitWeightsAreRefused) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text(), r);
+  run_graph(g, r, quiet_into(dir.path() + "/run"));
+  {
+    torch::serialize::InputArchive in;
+    in.load_from(dir.path() + "/run/last.pt");
+    torch::serialize::OutputArchive out;
+    for (const auto& k : in.keys()) {
+      torch::Tensor t;
+      if (!in.try_read(k, t)) continue;
+      if (k == "net.weight") t = t.clone().fill_(std::nan(""));
+      out.write(k, t);
+    }
+    out.save_to(dir.path() + "/nan.pt");
+  }
+  Graph eval = load(dir, graph_text(", init: {from: " + dir.path() + "/nan.pt}"), r, "eval.yaml");
+  try {
+    run_graph(eval, r, quiet_into(dir.path() + "/eval"));
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("net.weight"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("NaN"), std::string::npos) << e.what();
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -236,6 +237,24 @@ TEST(Scheduler, CollateMismatchIsReported) {
   Packet batch = collate({a, a});
   EXPECT_EQ(batch.at("x").sizes(), (c10::IntArrayRef{2, 2, 3}));
   EXPECT_EQ(batch.samples.size(), 2u);
+}
+
+// A source of 2^63 - 1 samples costs nothing up front: indices are made as the
+// prefetch limit admits them, and a stop after three batches ends the epoch.
+TEST(Scheduler, HugeSourceIsNotQueuedUpFront) {
+  Census census;
+  Plane p(std::numeric_limits<std::int64_t>::max(), 2, 4, &census);
+  std::int64_t seen = 0;
+  EpochResult r = run_epoch(p.plane, 0, 2, [&](Packet& b, std::int64_t i) {
+    census.alive -= static_cast<int>(b.samples.size());
+    return ++seen, i < 2;
+  });
+  EXPECT_TRUE(r.stopped);
+  EXPECT_EQ(r.batches, 3);
+  EXPECT_LE(census.max_alive.load(), 4);
+  EXPECT_EQ(batches_per_epoch(std::numeric_limits<std::int64_t>::max(), 2, false), std::numeric_limits<std::int64_t>::max() / 2 + 1);
+  EXPECT_EQ(batches_per_epoch(7, 2, true), 3);
+  EXPECT_EQ(batches_per_epoch(7, 2, false), 4);
 }
 
 }  // namespace umrflow

@@ -97,8 +97,15 @@ std::string to_yaml(const Doc& doc);
 void merge_doc(Doc& base, const Doc& over);
 
 /// Applies one `path=value` assignment. Problems are appended to `diagnostics`
-/// at a location named `<--set>` with the column of the offending character.
+/// at a location named `<--set PATH=VALUE>` with the column of the offending
+/// character. Relative paths in the value resolve against the working
+/// directory (base_folder).
 void apply_override(Doc& root, const std::string& assignment, Diagnostics& diagnostics);
+
+/// The folder against which a relative path written at `where` resolves: the
+/// folder of the file that holds it, or "" (the working directory) for a value
+/// given on the command line with --set.
+std::string base_folder(const Location& where);
 
 /// Loads a graph file: resolves its `include:` list (paths relative to the
 /// including file, recursively, include cycles reported), merges, then applies

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <caffe2/serialize/inline_container.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -133,6 +135,61 @@ TEST(StateDict, BadFilesAreNamed) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("list.pt"), std::string::npos) << e.what();
   }
+}
+
+namespace {
+
+/// A torch.save-style zip holding `pickle` as data.pkl and `records` under data/.
+std::string write_pickle_zip(const std::string& path, const std::string& pickle, const std::vector<std::pair<std::string, std::string>>& records = {}) {
+  caffe2::serialize::PyTorchStreamWriter w(path);
+  w.writeRecord("data.pkl", pickle.data(), pickle.size());
+  for (const auto& [name, bytes] : records) w.writeRecord("data/" + name, bytes.data(), bytes.size());
+  w.writeEndOfFile();
+  return path;
+}
+
+std::string read_error(const std::string& path) {
+  try {
+    io::read_state_dict(path);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+std::string unicode(const std::string& v) {
+  const auto n = static_cast<std::uint32_t>(v.size());
+  std::string out = "X";
+  out.append(reinterpret_cast<const char*>(&n), 4);
+  return out + v;
+}
+
+}  // namespace
+
+// Tuples nested 200,000 deep are refused with the file named, before their
+// destruction could overflow the stack.
+TEST(StateDict, DeepPickleIsRefused) {
+  test::TempDir dir;
+  std::string pickle = "\x80\x02)";
+  pickle += std::string(200000, '\x85');  // TUPLE1, over and over
+  pickle += ".";
+  const std::string e = read_error(write_pickle_zip(dir.path() + "/deep.pt", pickle));
+  EXPECT_NE(e.find("deep.pt"), std::string::npos) << e;
+  EXPECT_NE(e.find("nested deeper"), std::string::npos) << e;
+}
+
+// A tensor whose declared size runs past its storage record (here 2^31 x 2^31
+// over 4 floats) is refused before anything is allocated.
+TEST(StateDict, TensorLargerThanItsStorageIsRefused) {
+  test::TempDir dir;
+  const std::string big = std::string("J\xff\xff\xff\x7f", 5);
+  const std::string pickle = std::string("\x80\x02") + "ctorch._utils\n_rebuild_tensor_v2\n(" + "(" + unicode("storage") +
+                             "ctorch\nFloatStorage\n" + unicode("0") + unicode("cpu") + "K\x04" + "tQ" + std::string("K\x00", 2) +
+                             "(" + big + big + "t" + "(K\x01K\x01t" + "\x89" + "tR.";
+  const std::string path = write_pickle_zip(dir.path() + "/huge.pt", pickle, {{"0", std::string(16, '\0')}});
+  const std::string e = read_error(path);
+  EXPECT_NE(e.find("huge.pt"), std::string::npos) << e;
+  EXPECT_NE(e.find("elements of storage but its record holds 4"), std::string::npos) << e;
 }
 
 }  // namespace umrflow

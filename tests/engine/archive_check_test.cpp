@@ -1,0 +1,90 @@
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "test_util.h"
+#include "umrflow/archive_check.h"
+
+namespace umrflow {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string bytes_of(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
+
+std::string error_of(const std::string& path) {
+  try {
+    check_zip_archive(path);
+  } catch (const std::runtime_error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+// The CRC-32 is the zip/zlib one: the standard check value of "123456789" and
+// the same result whether the bytes come at once or in pieces.
+TEST(ArchiveCheck, Crc32MatchesTheCheckValue) {
+  const std::string s = "123456789";
+  EXPECT_EQ(crc32_update(0, s.data(), s.size()), 0xCBF43926u);
+  EXPECT_EQ(crc32_update(crc32_update(0, s.data(), 4), s.data() + 4, 5), 0xCBF43926u);
+  EXPECT_EQ(crc32_update(0, nullptr, 0), 0u);
+}
+
+// A checkpoint as written passes with every record verified; one flipped bit in
+// a tensor's bytes, which libtorch's reader loads as a different weight, fails
+// with the file and record named; a cut-short file and a non-zip fail too.
+TEST(ArchiveCheck, FlippedBitAndTruncationAreFound) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/ckpt.pt";
+  const torch::Tensor w = torch::arange(1000, torch::kFloat32) * 0.25 + 7;
+  {
+    torch::serialize::OutputArchive a;
+    a.write("net.weight", w);
+    a.write("net.bias", torch::ones({3}));
+    a.save_to(path);
+  }
+  const ArchiveCheck ok = check_zip_archive(path);
+  EXPECT_GE(ok.records, 3);
+  EXPECT_EQ(ok.verified, ok.records);
+  EXPECT_GE(ok.bytes, 4000);
+
+  std::string bytes = bytes_of(path);
+  const std::string pattern(reinterpret_cast<const char*>(w.data_ptr<float>()) + 2000, 16);  // weights 500..503
+  const auto at = bytes.find(pattern);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] ^= 0x01;
+  const std::string flipped = dir.path() + "/flipped.pt";
+  write_bytes(flipped, bytes);
+  {
+    torch::serialize::InputArchive a;  // libtorch alone does not notice
+    a.load_from(flipped);
+    torch::Tensor t;
+    a.read("net.weight", t);
+    EXPECT_FALSE(torch::equal(t, w));
+  }
+  const std::string e = error_of(flipped);
+  EXPECT_NE(e.find("flipped.pt"), std::string::npos) << e;
+  EXPECT_NE(e.find("CRC-32"), std::string::npos) << e;
+
+  const std::string cut = dir.path() + "/cut.pt";
+  write_bytes(cut, bytes_of(path).substr(0, bytes.size() / 2));
+  EXPECT_NE(error_of(cut).find("damaged"), std::string::npos) << error_of(cut);
+  EXPECT_NE(error_of(dir.write("text.pt", "not a zip at all, just some words")).find("no zip end record"), std::string::npos);
+}
+
+}  // namespace umrflow
