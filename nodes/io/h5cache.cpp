@@ -2,6 +2,7 @@
 
 #include <hdf5.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
@@ -39,43 +40,71 @@ void write_attr_doubles(hid_t obj, const char* name, const std::vector<double>& 
   Handle attr(H5Acreate2(obj, name, H5T_NATIVE_DOUBLE, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   check(H5Awrite(attr, H5T_NATIVE_DOUBLE, v.data()), std::string("writing attribute ") + name);
 }
+/// Fixed-length strings: a damaged file cannot send the reader into the
+/// global heap that variable-length strings live on.
 void write_attr_strings(hid_t obj, const char* name, const std::vector<std::string>& v) {
-  std::vector<const char*> ptrs;
-  for (const auto& s : v) ptrs.push_back(s.c_str());
+  std::size_t width = 1;
+  for (const auto& s : v) width = std::max(width, s.size() + 1);
+  std::string packed(width * v.size(), '\0');
+  for (std::size_t i = 0; i < v.size(); ++i) packed.replace(i * width, v[i].size(), v[i]);
   hsize_t n = v.size();
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, H5T_VARIABLE);
+  H5Tset_size(type, width);
+  H5Tset_strpad(type, H5T_STR_NULLTERM);
   Handle space(H5Screate_simple(1, &n, nullptr), H5Sclose);
   Handle attr(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  check(H5Awrite(attr, type, ptrs.data()), std::string("writing attribute ") + name);
+  check(H5Awrite(attr, type, packed.data()), std::string("writing attribute ") + name);
+}
+
+/// The number of values of attribute `name` (at most `limit`: a damaged size
+/// is an error, not a huge allocation).
+hsize_t attr_count(hid_t attr, const char* name, hsize_t limit) {
+  Handle space(H5Aget_space(attr), H5Sclose);
+  const hssize_t n = H5Sget_simple_extent_npoints(space);
+  if (n < 0 || static_cast<hsize_t>(n) > limit)
+    throw std::runtime_error(std::string("attribute '") + name + "' has " + std::to_string(n) + " values (damaged?)");
+  return static_cast<hsize_t>(n);
 }
 
 std::vector<std::int64_t> read_attr_ints(hid_t obj, const char* name) {
   Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
   if (attr < 0) throw std::runtime_error(std::string("missing attribute '") + name + "'");
-  Handle space(H5Aget_space(attr), H5Sclose);
-  std::vector<std::int64_t> v(H5Sget_simple_extent_npoints(space));
+  std::vector<std::int64_t> v(attr_count(attr, name, 64));
   check(H5Aread(attr, H5T_NATIVE_INT64, v.data()), std::string("reading attribute ") + name);
   return v;
 }
 std::vector<double> read_attr_doubles(hid_t obj, const char* name) {
   Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
   if (attr < 0) throw std::runtime_error(std::string("missing attribute '") + name + "'");
-  Handle space(H5Aget_space(attr), H5Sclose);
-  std::vector<double> v(H5Sget_simple_extent_npoints(space));
+  std::vector<double> v(attr_count(attr, name, 64));
   check(H5Aread(attr, H5T_NATIVE_DOUBLE, v.data()), std::string("reading attribute ") + name);
   return v;
 }
 std::vector<std::string> read_attr_strings(hid_t obj, const char* name) {
   Handle attr(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose);
   if (attr < 0) throw std::runtime_error(std::string("missing attribute '") + name + "'");
-  Handle space(H5Aget_space(attr), H5Sclose);
-  std::vector<char*> ptrs(H5Sget_simple_extent_npoints(space));
+  const hsize_t n = attr_count(attr, name, 4096);
+  Handle stored(H5Aget_type(attr), H5Tclose);
+  if (stored < 0 || H5Tget_class(stored) != H5T_STRING) throw std::runtime_error(std::string("attribute '") + name + "' is not text");
+  std::vector<std::string> out;
+  if (H5Tis_variable_str(stored) > 0) {  // caches written before version 2
+    Handle space(H5Aget_space(attr), H5Sclose);
+    std::vector<char*> ptrs(n, nullptr);
+    Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+    H5Tset_size(type, H5T_VARIABLE);
+    check(H5Aread(attr, type, ptrs.data()), std::string("reading attribute ") + name);
+    for (char* p : ptrs) out.emplace_back(p ? p : "");
+    H5Dvlen_reclaim(type, space, H5P_DEFAULT, ptrs.data());
+    return out;
+  }
+  const std::size_t width = H5Tget_size(stored);
+  if (width == 0 || width > 4096) throw std::runtime_error(std::string("attribute '") + name + "' has a damaged width");
+  std::string packed(width * n, '\0');
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type, H5T_VARIABLE);
-  check(H5Aread(attr, type, ptrs.data()), std::string("reading attribute ") + name);
-  std::vector<std::string> out(ptrs.begin(), ptrs.end());
-  H5Dvlen_reclaim(type, space, H5P_DEFAULT, ptrs.data());
+  H5Tset_size(type, width);
+  H5Tset_strpad(type, H5T_STR_NULLTERM);
+  check(H5Aread(attr, type, packed.data()), std::string("reading attribute ") + name);
+  for (hsize_t i = 0; i < n; ++i) out.emplace_back(packed.c_str() + i * width);
   return out;
 }
 
@@ -88,6 +117,7 @@ void write_array(hid_t group, const char* name, const torch::Tensor& t, hid_t ty
   H5Pset_chunk(props, static_cast<int>(chunk.size()), chunk.data());
   H5Pset_shuffle(props);
   H5Pset_deflate(props, 1);
+  H5Pset_fletcher32(props);  // a checksum per chunk: a damaged chunk fails its read
   Handle ds(H5Dcreate2(group, name, type, space, H5P_DEFAULT, props, H5P_DEFAULT), H5Dclose);
   if (ds < 0) throw std::runtime_error(std::string("cannot create dataset ") + name);
   check(H5Dwrite(ds, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, t.contiguous().data_ptr()), std::string("writing ") + name);
@@ -106,12 +136,15 @@ void write_cache(const std::string& out, const std::vector<std::string>& modalit
   quiet();
   const std::string tmp = out + ".tmp";
   {
-    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    // The newest file format: superblock, object headers (attributes included) and indices carry checksums.
+    Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
+    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
     if (file < 0) throw std::runtime_error("'" + tmp + "': cannot create (is the folder there and writable?)");
     {
       Handle root(H5Gopen2(file, "/", H5P_DEFAULT), H5Gclose);
       write_attr_strings(root, "format", {"umrflow.brats-cache"});
-      write_attr_ints(root, "version", {1});
+      write_attr_ints(root, "version", {2});
       write_attr_strings(root, "modalities", modalities);
       write_attr_strings(root, "regions", regions);
     }
@@ -161,6 +194,10 @@ CacheReader::CacheReader(const std::string& path) : path_(path) {
     Handle root(H5Gopen2(file_, "/", H5P_DEFAULT), H5Gclose);
     const auto format = read_attr_strings(root, "format");
     if (format.empty() || format[0] != "umrflow.brats-cache") throw std::runtime_error("not a umrflow BraTS cache");
+    const auto version = read_attr_ints(root, "version");
+    if (version.size() != 1 || version[0] < 1 || version[0] > 2)
+      throw std::runtime_error("cache format version " + (version.empty() ? std::string("?") : std::to_string(version[0])) +
+                               " is not one this build reads (1-2)");
     modalities_ = read_attr_strings(root, "modalities");
     regions_ = read_attr_strings(root, "regions");
     Handle group(H5Gopen2(file_, "cases", H5P_DEFAULT), H5Gclose);
@@ -178,6 +215,8 @@ CacheReader::CacheReader(const std::string& path) : path_(path) {
       cc.box_start = read_attr_ints(c, "box_start");
       cc.box_stop = read_attr_ints(c, "box_stop");
       cc.affine = read_attr_doubles(c, "affine");
+      if (cc.original_shape.size() != 3 || cc.box_start.size() != 3 || cc.box_stop.size() != 3 || cc.affine.size() != 16)
+        throw std::runtime_error("case '" + cc.id + "': damaged shape, box or affine attributes");
       Handle ds(H5Dopen2(c, "image", H5P_DEFAULT), H5Dclose);
       if (ds < 0) throw std::runtime_error("case '" + cc.id + "' has no image");
       Handle space(H5Dget_space(ds), H5Sclose);
@@ -185,6 +224,10 @@ CacheReader::CacheReader(const std::string& path) : path_(path) {
       if (H5Sget_simple_extent_ndims(space) != 4) throw std::runtime_error("case '" + cc.id + "': image is not 4-D");
       H5Sget_simple_extent_dims(space, dims, nullptr);
       cc.stored_shape.assign(dims, dims + 4);
+      for (int a = 0; a < 3; ++a)
+        if (static_cast<std::int64_t>(dims[a + 1]) != cc.box_stop[a] - cc.box_start[a])
+          throw std::runtime_error("case '" + cc.id + "': the image's shape disagrees with its brain box");
+      if (dims[0] != modalities_.size()) throw std::runtime_error("case '" + cc.id + "': the image's channels disagree with the modalities");
       cases_.push_back(std::move(cc));
     }
   } catch (const std::exception& e) {
@@ -207,7 +250,12 @@ std::pair<torch::Tensor, torch::Tensor> CacheReader::read(std::size_t i, const s
     if (ds < 0) throw std::runtime_error(where + ": cannot open");
     Handle space(H5Dget_space(ds), H5Sclose);
     hsize_t dims[4];
+    if (H5Sget_simple_extent_ndims(space) != 4) throw std::runtime_error(where + ": not 4-D (the file is damaged; convert it again)");
     H5Sget_simple_extent_dims(space, dims, nullptr);
+    for (int a = 0; a < 3; ++a)
+      if (static_cast<std::int64_t>(dims[a + 1]) != c.stored_shape[a + 1])
+        throw std::runtime_error(where + ": its shape disagrees with the image's (the file is damaged; convert it again)");
+    if (dims[0] > 64) throw std::runtime_error(where + ": " + std::to_string(dims[0]) + " channels (the file is damaged; convert it again)");
     torch::Tensor out = torch::zeros({static_cast<std::int64_t>(dims[0]), size[0], size[1], size[2]}, dtype);
     // The part of the requested window that lies inside the stored box.
     hsize_t file_start[4] = {0}, count[4] = {dims[0]}, mem_start[4] = {0};

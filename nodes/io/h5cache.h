@@ -2,11 +2,13 @@
 // chunked and compressed, read back as random crops through hyperslabs.
 //
 // Layout (plain HDF5; docs/datasets.md shows how to read it with h5py):
-//   /                       attrs: format = "umrflow.brats-cache", version = 1,
-//                                  modalities (strings), regions (strings)
+//   /                       attrs: format = "umrflow.brats-cache", version = 2,
+//                                  modalities, regions (fixed-length strings)
 //   /cases/<ID>/image       (M, x, y, z) int16 when every voxel is an integer in
 //                           range, else float32; chunks (1, 32, 32, 32),
-//                           shuffle + deflate level 1
+//                           shuffle + deflate level 1 + Fletcher32 checksum
+//   (HDF5's newest file format: superblock and object headers checksummed.
+//   Version 1 files, without checksums and with variable-length strings, load.)
 //   /cases/<ID>/label       (R, x, y, z) uint8 region channels, same chunking
 //   attrs of /cases/<ID>:   original_shape (3 x int64), box_start, box_stop
 //                           (3 x int64, the brain box in original voxels,

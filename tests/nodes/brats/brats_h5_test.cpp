@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "brats/brats.h"
 #include "io/h5cache.h"
@@ -101,6 +103,63 @@ TEST(BratsH5, BadFilesAreNamed) {
       EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
     }
   }
+}
+
+namespace {
+/// Everything a reader gives of a cache: ids, shapes, boxes, affines, voxels.
+struct CacheContents {
+  std::vector<io::CachedCase> cases;
+  std::vector<torch::Tensor> images, labels;
+};
+CacheContents read_all(const std::string& path) {
+  io::CacheReader r(path);
+  CacheContents c;
+  c.cases = r.cases();
+  for (std::size_t i = 0; i < r.cases().size(); ++i) {
+    const auto& s = r.cases()[i].stored_shape;
+    auto [image, label] = r.read(i, {0, 0, 0}, {s[1], s[2], s[3]});
+    c.images.push_back(image);
+    c.labels.push_back(label);
+  }
+  return c;
+}
+bool same(const CacheContents& a, const CacheContents& b) {
+  if (a.cases.size() != b.cases.size()) return false;
+  for (std::size_t i = 0; i < a.cases.size(); ++i) {
+    const auto &x = a.cases[i], &y = b.cases[i];
+    if (x.id != y.id || x.original_shape != y.original_shape || x.box_start != y.box_start || x.box_stop != y.box_stop ||
+        x.affine != y.affine || x.stored_shape != y.stored_shape || !torch::equal(a.images[i], b.images[i]) ||
+        !torch::equal(a.labels[i], b.labels[i]))
+      return false;
+  }
+  return true;
+}
+}  // namespace
+
+// One flipped byte, at 150 places spread over the file, either leaves what a
+// reader sees unchanged (unused bytes) or is an error naming the file: never a
+// crash and never a silently different value (chunk and metadata checksums).
+TEST(BratsH5, FlippedBytesAreDetected) {
+  auto& f = fixture();
+  const CacheContents original = read_all(f.h5);
+  std::ifstream in(f.h5, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  test::TempDir dir;
+  const std::string damaged = dir.path() + "/damaged.h5";
+  int errors = 0;
+  for (int k = 0; k < 150; ++k) {
+    std::string copy = bytes;
+    const std::size_t at = static_cast<std::size_t>(k) * 7919 % copy.size();
+    copy[at] = static_cast<char>(copy[at] ^ 0x20);
+    std::ofstream(damaged, std::ios::binary | std::ios::trunc) << copy;
+    try {
+      EXPECT_TRUE(same(read_all(damaged), original)) << "byte " << at << " changed what is read without an error";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(damaged), std::string::npos) << e.what();
+      ++errors;
+    }
+  }
+  EXPECT_GT(errors, 50);  // most bytes of a compressed, checksummed file matter
 }
 
 // The file is plain HDF5 that h5py reads with the documented layout.
