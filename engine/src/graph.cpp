@@ -194,9 +194,10 @@ struct Builder {
     n.has_init = true;
     // Like data paths, checkpoints are relative to the working directory (runs/ lives there).
     n.init.from = fs::path(p.get_text("from")).lexically_normal().string();
-    n.init.prefix = p.get_text("prefix").empty() ? n.id : p.get_text("prefix");
-    n.init.include = p.get_texts("include");
-    n.init.exclude = p.get_texts("exclude");
+    n.init.prefix = !p.has("prefix") || p.get_text("prefix").empty() ? n.id : p.get_text("prefix");
+    // A parameter given with a wrong type has its diagnostic already; leave the default then.
+    if (p.has("include")) n.init.include = p.get_texts("include");
+    if (p.has("exclude")) n.init.exclude = p.get_texts("exclude");
   }
 
   void parse_sections(const Doc& root) {

@@ -2,6 +2,8 @@
 #include "umrflow/plugin.h"
 
 #include <boost/dll/shared_library.hpp>
+#include <dlfcn.h>
+#include <link.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -15,6 +17,16 @@ PluginAbi host_abi() { return UMRFLOW_PLUGIN_ABI_HERE; }
 
 namespace {
 std::string field(const char* s, std::size_t n) { return std::string(s, strnlen(s, n)); }
+
+/// Whether the dynamic symbol at `address` is a function (calling data would crash).
+bool is_function(const void* address) {
+  Dl_info info;
+  void* entry = nullptr;
+  if (!dladdr1(address, &info, &entry, RTLD_DL_SYMENT) || !entry) return false;
+  const auto* symbol = static_cast<const ElfW(Sym)*>(entry);
+  const int type = ELF64_ST_TYPE(symbol->st_info);
+  return type == STT_FUNC || type == STT_GNU_IFUNC;
+}
 }  // namespace
 
 std::string describe_abi(const PluginAbi& abi) {
@@ -81,6 +93,10 @@ void load_plugin(const std::string& path, Registry& registry) {
     throw std::runtime_error("plugin '" + path +
                              "': not an umrflow plugin (it exports no `umrflow_plugin_descriptor`; "
                              "end the plugin's source with UMRFLOW_PLUGIN(name, register_fn))");
+  if (!is_function(&lib.get<const char>("umrflow_plugin_descriptor")))
+    throw std::runtime_error("plugin '" + path +
+                             "': exports `umrflow_plugin_descriptor` as data, not as the entry function; "
+                             "define it with UMRFLOW_PLUGIN(name, register_fn) instead of by hand");
   auto entry = lib.get<const PluginDescriptor*()>("umrflow_plugin_descriptor");
   const PluginDescriptor* d = entry();
   if (!d) throw std::runtime_error("plugin '" + path + "': its entry point returned no descriptor");

@@ -53,6 +53,20 @@ TEST(Plugin, MismatchedAbiIsRefused) {
   EXPECT_EQ(r.types(), before);
 }
 
+// A library exporting the descriptor's name as data is refused before anything
+// in it is called (calling data would crash the host).
+TEST(Plugin, DataDescriptorIsRefused) {
+  Registry r = test::builtin_registry();
+  try {
+    load_plugin(UMRFLOW_DATA_DESCRIPTOR_PLUGIN, r);
+    FAIL() << "expected the plugin to be refused";
+  } catch (const std::runtime_error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("as data, not as the entry function"), std::string::npos) << m;
+    EXPECT_NE(m.find(UMRFLOW_DATA_DESCRIPTOR_PLUGIN), std::string::npos) << m;
+  }
+}
+
 // Each field of the ABI record is compared.
 TEST(Plugin, AbiRecordFields) {
   const PluginAbi host = host_abi();

@@ -42,7 +42,7 @@ struct InputRef {
 struct ModuleInit {
   std::string from;  // checkpoint path, relative to the working directory
   std::string prefix;  // module id in that checkpoint (default: same id)
-  std::vector<std::string> include, exclude;  // glob patterns over parameter names
+  std::vector<std::string> include = {"*"}, exclude;  // glob patterns over parameter names
 };
 
 struct NodeDecl {
