@@ -47,7 +47,17 @@ void check_file(const std::string& path) {
 /// Reads the voxel block ourselves rather than with nifti_image_load, which
 /// silently replaces NaN by 0 and would hide bad data. Byte order is fixed up.
 void read_voxels(nifti_image* nim, const std::string& path) {
-  const std::size_t bytes = static_cast<std::size_t>(nifti_get_volsize(nim));
+  const std::int64_t volsize = nifti_get_volsize(nim);
+  if (volsize < 0 || nim->iname_offset < 0) throw std::runtime_error("'" + path + "': the header's sizes are negative (corrupt header)");
+  const std::size_t bytes = static_cast<std::size_t>(volsize);
+  // Check the header's size against the file before allocating: a compressed
+  // file cannot expand more than deflate's ratio of about 1032 to 1.
+  const std::uintmax_t file_bytes = std::filesystem::file_size(nim->iname);
+  const bool gz = nifti_is_gzfile(nim->iname);
+  const std::uintmax_t offset = static_cast<std::uintmax_t>(nim->iname_offset);
+  if ((!gz && (offset > file_bytes || bytes > file_bytes - offset)) || (gz && bytes / 1100 > file_bytes))
+    throw std::runtime_error("'" + path + "': the header declares " + std::to_string(bytes) + " bytes of voxels, more than the " +
+                             std::to_string(file_bytes) + "-byte file can hold (truncated, or a corrupt header)");
   znzFile fp = znzopen(nim->iname, "rb", nifti_is_gzfile(nim->iname));
   if (znz_isnull(fp)) throw std::runtime_error("'" + path + "': cannot open the image data");
   std::size_t got = 0;

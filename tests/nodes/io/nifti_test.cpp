@@ -110,4 +110,27 @@ TEST(Nifti, BadFilesNameTheFile) {
   }
 }
 
+// A header that declares far more voxels than its file holds (dim[1..3] set to
+// 30000 in a 16^3 image) is refused before anything is allocated.
+TEST(Nifti, HeaderLargerThanTheFileIsRefused) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/big.nii";
+  io::write_nifti(path, torch::rand({16, 16, 16}), io::diagonal_affine(1, 1, 1), io::dtype::float32);
+  {
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    const std::int16_t big = 30000;
+    for (int d = 1; d <= 3; ++d) {
+      f.seekp(40 + 2 * d);  // NIfTI-1: short dim[8] at byte 40
+      f.write(reinterpret_cast<const char*>(&big), 2);
+    }
+  }
+  try {
+    io::read_nifti(path);
+    FAIL() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("more than the"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("big.nii"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace umrflow
