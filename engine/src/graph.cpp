@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <regex>
 #include <set>
 
@@ -91,6 +92,7 @@ struct Builder {
   std::map<std::string, Location> in_where;
   bool duplicates = false;  // ids are ambiguous: the graph is not ordered
   bool misplaced = false;   // a node in the wrong section: its ports are not checked
+  std::optional<std::string> batch_id_;
 
   std::string owner(const NodeDecl& n) const { return "node '" + n.id + "' (" + n.type + ")"; }
 
@@ -334,10 +336,17 @@ struct Builder {
     return ports.empty() ? " (it takes no inputs)" : s + ")";
   }
 
-  std::string batch_node_id() const {
+  /// The first batch node's id ("" when none); computed once, as the node
+  /// types do not change after parsing.
+  std::string batch_node_id() {
+    if (batch_id_) return *batch_id_;
+    batch_id_ = "";
     for (const auto& n : g.data)
-      if (n.type == "batch") return n.id;
-    return "";
+      if (n.type == "batch") {
+        batch_id_ = n.id;
+        break;
+      }
+    return *batch_id_;
   }
 
   /// Reports every cycle once, as the chain of ids around it.
