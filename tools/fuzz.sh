@@ -17,7 +17,8 @@ for p in clang libclang-rt-14-dev; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     sudo=""
     [ "$(id -u)" = 0 ] || sudo="sudo"
-    $sudo apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev > /dev/null
+    $sudo apt-get update -q > /dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends clang libclang-rt-14-dev > /dev/null
     break
   fi
 done
