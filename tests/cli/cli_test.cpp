@@ -97,9 +97,9 @@ TEST(Cli, SignalsStopWithCheckpoint) {
   for (const auto& [signal, code, twice] : std::vector<std::tuple<std::string, int, bool>>{
            {"INT", 130, false}, {"TERM", 143, false}, {"HUP", 129, false}, {"USR1", 138, false}, {"TERM", 143, true}}) {
     const std::string run_dir = dir.path() + "/r" + signal + (twice ? "2" : "");
-    // Start the run, wait until its first epoch is logged, then signal it (twice: again at once).
+    // Start the run, wait until its second epoch is logged (last.pt exists), then signal it (twice: again at once).
     const std::string script = dir.write("signal.sh", kBin + " run " + g + " --quiet --out " + run_dir + " &\n" +
-                                         "pid=$!\nfor i in $(seq 600); do\n  grep -q 'epoch 1/' " + run_dir +
+                                         "pid=$!\nfor i in $(seq 600); do\n  grep -q 'epoch 2/' " + run_dir +
                                          "/log.txt 2>/dev/null && break\n  sleep 0.1\ndone\n"
                                          "kill -" + signal + " $pid\n" + (twice ? "kill -" + signal + " $pid\n" : "") +
                                          "wait $pid\necho \"exit=$?\"\n");
