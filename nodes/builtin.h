@@ -1,4 +1,5 @@
-// builtin.h: the node library that ships with umrflow.
+// builtin.h: the node library that ships with umrflow, one family per folder
+// of nodes/ named after its type prefix; each registers through one list.
 #pragma once
 
 #include "umrflow/registry.h"
@@ -9,16 +10,16 @@ namespace umrflow {
 void register_builtin_nodes(Registry& registry);
 
 namespace nodes {
-void register_demo_nodes(Registry& registry);  // demo/: synthetic tensors and small models
-void register_loss_nodes(Registry& registry);  // loss/
-void register_unimrseg_loss_nodes(Registry& registry);  // loss/: Dice, SSIM, L1, NT-Xent
-void register_brats_nodes(Registry& registry);  // brats/: BraTS cases on disk
-void register_brats_h5_nodes(Registry& registry);  // brats/: the HDF5 cache
-void register_transform_nodes(Registry& registry);  // transforms/: volume augmentation
-void register_modality_nodes(Registry& registry);  // modality/: dropout, shuffle, masking, subsets
-void register_model_nodes(Registry& registry);  // model/: the UniMRSeg network
-void register_model_part_nodes(Registry& registry);  // model/: encoder, decoder and adapters as separate modules
-void register_eval_nodes(Registry& registry);  // eval/: subset metrics and reports
+void register_synthetic_nodes(Registry& registry);    // synthetic/: data sets made on the fly
+void register_tensor_nodes(Registry& registry);       // tensor/: rank-agnostic augmentations
+void register_channel_mix_nodes(Registry& registry);  // model/: model.channel_mix
+void register_loss_nodes(Registry& registry);         // loss/
+void register_brats_nodes(Registry& registry);        // brats/: BraTS cases on disk and in the HDF5 cache
+void register_volume_nodes(Registry& registry);       // volume/: volume augmentation
+void register_modality_nodes(Registry& registry);     // modality/: dropout, shuffle, masking, subsets
+void register_unet3d_nodes(Registry& registry);       // unet3d/: encoder and decoder as separate modules
+void register_unimrseg_nodes(Registry& registry);     // unimrseg/: the network and its adapters
+void register_eval_nodes(Registry& registry);         // eval/: subset metrics and reports
 }  // namespace nodes
 
 }  // namespace umrflow

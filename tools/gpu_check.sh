@@ -27,10 +27,10 @@ bin=/tmp/build/umrflow
 $bin synth brats --cases 8 --size 208 --procedural --out /tmp/ph > /dev/null 2>&1
 $bin split --from /tmp/ph --val 0 --test 0 --out /tmp/ph/split.yaml > /dev/null
 common=(--quiet --set device=cuda --set data.cases.root=/tmp/ph --set data.cases.split=/tmp/ph/split.yaml --set train.epochs=2
-        --set train.validate=null --set modules.net.init=null --set train.threads=12 --set train.prefetch=16)
+        --set train.validate=null --set modules.net.init=null --set execution.threads=12 --set execution.prefetch=16)
 for stage in stage1 stage2 stage3; do
   for cast in none bf16; do
-    $bin run graphs/${stage}_brats.yaml "${common[@]}" --set train.autocast=$cast --out "$out/$stage-$cast" > "$out/$stage-$cast.log" 2>&1 || tail -5 "$out/$stage-$cast.log"
+    $bin run graphs/${stage}_brats.yaml "${common[@]}" --set execution.autocast=$cast --out "$out/$stage-$cast" > "$out/$stage-$cast.log" 2>&1 || tail -5 "$out/$stage-$cast.log"
     echo "$stage $cast: $(tail -1 "$out/$stage-$cast/metrics.jsonl" 2>/dev/null)"
   done
 done

@@ -14,11 +14,11 @@ namespace umrflow::cli {
 /// UMRFLOW_PLUGIN_PATH (files, or folders whose lib*.so are all loaded).
 void load_command_line_plugins(Registry& registry, const std::vector<std::string>& cli_plugins);
 
-/// Loads `path` with `overrides`, loads the graph's own `plugins:` (before the
-/// command line's, as documented), and validates. Throws GraphError or
+/// Loads the command line's plugins, then `path` with `overrides` and
+/// everything its run uses (load_graph in graph.h). Throws GraphError or
 /// std::runtime_error.
 Graph load_and_validate(const std::string& path, const std::vector<std::string>& overrides,
-                        const std::vector<std::string>& cli_plugins, Registry& registry);
+                        const std::vector<std::string>& cli_plugins, Registry& registry, const LoadChecks& checks = {});
 
 /// Runs a sweep file (see docs/graph-yaml.md, "Sweeps"): every variant is
 /// validated, then those named in `only` (all when empty) run. `overrides`

@@ -38,11 +38,9 @@ void load_command_line_plugins(Registry& registry, const std::vector<std::string
 }
 
 Graph load_and_validate(const std::string& path, const std::vector<std::string>& overrides,
-                        const std::vector<std::string>& cli_plugins, Registry& registry) {
-  Doc doc = load_graph_doc(path, overrides);
-  for (const auto& p : plugin_list(doc, path)) load_plugin(p, registry);
+                        const std::vector<std::string>& cli_plugins, Registry& registry, const LoadChecks& checks) {
   load_command_line_plugins(registry, cli_plugins);
-  return build_graph(doc, path, registry);
+  return load_graph(path, overrides, registry, checks);
 }
 
 }  // namespace umrflow::cli
@@ -92,7 +90,7 @@ int main(int argc, char** argv) {
   add_set_opt(run);
   add_plugin_opt(run);
   run->add_option("--out", out_dir, "run directory (default runs/<name>; an existing non-empty one gets a .N suffix)");
-  run->add_option("--threads", threads, "data-plane worker threads (default: train.threads; 0 = all cores)")->check(CLI::Range(0, 1024));
+  run->add_option("--threads", threads, "data-plane worker threads (default: execution.threads; 0 = all cores)")->check(CLI::Range(0, 1024));
   run->add_flag("--quiet", quiet, "no progress bar or progress lines on stderr (log.txt keeps them); epoch summaries still print");
   run->add_option("--resume", resume_dir,
                   "continue a stopped run in its directory from its last.pt (weights, optimizer, schedule, epoch); "
@@ -101,11 +99,16 @@ int main(int argc, char** argv) {
       "Exit status: 0 done, 1 invalid graph or failed node, 128 + the signal when stopped by SIGINT (130), SIGTERM (143), "
       "SIGHUP (129) or SIGUSR1 (138): the step finishes and interrupted.pt is written first.");
 
-  CLI::App* validate = app.add_subcommand("validate", "check a graph completely without reading any data");
-  validate->add_option("graph", graph_path, "graph file (YAML)")->required()->check(CLI::ExistingFile);
+  CLI::App* validate = app.add_subcommand("validate", "check graphs completely without reading any data");
+  std::vector<std::string> validate_graphs;
+  validate->add_option("graphs", validate_graphs,
+                       "graph files (YAML); several are checked as the stages of one pipeline, in order: an init.from "
+                       "that an earlier one writes (runs/<name>/last.pt, best.pt, epoch_NNNN.pt) counts as present")
+      ->required()->check(CLI::ExistingFile);
   add_set_opt(validate);
   add_plugin_opt(validate);
-  validate->footer("Prints every problem as file:line:column: message and exits 1 if there is any.");
+  validate->footer("Builds every graph a run uses (validation graphs, plugins) and checks init.from files and the "
+                   "validation metric. Prints every problem as file:line:column: message and exits 1 if there is any.");
 
   CLI::App* nodes = app.add_subcommand("nodes", "list the registered node types with parameters and ports");
   nodes->add_option("type", node_type, "show only this type");
@@ -261,7 +264,25 @@ int main(int argc, char** argv) {
 
     Registry registry;
     register_builtin_nodes(registry);
-    Graph graph = cli::load_and_validate(graph_path, sets, plugins, registry);
+    if (*validate) {
+      LoadChecks checks;
+      int code = 0;
+      for (const auto& path : validate_graphs) {
+        try {
+          const Graph g = cli::load_and_validate(path, sets, plugins, registry, checks);
+          std::printf("%s: valid (%zu modules, %zu data nodes, %zu step nodes%s)\n", path.c_str(), g.modules.size(), g.data.size(),
+                      g.step.size(), g.validation ? ", validation graph too" : "");
+          const auto written = checkpoints_written(g);
+          checks.produced.insert(written.begin(), written.end());
+        } catch (const GraphError& e) {
+          code = report(e);
+        }
+      }
+      return code;
+    }
+    LoadChecks checks;
+    checks.init_exists = !*dot && !*bench;
+    Graph graph = cli::load_and_validate(graph_path, sets, plugins, registry, checks);
     if (*bench) {
       std::printf("| threads | samples/s (median of %d) | runs |\n|---|---|---|\n", bench_repeat);
       const fs::path tmp = fs::temp_directory_path() / ("umrflow_bench_" + std::to_string(::getpid()));
@@ -280,11 +301,6 @@ int main(int argc, char** argv) {
         std::printf("| %d | %.2f | %s |\n", t, rates[rates.size() / 2], runs.c_str());
       }
       fs::remove_all(tmp);
-      return 0;
-    }
-    if (*validate) {
-      std::printf("%s: valid (%zu modules, %zu data nodes, %zu step nodes)\n", graph_path.c_str(), graph.modules.size(),
-                  graph.data.size(), graph.step.size());
       return 0;
     }
     if (*dot) {

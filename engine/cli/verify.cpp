@@ -9,6 +9,7 @@
 #include "io/h5cache.h"
 #include "io/state_dict.h"
 #include "umrflow/archive_check.h"
+#include "umrflow/digest.h"
 
 namespace umrflow::cli {
 
@@ -33,6 +34,7 @@ std::string verify_one(const std::string& path) {
   const std::string head = magic(path);
   if (head.rfind("PK", 0) == 0) {
     const ArchiveCheck c = check_zip_archive(path);
+    const bool ledger = check_recorded_digest(path);
     io::NamedTensors tensors;
     std::string kind = "PyTorch state dict";
     torch::serialize::InputArchive a;
@@ -56,7 +58,8 @@ std::string verify_one(const std::string& path) {
     if (const std::string bad = first_non_finite(tensors); !bad.empty())
       throw std::runtime_error("tensor '" + bad + "' holds NaN or infinite values (the run that wrote it diverged)");
     return kind + ": " + std::to_string(c.verified) + " of " + std::to_string(c.records) + " records pass CRC-32, " +
-           std::to_string(tensors.size()) + " tensors, all finite";
+           std::to_string(tensors.size()) + " tensors, all finite" +
+           (ledger ? ", SHA-256 as in " + digest_ledger_for(path) : "");
   }
   if (head == std::string("\x89HDF\r\n\x1a\n", 8)) {
     io::CacheReader cache(path);

@@ -31,6 +31,7 @@ std::string describe_nodes_text(const Registry& registry, const std::string& onl
     for (const auto& p : s.inputs)
       out += "    in  " + p.name + (p.variadic ? "..." : "") + (p.optional ? " (optional)" : "") + ": " + keys_text(p.needs) + "\n";
     for (const auto& k : s.outputs) out += "    out " + k.key + " (" + rank_text(k.rank) + "): " + k.description + "\n";
+    for (const auto& k : s.figures) out += "    figure " + k.key + ": " + k.description + "\n";
     for (const auto& p : s.params)
       out += "    " + p.name + ": " + p.constraint_text() + " = " + default_text(p) + "  " + p.description + "\n";
     out += "\n";
@@ -58,6 +59,11 @@ std::string describe_nodes_markdown(const Registry& registry) {
       for (const auto& k : s.outputs) out += "- `" + k.key + "` (" + rank_text(k.rank) + "): " + k.description + "\n";
       out += "\n";
     }
+    if (!s.figures.empty()) {
+      out += "Summary figures (reported as `ID.key` at the end of a run; a validation metric may name them):\n\n";
+      for (const auto& k : s.figures) out += "- `" + k.key + "`: " + k.description + "\n";
+      out += "\n";
+    }
     if (!s.params.empty()) {
       out += "| parameter | type | default | description |\n|---|---|---|---|\n";
       for (const auto& p : s.params)
@@ -66,9 +72,13 @@ std::string describe_nodes_markdown(const Registry& registry) {
       out += "\n";
     }
   }
-  out += "## `train:` settings\n\n| key | type | default | description |\n|---|---|---|---|\n";
-  for (const auto& p : train_param_specs())
-    out += "| `" + p.name + "` | " + md_escape(p.constraint_text()) + " | `" + default_text(p) + "` | " + md_escape(p.description) + " |\n";
+  for (const auto& [section, specs] : settings_sections()) {
+    out += "## `" + section + ":` settings\n\n| key | type | default | description |\n|---|---|---|---|\n";
+    for (const auto& p : specs)
+      out += "| `" + p.name + "` | " + md_escape(p.constraint_text()) + " | `" + default_text(p) + "` | " + md_escape(p.description) + " |\n";
+    out += "\n";
+  }
+  while (out.size() > 1 && out[out.size() - 2] == '\n') out.pop_back();
   return out;
 }
 

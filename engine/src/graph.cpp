@@ -10,6 +10,7 @@
 #include <regex>
 #include <set>
 
+#include "umrflow/bind.h"
 #include "umrflow/registry.h"
 
 namespace umrflow {
@@ -25,55 +26,97 @@ const NodeDecl* Graph::find(const std::string& id) const {
 
 namespace {
 
-const std::vector<std::string> kTopKeys = {"umrflow", "name", "seed", "device", "plugins", "modules", "data", "step", "train"};
+const std::vector<std::string> kTopKeys = {"umrflow", "name", "seed", "plugins", "modules", "data", "step", "execution", "train"};
 
 const std::vector<ParamSpec>& top_specs() {
   static const std::vector<ParamSpec> specs = {
       param::integer("umrflow", std::nullopt, "schema version of the graph file; this build reads 1").range(1, 1),
       param::text("name", "", "run name; runs/<name>/ holds its outputs (default: the file's stem)"),
       param::integer("seed", 0, "the one seed from which every random draw of the run is derived").min(0),
-      param::choice("device", "cpu", {"cpu", "cuda", "auto"}, "where the step plane runs; auto picks cuda when present"),
   };
   return specs;
 }
 
-const std::vector<ParamSpec>& optimizer_specs() {
-  static const std::vector<ParamSpec> specs = {
-      param::choice("type", "adamw", {"sgd", "adam", "adamw"}, "optimizer over the parameters of unfrozen modules"),
-      param::number("lr", 1e-3, "learning rate").min(0.0),
-      param::number("weight_decay", 0.0, "weight decay").min(0.0),
-      param::number("momentum", 0.9, "momentum (sgd only)").range(0.0, 1.0),
-  };
-  return specs;
+// The settings sections, each key declared once and bound to its member.
+
+const ParamBindings<ExecutionSettings>& execution_bindings() {
+  static const ParamBindings<ExecutionSettings> b = [] {
+    using E = ExecutionSettings;
+    ParamBindings<E> d;
+    d.bind(&E::device, param::choice("device", "cpu", {"cpu", "cuda", "auto"}, "where the step plane runs; auto picks cuda when present"));
+    d.bind(&E::prefetch, param::integer("prefetch", 8, "most samples in flight on the data plane (at least the batch size)").min(1));
+    d.bind(&E::threads, param::integer("threads", 0, "worker threads of the data plane; 0 uses every core").range(0, 1024));
+    d.bind(&E::autocast, param::choice("autocast", "none", {"none", "bf16"},
+                                       "bf16: CUDA autocast of the forward passes when training (weights and optimizer stay fp32)"));
+    return d;
+  }();
+  return b;
 }
 
-const std::vector<ParamSpec>& checkpoint_specs() {
-  static const std::vector<ParamSpec> specs = {
-      param::integer("every", 1, "write a checkpoint every N epochs (the last epoch always writes one)").min(1),
-  };
-  return specs;
+const ParamBindings<TrainSettings>& train_bindings() {
+  static const ParamBindings<TrainSettings> b = [] {
+    using T = TrainSettings;
+    ParamBindings<T> d;
+    d.bind(&T::epochs, param::integer("epochs", 1, "passes over the data set").min(1));
+    d.bind(&T::objective, param::text("objective", std::nullopt, "step node whose scalar `loss` is minimised"));
+    return d;
+  }();
+  return b;
 }
 
-const std::vector<ParamSpec>& schedule_specs() {
-  static const std::vector<ParamSpec> specs = {
-      param::choice("type", "constant", {"constant", "warmup_cosine"}, "learning rate per epoch: fixed, or linear warm-up then cosine"),
-      param::integer("warmup_epochs", 0, "epochs of linear warm-up (warmup_cosine)").min(0),
-      param::number("warmup_start_lr", 0.0, "learning rate of the first epoch (warmup_cosine)").min(0.0),
-      param::number("min_lr", 0.0, "learning rate the cosine reaches at the last epoch").min(0.0),
-  };
-  return specs;
+const ParamBindings<TrainSettings>& optimizer_bindings() {
+  static const ParamBindings<TrainSettings> b = [] {
+    using T = TrainSettings;
+    ParamBindings<T> d;
+    d.bind(&T::optimizer, param::choice("type", "adamw", {"sgd", "adam", "adamw"}, "optimizer over the parameters of unfrozen modules"));
+    d.bind(&T::lr, param::number("lr", 1e-3, "learning rate").min(0.0));
+    d.bind(&T::weight_decay, param::number("weight_decay", 0.0, "weight decay").min(0.0));
+    d.bind(&T::momentum, param::number("momentum", 0.9, "momentum (sgd only)").range(0.0, 1.0));
+    return d;
+  }();
+  return b;
 }
 
-const std::vector<ParamSpec>& validate_specs() {
-  static const std::vector<ParamSpec> specs = {
-      param::text("graph", std::nullopt, "validation graph file, relative to the file that names it"),
-      param::texts("set", std::vector<std::string>{}, "PATH=VALUE overrides of the validation graph"),
-      param::integer("every", 1, "validate every N epochs (and after the last)").min(1),
-      param::text("metric", std::nullopt, "scalar of the validation graph, as NODE.KEY (NODE for a `loss`)"),
-      param::choice("mode", "max", {"max", "min"}, "whether a larger or a smaller metric is better"),
-  };
-  return specs;
+const ParamBindings<TrainSettings>& checkpoint_bindings() {
+  static const ParamBindings<TrainSettings> b = [] {
+    ParamBindings<TrainSettings> d;
+    d.bind(&TrainSettings::checkpoint_every,
+           param::integer("every", 1, "write a checkpoint every N epochs (the last epoch always writes one)").min(1));
+    return d;
+  }();
+  return b;
 }
+
+const ParamBindings<TrainSettings>& schedule_bindings() {
+  static const ParamBindings<TrainSettings> b = [] {
+    using T = TrainSettings;
+    ParamBindings<T> d;
+    d.bind(&T::schedule, param::choice("type", "constant", {"constant", "warmup_cosine"},
+                                       "learning rate per epoch: fixed, or linear warm-up then cosine"));
+    d.bind(&T::warmup_epochs, param::integer("warmup_epochs", 0, "epochs of linear warm-up (warmup_cosine)").min(0));
+    d.bind(&T::warmup_start_lr, param::number("warmup_start_lr", 0.0, "learning rate of the first epoch (warmup_cosine)").min(0.0));
+    d.bind(&T::min_lr, param::number("min_lr", 0.0, "learning rate the cosine reaches at the last epoch").min(0.0));
+    return d;
+  }();
+  return b;
+}
+
+const ParamBindings<TrainSettings>& validate_bindings() {
+  static const ParamBindings<TrainSettings> b = [] {
+    using T = TrainSettings;
+    ParamBindings<T> d;
+    d.bind(&T::validate_graph, param::text("graph", std::nullopt, "validation graph file, relative to the file that names it"));
+    d.bind(&T::validate_set, param::texts("set", std::vector<std::string>{}, "PATH=VALUE overrides of the validation graph"));
+    d.bind(&T::validate_every, param::integer("every", 1, "validate every N epochs (and after the last)").min(1));
+    d.bind(&T::validate_metric, param::text("metric", std::nullopt, "scalar of the validation graph, as NODE.KEY (NODE for a `loss`)"));
+    d.bind(&T::validate_mode, param::choice("mode", "max", {"max", "min"}, "whether a larger or a smaller metric is better"));
+    return d;
+  }();
+  return b;
+}
+
+/// Keys that moved from `train:` (or the top level) to `execution:`.
+const std::vector<std::string> kExecutionKeys = {"prefetch", "threads", "autocast", "device"};
 
 const std::regex kIdPattern("[A-Za-z_][A-Za-z0-9_-]*");
 
@@ -152,13 +195,16 @@ struct Builder {
       return n;
     }
     const NodeKind kind = n.spec->kind;
+    const bool data_kind = kind == NodeKind::source || kind == NodeKind::sample || kind == NodeKind::batch;
     const bool ok = section == NodeDecl::Section::modules ? kind == NodeKind::module
-                    : section == NodeDecl::Section::data  ? (kind == NodeKind::source || kind == NodeKind::sample)
-                                                          : kind == NodeKind::step;
+                    : section == NodeDecl::Section::data  ? data_kind
+                                                          : (kind == NodeKind::step || kind == NodeKind::call);
     if (!ok) {
-      const char* home = kind == NodeKind::module ? "`modules:`" : kind == NodeKind::step ? "`step:`" : "`data:`";
-      diags.error(type->where(), "node '" + n.id + "': '" + n.type + "' is a " + node_kind_name(kind) +
-                                     " node and belongs under " + home);
+      const char* home = kind == NodeKind::module ? "`modules:`" : data_kind ? "`data:`" : "`step:`";
+      const bool engine_kind = kind == NodeKind::batch || kind == NodeKind::call;
+      diags.error(type->where(), "node '" + n.id + "': '" + n.type + "'" +
+                                     (engine_kind ? std::string() : std::string(" is a ") + node_kind_name(kind) + " node and") +
+                                     " belongs under " + home);
       misplaced = true;
     }
     std::vector<std::string> reserved = {"type"};
@@ -173,6 +219,8 @@ struct Builder {
       reserved.insert(reserved.end(), {"id", "in"});
     }
     n.params = parse_params(item, n.spec->params, reserved, owner(n), diags);
+    n.ports = &n.spec->inputs;
+    if (kind == NodeKind::call) resolve_call(n);
     if (section != NodeDecl::Section::modules) {
       if (const Doc* in = item.find("in")) read_refs(n, *in);
       else in_where[n.id] = item.where();
@@ -262,15 +310,16 @@ struct Builder {
     return nullptr;
   }
 
-  /// The ports of a node: its spec's, or for `call` the called module's.
-  const std::vector<PortSpec>* ports_of(const NodeDecl& n) const {
-    if (!n.spec) return nullptr;
-    if (n.type == "call") {
-      const NodeDecl* m = n.params.has("module") ? module(n.params.get_text("module")) : nullptr;
-      return m && m->spec ? &m->spec->inputs : nullptr;
-    }
-    return &n.spec->inputs;
+  /// A `call`: the module and its `then` chain by id, and the called
+  /// module's ports as the node's own (modules are parsed before the planes).
+  void resolve_call(NodeDecl& n) const {
+    n.module = n.params.has("module") ? n.params.get_text("module") : "";
+    if (n.params.has("then")) n.then = n.params.get_texts("then");
+    const NodeDecl* m = module(n.module);
+    n.ports = m && m->spec ? &m->spec->inputs : nullptr;
   }
+
+  const std::vector<PortSpec>* ports_of(const NodeDecl& n) const { return n.ports; }
 
   void bind_inputs(NodeDecl& n) {
     const auto* ports = ports_of(n);
@@ -342,7 +391,7 @@ struct Builder {
     if (batch_id_) return *batch_id_;
     batch_id_ = "";
     for (const auto& n : g.data)
-      if (n.type == "batch") {
+      if (n.is(NodeKind::batch)) {
         batch_id_ = n.id;
         break;
       }
@@ -390,7 +439,7 @@ struct Builder {
     std::vector<NodeDecl*> sources, batches;
     for (auto& n : g.data) {
       if (n.spec && n.spec->kind == NodeKind::source) sources.push_back(&n);
-      if (n.type == "batch") batches.push_back(&n);
+      if (n.is(NodeKind::batch)) batches.push_back(&n);
     }
     if (sources.size() != 1) {
       diags.error(sources.empty() ? (g.data.empty() ? g.resolved.where() : g.data.front().where) : sources[1]->where,
@@ -421,13 +470,13 @@ struct Builder {
                                         "' both read '" + cur->id + "'");
         return;
       }
-      if (cur->type == "batch") {
+      if (cur->is(NodeKind::batch)) {
         if (!next.empty()) diags.error(next[0]->where, "nothing on the data plane may follow the batch node '" + cur->id + "'");
         break;
       }
       cur = next.empty() ? nullptr : next[0];
     }
-    if (chain.back().type != "batch") {
+    if (!chain.back().is(NodeKind::batch)) {
       diags.error(chain.back().where, "the data plane chain from '" + chain.front().id + "' ends at '" + chain.back().id +
                                           "' without reaching the batch node '" + batches[0]->id + "'");
       return;
@@ -468,9 +517,8 @@ struct Builder {
     std::map<std::string, int> out;
     const NodeSpec* spec = n.spec;
     const Params* params = &n.params;
-    if (n.type == "call") {
-      const NodeDecl* m = n.params.has("module") ? module(n.params.get_text("module")) : nullptr;
-      if (n.params.has("then") && !n.params.get_texts("then").empty()) m = module(n.params.get_texts("then").back());
+    if (n.is(NodeKind::call)) {
+      const NodeDecl* m = module(n.then.empty() ? n.module : n.then.back());
       if (!m || !m->spec) return out;
       spec = m->spec;
       params = &m->params;
@@ -519,7 +567,7 @@ struct Builder {
       }
       const NodeDecl& prev = g.data[i - 1];
       n.provides = prev.provides;
-      if (n.type == "batch") {
+      if (n.is(NodeKind::batch)) {
         for (auto& [k, r] : n.provides)
           if (r >= 0) r += 1;
       } else {
@@ -546,16 +594,49 @@ struct Builder {
         diags.error(m.where, "module '" + m.id + "' is frozen but has no initial weights; add `init: {from: CHECKPOINT}` "
                              "or set `frozen: false`");
     for (const auto& n : g.step)
-      if (n.type == "call" && n.params.has("module") && !module(n.params.get_text("module")))
-        diags.error(n.params.where("module"), owner(n) + ": calls module '" + n.params.get_text("module") +
-                                                  "', which is not declared under `modules:`" +
-                                                  did_you_mean(n.params.get_text("module"), ids));
+      if (n.is(NodeKind::call) && !n.module.empty() && !module(n.module))
+        diags.error(n.params.where("module"), owner(n) + ": calls module '" + n.module +
+                                                  "', which is not declared under `modules:`" + did_you_mean(n.module, ids));
     for (const auto& n : g.step)
-      if (n.type == "call" && n.params.has("then"))
-        for (const auto& id : n.params.get_texts("then"))
+      if (n.is(NodeKind::call))
+        for (const auto& id : n.then)
           if (!module(id))
             diags.error(n.params.where("then"), owner(n) + ": `then` names module '" + id + "', which is not declared under `modules:`" +
                                                     did_you_mean(id, ids));
+  }
+
+  /// A settings map: its keys parsed against `bindings`, values (or the
+  /// declared defaults) written into `target`. `moved` keys get a hint.
+  template <class T>
+  Params parse_settings(const Doc* map, const std::string& name, const ParamBindings<T>& bindings, T& target,
+                        const std::vector<std::string>& reserved = {}) {
+    const Doc empty = Doc::map(map ? map->where() : Location{file, 1, 1});
+    if (map && !map->is_map()) {
+      diags.error(map->where(), "`" + name + ":` is a map (see docs/graph-yaml.md)");
+      map = nullptr;
+    }
+    Params p = parse_params(map ? *map : empty, bindings.specs(), reserved, name, diags);
+    bindings.apply(p, target);
+    return p;
+  }
+
+  static Location key_location(const Doc& map, const std::string& key) {
+    for (const auto& e : map.entries())
+      if (e.key == key) return e.key_where;
+    return map.where();
+  }
+
+  void parse_execution(const Doc& root) {
+    parse_settings(root.find("execution"), "execution", execution_bindings(), g.execution);
+    // The keys' old homes: a clear pointer instead of "unknown key".
+    const Doc* t = root.find("train");
+    for (const auto& key : kExecutionKeys) {
+      if (const Doc* old = root.find(key); old && key == "device")
+        diags.error(key_location(root, key), "`device` moved into `execution:` (write `execution: {device: " +
+                                               (old->is_scalar() ? old->text() : std::string("...")) + "}`)");
+      if (const Doc* old = t && t->is_map() ? t->find(key) : nullptr; old && key != "device")
+        diags.error(key_location(*t, key), "train." + key + " moved to execution." + key + " (valid in every graph, training or not)");
+    }
   }
 
   void parse_train(const Doc& root) {
@@ -566,56 +647,22 @@ struct Builder {
       return;
     }
     g.train.enabled = true;
-    Params p = parse_params(*t, train_param_specs(), {"optimizer", "checkpoint", "schedule", "validate"}, "train", diags);
-    if (p.has("epochs")) g.train.epochs = p.get_int("epochs");
-    if (p.has("prefetch")) g.train.prefetch = p.get_int("prefetch");
-    if (p.has("threads")) g.train.threads = p.get_int("threads");
-    if (p.has("autocast")) g.train.autocast = p.get_text("autocast");
-    if (p.has("objective")) g.train.objective = p.get_text("objective");
-    if (const Doc* o = t->find("optimizer")) {
-      if (!o->is_map()) diags.error(o->where(), "train.optimizer is a map {type, lr, weight_decay}");
-      else {
-        Params op = parse_params(*o, optimizer_specs(), {}, "train.optimizer", diags);
-        if (op.has("type")) g.train.optimizer = op.get_text("type");
-        if (op.has("lr")) g.train.lr = op.get_number("lr");
-        if (op.has("weight_decay")) g.train.weight_decay = op.get_number("weight_decay");
-        if (op.has("momentum")) g.train.momentum = op.get_number("momentum");
-      }
-    }
-    if (const Doc* c = t->find("checkpoint")) {
-      if (!c->is_map()) diags.error(c->where(), "train.checkpoint is a map {every: N}");
-      else {
-        Params cp = parse_params(*c, checkpoint_specs(), {}, "train.checkpoint", diags);
-        if (cp.has("every")) g.train.checkpoint_every = cp.get_int("every");
-      }
-    }
-    if (const Doc* c = t->find("schedule")) {
-      if (!c->is_map()) diags.error(c->where(), "train.schedule is a map {type, warmup_epochs, warmup_start_lr, min_lr}");
-      else {
-        Params sp = parse_params(*c, schedule_specs(), {}, "train.schedule", diags);
-        if (sp.has("type")) g.train.schedule = sp.get_text("type");
-        if (sp.has("warmup_epochs")) g.train.warmup_epochs = sp.get_int("warmup_epochs");
-        if (sp.has("warmup_start_lr")) g.train.warmup_start_lr = sp.get_number("warmup_start_lr");
-        if (sp.has("min_lr")) g.train.min_lr = sp.get_number("min_lr");
-        if (g.train.schedule == "warmup_cosine" && g.train.warmup_epochs >= g.train.epochs)
-          diags.error(sp.where("type"), "train.schedule: warmup_epochs (" + std::to_string(g.train.warmup_epochs) +
-                                            ") must be below train.epochs (" + std::to_string(g.train.epochs) + ")");
-      }
-    }
-    if (const Doc* c = t->find("validate")) {
-      if (!c->is_map()) diags.error(c->where(), "train.validate is a map {graph, set, every, metric, mode}");
-      else {
-        Params vp = parse_params(*c, validate_specs(), {}, "train.validate", diags);
-        if (vp.has("graph")) {
-          const fs::path base = base_folder(vp.where("graph"));
-          g.train.validate_graph = (base / vp.get_text("graph")).lexically_normal().string();
-          if (!fs::exists(g.train.validate_graph))
-            diags.error(vp.where("graph"), "train.validate.graph '" + g.train.validate_graph + "' does not exist");
-        }
-        if (vp.has("set")) g.train.validate_set = vp.get_texts("set");
-        if (vp.has("every")) g.train.validate_every = vp.get_int("every");
-        if (vp.has("metric")) g.train.validate_metric = vp.get_text("metric");
-        if (vp.has("mode")) g.train.validate_maximise = vp.get_text("mode") == "max";
+    std::vector<std::string> reserved = {"optimizer", "checkpoint", "schedule", "validate"};
+    reserved.insert(reserved.end(), kExecutionKeys.begin(), kExecutionKeys.end());
+    Params p = parse_settings(t, "train", train_bindings(), g.train, reserved);
+    parse_settings(t->find("optimizer"), "train.optimizer", optimizer_bindings(), g.train);
+    parse_settings(t->find("checkpoint"), "train.checkpoint", checkpoint_bindings(), g.train);
+    Params sp = parse_settings(t->find("schedule"), "train.schedule", schedule_bindings(), g.train);
+    if (g.train.schedule == "warmup_cosine" && g.train.warmup_epochs >= g.train.epochs)
+      diags.error(sp.where("type"), "train.schedule: warmup_epochs (" + std::to_string(g.train.warmup_epochs) +
+                                        ") must be below train.epochs (" + std::to_string(g.train.epochs) + ")");
+    if (const Doc* v = t->find("validate")) {
+      Params vp = parse_settings(v, "train.validate", validate_bindings(), g.train);
+      if (vp.has("graph")) {
+        const fs::path base = base_folder(vp.where("graph"));
+        g.train.validate_graph = (base / g.train.validate_graph).lexically_normal().string();
+        if (!fs::exists(g.train.validate_graph))
+          diags.error(vp.where("graph"), "train.validate.graph '" + g.train.validate_graph + "' does not exist");
       }
     }
     const Location where = p.has("objective") ? p.where("objective") : t->where();
@@ -633,19 +680,14 @@ struct Builder {
 
 }  // namespace
 
-const std::vector<ParamSpec>& train_param_specs() {
-  static const std::vector<ParamSpec> specs = {
-      param::integer("epochs", 1, "passes over the data set").min(1),
-      param::text("objective", std::nullopt, "step node whose scalar `loss` is minimised"),
-      param::integer("prefetch", 8, "most samples in flight on the data plane (at least the batch size)").min(1),
-      param::integer("threads", 0, "worker threads of the data plane; 0 uses every core").range(0, 1024),
-      param::choice("autocast", "none", {"none", "bf16"}, "bf16: CUDA autocast of the forward passes (weights and optimizer stay fp32)"),
-  };
-  return specs;
+std::vector<std::pair<std::string, std::vector<ParamSpec>>> settings_sections() {
+  return {{"execution", execution_bindings().specs()},     {"train", train_bindings().specs()},
+          {"train.optimizer", optimizer_bindings().specs()}, {"train.checkpoint", checkpoint_bindings().specs()},
+          {"train.schedule", schedule_bindings().specs()},   {"train.validate", validate_bindings().specs()}};
 }
 
-std::vector<std::string> plugin_list(const Doc& doc, const std::string& graph_file) {
-  std::vector<std::string> out;
+std::vector<PluginRef> plugin_refs(const Doc& doc) {
+  std::vector<PluginRef> out;
   const Doc* p = doc.is_map() ? doc.find("plugins") : nullptr;
   if (!p) return out;
   Diagnostics diags;
@@ -662,10 +704,16 @@ std::vector<std::string> plugin_list(const Doc& doc, const std::string& graph_fi
     fs::path path = i->text();
     // Relative paths are relative to the file that named them (to the working directory for --set).
     if (path.is_relative()) path = fs::path(base_folder(i->where())) / path;
-    (void)graph_file;
-    out.push_back(path.lexically_normal().string());
+    out.push_back({path.lexically_normal().string(), i->where()});
   }
   diags.throw_if_any();
+  return out;
+}
+
+std::vector<std::string> plugin_list(const Doc& doc, const std::string& graph_file) {
+  (void)graph_file;
+  std::vector<std::string> out;
+  for (const auto& r : plugin_refs(doc)) out.push_back(r.path);
   return out;
 }
 
@@ -680,16 +728,15 @@ Graph build_graph(const Doc& doc, const std::string& graph_file, const Registry&
   }
   // Top-level keys.
   for (const auto& e : doc.entries())
-    if (std::find(kTopKeys.begin(), kTopKeys.end(), e.key) == kTopKeys.end())
+    if (std::find(kTopKeys.begin(), kTopKeys.end(), e.key) == kTopKeys.end() && e.key != "device")  // device: see parse_execution
       b.diags.error(e.key_where, "unknown top-level key '" + e.key + "'" + did_you_mean(e.key, kTopKeys));
   Doc scalars = Doc::map(doc.where());
   for (const auto& e : doc.entries())
-    if (e.key == "umrflow" || e.key == "name" || e.key == "seed" || e.key == "device") scalars.set(e.key, e.value, e.key_where);
+    if (e.key == "umrflow" || e.key == "name" || e.key == "seed") scalars.set(e.key, e.value, e.key_where);
   Params top = parse_params(scalars, top_specs(), {}, "graph", b.diags);
   b.g.name = top.has("name") ? top.get_text("name") : "";
   if (b.g.name.empty()) b.g.name = fs::path(graph_file).stem().string();
   if (top.has("seed")) b.g.seed = static_cast<std::uint64_t>(top.get_int("seed"));
-  if (top.has("device")) b.g.device = top.get_text("device");
   try {
     b.g.plugins = plugin_list(doc, graph_file);
   } catch (const GraphError& e) {
@@ -706,12 +753,15 @@ Graph build_graph(const Doc& doc, const std::string& graph_file, const Registry&
     b.order_step_plane();
     b.propagate_and_check();
   }
+  b.parse_execution(doc);
   b.parse_train(doc);
-  if (b.g.train.enabled && !b.g.data.empty() && b.g.data.back().type == "batch" && b.g.data.back().params.has("size")) {
+  if (!b.g.data.empty() && b.g.data.back().is(NodeKind::batch) && b.g.data.back().params.has("size")) {
     const auto size = b.g.data.back().params.get_int("size");
-    if (b.g.train.prefetch < size)
-      b.diags.error(doc.find("train")->where(), "train.prefetch (" + std::to_string(b.g.train.prefetch) +
-                                                     ") must be at least the batch size (" + std::to_string(size) + ")");
+    if (b.g.execution.prefetch < size) {
+      const Doc* e = doc.find("execution");
+      b.diags.error(e && e->is_map() ? Builder::key_location(*e, "prefetch") : b.g.data.back().where, "execution.prefetch (" + std::to_string(b.g.execution.prefetch) +
+                                                                ") must be at least the batch size (" + std::to_string(size) + ")");
+    }
   }
   b.diags.throw_if_any();
   return std::move(b.g);
@@ -728,21 +778,21 @@ std::string graph_to_dot(const Graph& g) {
     out += "  subgraph cluster_" + name + " {\n    label=" + q(label) + ";\n";
     for (const auto& n : nodes) {
       std::string text = n.id + "\\n" + n.type;
-      if (n.type == "call" && n.params.has("module")) text += " " + n.params.get_text("module");
+      if (n.is(NodeKind::call)) text += " " + n.module;
       out += "    " + q(n.id) + " [label=" + q(text) + "];\n";
     }
     out += "  }\n";
   };
   cluster("data", "data plane (parallel, CPU)", g.data);
-  cluster("step", "step (serial, " + g.device + ")", g.step);
+  cluster("step", "step (serial, " + g.execution.device + ")", g.step);
   for (const auto& m : g.modules)
     out += "  " + q("module:" + m.id) + " [shape=ellipse, label=" + q(m.id + "\\n" + m.type + (m.frozen ? "\\nfrozen" : "")) + "];\n";
   for (const auto* list : {&g.data, &g.step})
     for (const auto& n : *list) {
       for (const auto& r : n.inputs)
         out += "  " + q(r.node) + " -> " + q(n.id) + (r.key.empty() ? "" : " [label=" + q(r.key) + "]") + ";\n";
-      if (n.type == "call" && n.params.has("module"))
-        out += "  " + q("module:" + n.params.get_text("module")) + " -> " + q(n.id) + " [style=dashed];\n";
+      if (n.is(NodeKind::call) && !n.module.empty())
+        out += "  " + q("module:" + n.module) + " -> " + q(n.id) + " [style=dashed];\n";
     }
   return out + "}\n";
 }

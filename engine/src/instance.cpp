@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "umrflow/archive_check.h"
+#include "umrflow/digest.h"
 #include "umrflow/random.h"
 
 namespace umrflow {
@@ -59,7 +60,7 @@ Instance::Instance(const Graph& graph, torch::Device device) : graph_(graph), de
     as<SampleNode>(transforms_.back(), graph.data[i], "sample");
   }
   for (const auto& s : graph.step) {
-    if (s.type == "call") {
+    if (s.is(NodeKind::call)) {
       steps_.push_back(nullptr);
       continue;
     }
@@ -75,6 +76,7 @@ DataPlane Instance::data_plane(bool training, std::int64_t prefetch) const {
   p.source_type = graph_.source().type;
   for (std::size_t i = 0; i < transforms_.size(); ++i)
     p.transforms.push_back({static_cast<SampleNode*>(transforms_[i].get()), graph_.data[i + 1].id, graph_.data[i + 1].type});
+  p.batch_id = graph_.batch().id;
   p.batch_size = graph_.batch().params.get_int("size");
   p.drop_last = graph_.batch().params.get_bool("drop_last");
   p.prefetch = std::max(prefetch, p.batch_size);
@@ -91,11 +93,10 @@ std::map<std::string, Packet> Instance::run_step(const Packet& batch, std::int64
     const NodeDecl& d = graph_.step[i];
     ModuleNode* module = nullptr;
     std::vector<ChainLink> then;
-    const std::vector<PortSpec>* ports = &d.spec->inputs;
-    if (d.type == "call") {
-      module = static_cast<ModuleNode*>(modules_.at(d.params.get_text("module")).get());
-      ports = &graph_.find(d.params.get_text("module"))->spec->inputs;
-      for (const auto& id : d.params.get_texts("then"))
+    const std::vector<PortSpec>* ports = d.ports;
+    if (d.is(NodeKind::call)) {
+      module = static_cast<ModuleNode*>(modules_.at(d.module).get());
+      for (const auto& id : d.then)
         then.push_back({static_cast<ModuleNode*>(modules_.at(id).get()), graph_.find(id)->spec->inputs.size()});
     }
     try {
@@ -161,6 +162,7 @@ void Instance::initialise_modules() const {
     torch::serialize::InputArchive archive;
     try {
       check_zip_archive(m.init.from);
+      check_recorded_digest(m.init.from);
       archive.load_from(m.init.from);
     } catch (const std::exception& e) {
       throw std::runtime_error("module '" + m.id + "': cannot read checkpoint '" + m.init.from + "': " + e.what());
@@ -202,6 +204,7 @@ Instance::CheckpointState Instance::load_checkpoint(const std::string& path, tor
   torch::serialize::InputArchive archive;
   try {
     check_zip_archive(path);
+    check_recorded_digest(path);
     archive.load_from(path);
   } catch (const std::exception& e) {
     throw std::runtime_error("cannot read checkpoint '" + path + "': " + e.what());
@@ -259,9 +262,13 @@ void save_checkpoint(const std::string& path, const std::vector<std::pair<std::s
     optimizer->save(opt);
     archive.write("optimizer", opt);
   }
+  // The ledger accepts old and new digest while the rename happens (digest.h).
   const std::string tmp = path + ".tmp";
   archive.save_to(tmp);
+  const std::string digest = sha256_file(tmp);
+  record_digest(path, digest, /*keep_previous=*/true);
   std::filesystem::rename(tmp, path);
+  record_digest(path, digest, /*keep_previous=*/false);
 }
 
 }  // namespace umrflow

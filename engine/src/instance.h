@@ -70,7 +70,8 @@ struct ChainLink {
 Packet call_module(ModuleNode& module, const std::vector<ChainLink>& then, const Params& call, const std::vector<Packet>& inputs,
                    Context& ctx);
 
-/// Writes named tensors (and scalar fields) as a torch archive at `path`, atomically.
+/// Writes named tensors (and scalar fields) as a torch archive at `path`, atomically,
+/// and records its SHA-256 in the folder's checksums.sha256 (digest.h).
 void save_checkpoint(const std::string& path, const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                      torch::optim::Optimizer* optimizer);
 

@@ -10,18 +10,19 @@ const char* node_kind_name(NodeKind kind) {
     case NodeKind::sample: return "sample";
     case NodeKind::step: return "step";
     case NodeKind::module: return "module";
+    case NodeKind::batch: return "batch";
+    case NodeKind::call: return "call";
   }
   return "?";
 }
 
-namespace {
-bool is_engine_type(const std::string& type) { return type == "batch" || type == "call"; }
-}  // namespace
-
 void Registry::add(NodeSpec spec) {
   const std::string where = " (registering from " + current_origin_ + ")";
   if (spec.type.empty()) throw std::invalid_argument("a node type needs a name" + where);
-  if (!spec.create && !is_engine_type(spec.type))
+  const bool engine_kind = spec.kind == NodeKind::batch || spec.kind == NodeKind::call;
+  if (engine_kind && current_origin_ != "built-in")
+    throw std::invalid_argument("node type '" + spec.type + "': only the engine declares batch and call nodes" + where);
+  if (!spec.create && !engine_kind)
     throw std::invalid_argument("node type '" + spec.type + "' has no factory" + where);
   if (auto it = specs_.find(spec.type); it != specs_.end())
     throw std::invalid_argument("node type '" + spec.type + "' is registered twice: by " + origins_[spec.type] +
@@ -72,7 +73,7 @@ std::string Registry::origin(const std::string& type) const {
 void register_engine_nodes(Registry& registry) {
   NodeSpec batch;
   batch.type = "batch";
-  batch.kind = NodeKind::sample;
+  batch.kind = NodeKind::batch;
   batch.summary = "Ends the data plane: stacks samples key by key along a new leading axis (ranks grow by one).";
   batch.params = {
       param::integer("size", 1, "samples per batch").min(1),
@@ -83,7 +84,7 @@ void register_engine_nodes(Registry& registry) {
 
   NodeSpec call;
   call.type = "call";
-  call.kind = NodeKind::step;
+  call.kind = NodeKind::call;
   call.summary = "Calls a module declared under `modules:`; its ports and outputs are the module's.";
   call.params = {
       param::text("module", std::nullopt, "id of the module to call"),

@@ -182,8 +182,10 @@ std::string skipped_list(const EpochResult& r) {
 /// partial mean is never a score).
 std::optional<std::map<std::string, double>> validate(const Graph& train_graph, const Registry& registry, const Instance& trained, torch::Device device,
                                        int threads, const std::string& out_dir, std::atomic<bool>& stop) {
-  Graph graph = build_graph(load_graph_doc(train_graph.train.validate_graph, train_graph.train.validate_set),
-                            train_graph.train.validate_graph, registry);
+  // load_graph built it up front; a graph from build_graph alone builds it now.
+  const Graph graph = train_graph.validation ? *train_graph.validation
+                                             : build_graph(load_graph_doc(train_graph.train.validate_graph, train_graph.train.validate_set),
+                                                           train_graph.train.validate_graph, registry);
   Instance instance(graph, device);
   std::map<std::string, torch::Tensor> source;
   for (auto& [name, t] : trained.weights()) source[name] = t;
@@ -199,7 +201,7 @@ std::optional<std::map<std::string, double>> validate(const Graph& train_graph, 
     }
   }
   instance.set_training(false);
-  const DataPlane plane = instance.data_plane(false, graph.train.prefetch);
+  const DataPlane plane = instance.data_plane(false, graph.execution.prefetch);
   ScalarMeans means;
   const EpochResult r = run_epoch(plane, 0, threads, [&](Packet& batch, std::int64_t index) {
     for (auto& [k, t] : batch.tensors) t = t.to(device);
@@ -291,10 +293,11 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   RunLog log((dir / "log.txt").string());
   const bool terminal = !options.quiet && isatty(STDERR_FILENO);
 
-  const torch::Device device = pick_device(graph.device);
-  const int threads = options.threads >= 0 ? options.threads : static_cast<int>(graph.train.threads);
+  const torch::Device device = pick_device(graph.execution.device);
+  const int threads = options.threads >= 0 ? options.threads : static_cast<int>(graph.execution.threads);
   log("run '" + graph.name + "' from " + graph.file + " into " + summary.run_dir + " (device " + device.str() +
-      ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) + ")");
+      ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) + ", prefetch " +
+      std::to_string(std::max(graph.execution.prefetch, graph.batch().params.get_int("size"))) + ")");
 
   Instance instance(graph, device);
   instance.initialise_modules();
@@ -302,15 +305,15 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (training) optimizer = make_optimizer(graph.train, instance.trainable_parameters());
   const std::int64_t epochs = training ? graph.train.epochs : 1;
-  const bool autocast = training && graph.train.autocast == "bf16" && device.is_cuda();
-  if (training && graph.train.autocast == "bf16" && !autocast) log("note: train.autocast bf16 applies on CUDA only; this run is fp32");
-  const DataPlane plane = instance.data_plane(training, graph.train.prefetch);
+  const bool autocast = training && graph.execution.autocast == "bf16" && device.is_cuda();
+  if (training && graph.execution.autocast == "bf16" && !autocast) log("note: execution.autocast bf16 applies on CUDA only; this run is fp32");
+  const DataPlane plane = instance.data_plane(training, graph.execution.prefetch);
   const std::int64_t batches = batches_per_epoch(instance.samples_per_epoch(), plane.batch_size, plane.drop_last);
   const std::int64_t graph_hash = static_cast<std::int64_t>(hash_name(to_yaml(graph.resolved)));
 
   std::int64_t first_epoch = 0;
   const bool validating = training && !graph.train.validate_graph.empty();
-  double best = graph.train.validate_maximise ? -INFINITY : INFINITY;
+  double best = graph.train.validate_maximise() ? -INFINITY : INFINITY;
   if (resuming) {
     for (const auto& e : fs::directory_iterator(dir))
       if (e.path().extension() == ".tmp") {
@@ -356,7 +359,11 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     const auto start = std::chrono::steady_clock::now();
     instance.set_training(training);
     EpochResult r = run_epoch(plane, epoch, threads, [&](Packet& batch, std::int64_t index) {
-      for (auto& [k, t] : batch.tensors) t = t.to(device, /*non_blocking=*/true);
+      try {
+        for (auto& [k, t] : batch.tensors) t = t.to(device, /*non_blocking=*/true);
+      } catch (const std::exception& e) {
+        throw NodeError(plane.batch_id, "batch", batch.sample_names(), std::string("moving the batch to ") + device.str() + ": " + e.what());
+      }
       std::map<std::string, Packet> outs;
       if (training) {
         if (autocast) {
@@ -377,9 +384,14 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         if (!torch::isfinite(loss).all().item<bool>())
           throw NodeError(graph.train.objective, graph.find(graph.train.objective)->type, batch.sample_names(),
                           "the loss is not finite (NaN or infinity); check the inputs and the learning rate");
-        optimizer->zero_grad();
-        loss.backward();
-        optimizer->step();
+        try {
+          optimizer->zero_grad();
+          loss.backward();
+          optimizer->step();
+        } catch (const std::exception& e) {
+          throw NodeError(graph.train.objective, graph.find(graph.train.objective)->type, batch.sample_names(),
+                          std::string("in the backward pass or the optimizer step: ") + e.what());
+        }
       } else {
         torch::NoGradGuard no_grad;
         outs = instance.run_step(batch, epoch, index, false);
@@ -428,7 +440,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
                                    (have.empty() ? std::string("none") : have) + ")");
         }
         for (const auto& [k, x] : v) metrics["val." + k] = x;
-        improved = graph.train.validate_maximise ? it->second > best : it->second < best;
+        improved = graph.train.validate_maximise() ? it->second > best : it->second < best;
         if (improved) best = it->second;
       }
     }

@@ -68,7 +68,7 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     try {
       batch = collate(samples);
     } catch (const std::exception& e) {
-      throw NodeError("batch", "batch", samples.empty() ? "?" : samples.front().sample_names(), e.what());
+      throw NodeError(plane.batch_id, "batch", samples.empty() ? "?" : samples.front().sample_names(), e.what());
     }
     const std::int64_t index = result.batches;
     bool go_on = true;
@@ -77,7 +77,7 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     } catch (const NodeError&) {
       throw;
     } catch (const std::exception& e) {
-      throw NodeError("step", "step", batch.sample_names(), e.what());
+      throw NodeError("(step plane)", "batch handler", batch.sample_names(), e.what());
     }
     result.samples += static_cast<std::int64_t>(samples.size());
     result.batches += 1;

@@ -1,4 +1,5 @@
-// BraTS case discovery, label regions and the `brats.cases` source node.
+// BraTS case discovery, label regions, the `brats.cases` source node and the
+// `brats.*` family's registration.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -7,9 +8,11 @@
 #include <set>
 
 #include "brats/brats.h"
+#include "brats/brats_nodes.h"
 #include "builtin.h"
 #include "io/nifti.h"
 #include "io/split.h"
+#include "umrflow/declare.h"
 #include "umrflow/node.h"
 
 namespace umrflow::brats {
@@ -138,86 +141,46 @@ LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_,
     return out;
 }
 
-namespace {
-
-/// Source: one BraTS case per sample. Provides `image` (M, X, Y, Z) float32 in
-/// the requested modality order, `label` (R, X, Y, Z) uint8 region channels and
-/// `affine` (4, 4) float64.
-class BratsCases final : public SourceNode {
- public:
-  explicit BratsCases(const Params& p)
-      : modalities_(p.get_texts("modalities")),
-        regions_(p.get_texts("regions")),
-        skip_bad_(p.get_text("on_bad_case") == "skip"),
-        need_label_(p.get_bool("labels")) {
-    cases_ = discover_cases(p.get_text("root"), modalities_);
-    if (cases_.empty())
-      throw std::runtime_error("no BraTS cases under '" + p.get_text("root") + "' (expected folders ID/ID_" +
-                               modalities_.front() + ".nii.gz; `umrflow synth brats` writes phantoms in this layout)");
-    if (!p.get_text("split").empty()) {
-      std::vector<std::string> ids;
-      for (const auto& c : cases_) ids.push_back(c.id);
-      const auto keep = io::select_subset(ids, io::read_split(p.get_text("split")), p.get_text("subset"), p.get_text("split"));
-      const std::set<std::string> kept(keep.begin(), keep.end());
-      cases_.erase(std::remove_if(cases_.begin(), cases_.end(), [&](const Case& c) { return !kept.count(c.id); }), cases_.end());
-    }
-    const auto limit = p.get_int("limit");
-    if (limit > 0 && static_cast<std::size_t>(limit) < cases_.size()) cases_.resize(limit);
+void BratsCases::setup() {
+  skip_bad_ = on_bad_case_ == "skip";
+  cases_ = discover_cases(root_, modalities_);
+  if (cases_.empty())
+    throw std::runtime_error("no BraTS cases under '" + root_ + "' (expected folders ID/ID_" + modalities_.front() +
+                             ".nii.gz; `umrflow synth brats` writes phantoms in this layout)");
+  if (!split_.empty()) {
+    std::vector<std::string> ids;
+    for (const auto& c : cases_) ids.push_back(c.id);
+    const auto keep = io::select_subset(ids, io::read_split(split_), subset_, split_);
+    const std::set<std::string> kept(keep.begin(), keep.end());
+    cases_.erase(std::remove_if(cases_.begin(), cases_.end(), [&](const Case& c) { return !kept.count(c.id); }), cases_.end());
   }
-  std::int64_t size() const override { return static_cast<std::int64_t>(cases_.size()); }
+  if (limit_ > 0 && static_cast<std::size_t>(limit_) < cases_.size()) cases_.resize(limit_);
+}
 
-  Packet load(std::int64_t index, Context&) override {
-    const Case& c = cases_.at(index);
-    try {
-      LoadedCase l = read_case(c, modalities_, regions_, need_label_);
-      Packet p;
-      p.tensors["image"] = l.image;
-      if (l.label.defined()) p.tensors["label"] = l.label;
-      p.tensors["affine"] = torch::from_blob(l.affine.data(), {4, 4}, torch::kFloat64).clone();
-      SampleMeta meta;
-      meta.id = c.id;
-      meta.tags["shape"] = {l.image.size(1), l.image.size(2), l.image.size(3)};
-      p.samples.push_back(std::move(meta));
-      return p;
-    } catch (const std::exception& e) {
-      const std::string why = "case " + c.id + ": " + e.what();
-      if (skip_bad_) throw SkipSample(why);
-      throw std::runtime_error(why);
-    }
+Packet BratsCases::load(std::int64_t index, Context&) {
+  const Case& c = cases_.at(index);
+  try {
+    LoadedCase l = read_case(c, modalities_, regions_, need_label_);
+    Packet p;
+    p.tensors["image"] = l.image;
+    if (l.label.defined()) p.tensors["label"] = l.label;
+    p.tensors["affine"] = torch::from_blob(l.affine.data(), {4, 4}, torch::kFloat64).clone();
+    SampleMeta meta;
+    meta.id = c.id;
+    meta.tags["shape"] = {l.image.size(1), l.image.size(2), l.image.size(3)};
+    p.samples.push_back(std::move(meta));
+    return p;
+  } catch (const std::exception& e) {
+    const std::string why = "case " + c.id + ": " + e.what();
+    if (skip_bad_) throw SkipSample(why);
+    throw std::runtime_error(why);
   }
-
- private:
-  std::vector<std::string> modalities_, regions_;
-  bool skip_bad_, need_label_;
-  std::vector<Case> cases_;
-};
-
-}  // namespace
+}
 
 }  // namespace umrflow::brats
 
 namespace umrflow::nodes {
 
-void register_brats_nodes(Registry& registry) {
-  NodeSpec s;
-  s.type = "brats.cases";
-  s.kind = NodeKind::source;
-  s.summary = "BraTS 2018-2021 cases from NIfTI folders: `image` (modalities), `label` (region channels), `affine`.";
-  s.params = {
-      param::text("root", std::nullopt, "folder holding the case folders (searched three levels deep)"),
-      param::texts("modalities", brats::default_modalities(), "modality file suffixes, in channel order"),
-      param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label channels: TC, WT, ET, NCR, ED"),
-      param::boolean("labels", true, "read `<ID>_seg`; false for unlabelled cases"),
-      param::choice("on_bad_case", "fail", {"fail", "skip"}, "a bad case stops the run, or is skipped and listed in skipped.tsv"),
-      param::integer("limit", 0, "use only the first N cases (sorted by id); 0 = all").min(0),
-      param::text("split", "", "split file (umrflow split); empty: every case"),
-      param::choice("subset", "train", {"train", "val", "test", "all"}, "which list of the split file to use"),
-  };
-  s.outputs = {{"image", 4, "float32 (modalities, X, Y, Z), scanner intensities"},
-               {"label", 4, "uint8 (regions, X, Y, Z)"},
-               {"affine", 2, "float64 4x4 voxel-to-world matrix"}};
-  s.create = [](const Params& p) { return std::make_unique<brats::BratsCases>(p); };
-  registry.add(std::move(s));
-}
+void register_brats_nodes(Registry& registry) { add_nodes<brats::BratsCases, brats::BratsH5>(registry); }
 
 }  // namespace umrflow::nodes

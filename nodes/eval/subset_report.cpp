@@ -14,6 +14,7 @@
 #include "builtin.h"
 #include "eval/seg_metrics.h"
 #include "io/nifti.h"
+#include "umrflow/declare.h"
 #include "umrflow/node.h"
 #include "umrflow/run.h"
 
@@ -61,10 +62,32 @@ std::string fmt(double v, int digits = 2) {
 
 class SubsetReport final : public StepNode {
  public:
-  explicit SubsetReport(const Params& p)
-      : modalities_(p.get_texts("modalities")), regions_(p.get_texts("regions")), columns_(p.get_texts("columns")),
-        rfnet_(p.get_text("dice") == "rfnet"), hd95_(p.get_bool("hd95")), threshold_(p.get_number("threshold")),
-        predictions_(p.get_bool("predictions")) {
+  static void declare(Declaration<SubsetReport>& d) {
+    d.type("eval.subset_report", NodeKind::step,
+           "Dice (MONAI or RFNet rule) and HD95 per modality subset and case; at the end writes report.md/.csv/.json, "
+           "per_case.csv, dice_boxplot.svg (and NIfTI predictions) into the run directory.");
+    d.input(PortSpec{"pred", {{"pred", 5, "logits (S*B, R, X, Y, Z), subset-major"}}, "the network's output for all subsets"});
+    d.input(PortSpec{"label", {{"label", 5, "(B, R, X, Y, Z)"}}, "ground truth"});
+    d.input(PortSpec{"present", {{"present", 2, "(S, M)"}}, "subset masks (modality.subsets)"});
+    d.input(PortSpec{"affine", {{"affine", 3, "(B, 4, 4)"}}, "voxel-to-world matrices, for NIfTI predictions", true});
+    d.output({"dice", 3, "float64 (S, B, R), NaN where left out"});
+    d.output({"mean_dice", 0, "mean of `dice` over subsets, cases and regions (absent when all are left out); for train.validate"});
+    d.summary_figure({"average_*", 0, "the report's Average row: Dice % of each `columns` region, mean over the subsets"});
+    d.summary_figure({"std_dev_*", 0, "the report's Std Dev row: population sd over the subsets of each region's Dice %"});
+    d.param(&SubsetReport::modalities_, param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"},
+                                                     "channel names, for the row labels"));
+    d.param(&SubsetReport::regions_, param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label channels, in order"));
+    d.param(&SubsetReport::columns_, param::texts("columns", std::vector<std::string>{"WT", "TC", "ET"},
+                                                  "regions in the report's column order (the paper's)"));
+    d.param(&SubsetReport::dice_, param::choice("dice", "monai", {"monai", "rfnet"},
+                                                "monai: empty ground truth left out of the mean; rfnet: both empty scores 1"));
+    d.param(&SubsetReport::hd95_, param::boolean("hd95", true, "also compute the 95% Hausdorff distance (voxels)"));
+    d.param(&SubsetReport::threshold_, param::number("threshold", 0.5, "sigmoid(logit) above this is foreground").range(0, 1));
+    d.param(&SubsetReport::predictions_,
+            param::boolean("predictions", false, "write every subset's prediction as NIfTI (needs the `affine` port)"));
+  }
+  void setup() {
+    rfnet_ = dice_ == "rfnet";
     for (const auto& c : columns_) {
       auto it = std::find(regions_.begin(), regions_.end(), c);
       if (it == regions_.end()) throw std::invalid_argument("columns: '" + c + "' is not one of the regions");
@@ -310,9 +333,10 @@ class SubsetReport final : public StepNode {
 
   std::vector<std::string> modalities_, regions_, columns_;
   std::vector<std::size_t> column_index_;
-  bool rfnet_, hd95_;
-  double threshold_;
-  bool predictions_;
+  std::string dice_;
+  bool rfnet_ = false, hd95_ = false;
+  double threshold_ = 0;
+  bool predictions_ = false;
   std::vector<std::vector<std::int64_t>> masks_;
   std::vector<Row> rows_;
   std::vector<Pending> pending_;
@@ -320,29 +344,6 @@ class SubsetReport final : public StepNode {
 
 }  // namespace
 
-void register_eval_nodes(Registry& registry) {
-  NodeSpec s;
-  s.type = "eval.subset_report";
-  s.kind = NodeKind::step;
-  s.summary = "Dice (MONAI or RFNet rule) and HD95 per modality subset and case; at the end writes report.md/.csv/.json, "
-              "per_case.csv, dice_boxplot.svg (and NIfTI predictions) into the run directory.";
-  s.params = {
-      param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"}, "channel names, for the row labels"),
-      param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label channels, in order"),
-      param::texts("columns", std::vector<std::string>{"WT", "TC", "ET"}, "regions in the report's column order (the paper's)"),
-      param::choice("dice", "monai", {"monai", "rfnet"}, "monai: empty ground truth left out of the mean; rfnet: both empty scores 1"),
-      param::boolean("hd95", true, "also compute the 95% Hausdorff distance (voxels)"),
-      param::number("threshold", 0.5, "sigmoid(logit) above this is foreground").range(0, 1),
-      param::boolean("predictions", false, "write every subset's prediction as NIfTI (needs the `affine` port)"),
-  };
-  s.inputs = {PortSpec{"pred", {{"pred", 5, "logits (S*B, R, X, Y, Z), subset-major"}}, "the network's output for all subsets"},
-              PortSpec{"label", {{"label", 5, "(B, R, X, Y, Z)"}}, "ground truth"},
-              PortSpec{"present", {{"present", 2, "(S, M)"}}, "subset masks (modality.subsets)"},
-              PortSpec{"affine", {{"affine", 3, "(B, 4, 4)"}}, "voxel-to-world matrices, for NIfTI predictions", true}};
-  s.outputs = {{"dice", 3, "float64 (S, B, R), NaN where left out"},
-               {"mean_dice", 0, "mean of `dice` over subsets, cases and regions (absent when all are left out); for train.validate"}};
-  s.create = factory_of<SubsetReport>();
-  registry.add(std::move(s));
-}
+void register_eval_nodes(Registry& registry) { add_nodes<SubsetReport>(registry); }
 
 }  // namespace umrflow::nodes

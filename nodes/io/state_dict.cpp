@@ -179,7 +179,10 @@ class Unpickler {
     if (pos_ >= data_->size()) fail("the pickle ends early");
     return static_cast<std::uint8_t>((*data_)[pos_++]);
   }
-  std::uint32_t u16() { return byte() | (byte() << 8); }
+  std::uint32_t u16() {  // two statements: the operands of | are unsequenced
+    const std::uint32_t lo = byte();
+    return lo | (static_cast<std::uint32_t>(byte()) << 8);
+  }
   std::uint32_t u32() {
     std::uint32_t v = 0;
     for (int k = 0; k < 4; ++k) v |= static_cast<std::uint32_t>(byte()) << (8 * k);

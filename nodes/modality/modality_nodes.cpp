@@ -9,6 +9,7 @@
 
 #include "builtin.h"
 #include "modality/modality.h"
+#include "umrflow/declare.h"
 #include "umrflow/node.h"
 
 namespace umrflow::modality {
@@ -69,12 +70,28 @@ std::vector<std::int64_t> present_of(const Packet& s, std::int64_t channels) {
   return it->second;
 }
 
+/// The type and the one input port every modality sample node shares.
+template <class T>
+void modality_sample(Declaration<T>& d, const std::string& type, const std::string& summary) {
+  d.type(type, NodeKind::sample, summary);
+  d.input(PortSpec{"in", {{"image", 4, "(modalities, X, Y, Z)"}}, "the sample"});
+}
+
 /// Zeroes dropped channels. stage1 (released ModalityAugmentor): with
 /// probability p keep a uniformly sized (1..M) random subset, else keep all.
 /// stage2 (released create_random_missing_modalities): always drop 1..M-1.
 class ModalityDropout final : public SampleNode {
  public:
-  explicit ModalityDropout(const Params& p) : p_(p.get_number("p")), stage2_(p.get_text("sampler") == "stage2") {}
+  static void declare(Declaration<ModalityDropout>& d) {
+    modality_sample(d, "modality.dropout", "Zeroes a random set of modality channels (keeps at least one); records tag `present`.");
+    d.param(&ModalityDropout::p_, param::number("p", 0.5, "stage1 sampler: probability of dropping anything").range(0, 1));
+    d.param(&ModalityDropout::sampler_,
+            param::choice("sampler", "stage1", {"stage1", "stage2"},
+                          "stage1: with prob p keep 1..M random channels; stage2: always drop 1..M-1 (released code)"));
+  }
+
+  void setup() { stage2_ = sampler_ == "stage2"; }
+
   void apply(Packet& s, Context& ctx) override {
     torch::Tensor& x = s.at("image");
     const std::int64_t m = x.size(0);
@@ -98,15 +115,21 @@ class ModalityDropout final : public SampleNode {
   }
 
  private:
-  double p_;
-  bool stage2_;
+  double p_ = 0;
+  std::string sampler_;
+  bool stage2_ = false;
 };
 
 /// Packs the present channels into the first channels in random order (always
 /// a fresh permutation); the rest are zero. Records `permutation`.
 class ModalityShuffle final : public SampleNode {
  public:
-  explicit ModalityShuffle(const Params& p) : enabled_(p.get_bool("enabled")) {}
+  static void declare(Declaration<ModalityShuffle>& d) {
+    modality_sample(d, "modality.shuffle", "Packs the present channels first in random order, zeros after; records tag `permutation`.");
+    d.param(&ModalityShuffle::enabled_,
+            param::boolean("enabled", true, "false: channels stay where they are (the ablation without the shuffle)"));
+  }
+
   void apply(Packet& s, Context& ctx) override {
     torch::Tensor& x = s.at("image");
     const std::int64_t m = x.size(0);
@@ -132,14 +155,23 @@ class ModalityShuffle final : public SampleNode {
   }
 
  private:
-  bool enabled_;
+  bool enabled_ = false;
 };
 
 /// Zeroes voxels i.i.d. with probability `ratio` in every channel (released),
 /// or whole cubes of side `cube` on a grid, each with probability `ratio`.
 class ModalityMask final : public SampleNode {
  public:
-  explicit ModalityMask(const Params& p) : ratio_(p.get_number("ratio")), cube_(p.get_text("mode") == "cube"), side_(p.get_int("cube")) {}
+  static void declare(Declaration<ModalityMask>& d) {
+    modality_sample(d, "modality.mask", "Zeroes voxels i.i.d. (released) or grid cubes with probability `ratio`; writes `mask`.");
+    d.output({"mask", 4, "uint8, 1 where the input was zeroed"});
+    d.param(&ModalityMask::ratio_, param::number("ratio", 0.15, "probability that a voxel (or cube) is masked").range(0, 1));
+    d.param(&ModalityMask::mode_, param::choice("mode", "voxel", {"voxel", "cube"}, "i.i.d. voxels per channel, or cubes"));
+    d.param(&ModalityMask::side_, param::integer("cube", 8, "cube side in voxels (mode cube)").min(1));
+  }
+
+  void setup() { cube_ = mode_ == "cube"; }
+
   void apply(Packet& s, Context& ctx) override {
     torch::Tensor& x = s.at("image");
     torch::Tensor keep;
@@ -156,9 +188,10 @@ class ModalityMask final : public SampleNode {
   }
 
  private:
-  double ratio_;
-  bool cube_;
-  std::int64_t side_;
+  double ratio_ = 0;
+  std::string mode_;
+  bool cube_ = false;
+  std::int64_t side_ = 0;
 };
 
 /// Fills the channels of absent modalities: with zeros (MRI) or with a copy of
@@ -166,7 +199,15 @@ class ModalityMask final : public SampleNode {
 /// fixed `present` parameter when given.
 class ModalityFill final : public SampleNode {
  public:
-  explicit ModalityFill(const Params& p) : copy_(p.get_text("mode") == "copy"), fixed_(p.get_ints("present")) {}
+  static void declare(Declaration<ModalityFill>& d) {
+    modality_sample(d, "modality.fill", "Fills absent modality channels with zeros or a copy of the first present one.");
+    d.param(&ModalityFill::mode_, param::choice("mode", "zeros", {"zeros", "copy"}, "zeros for MRI; copy for two-modality tasks"));
+    d.param(&ModalityFill::fixed_,
+            param::integers("present", std::vector<std::int64_t>{}, "fixed mask (1 = present); empty: use tag `present`").range(0, 1));
+  }
+
+  void setup() { copy_ = mode_ == "copy"; }
+
   void apply(Packet& s, Context&) override {
     torch::Tensor& x = s.at("image");
     const std::int64_t m = x.size(0);
@@ -185,7 +226,8 @@ class ModalityFill final : public SampleNode {
   }
 
  private:
-  bool copy_;
+  std::string mode_;
+  bool copy_ = false;
   std::vector<std::int64_t> fixed_;
 };
 
@@ -195,9 +237,25 @@ class ModalityFill final : public SampleNode {
 /// `present` the (S, M) masks in the chosen order.
 class ModalitySubsets final : public StepNode {
  public:
-  explicit ModalitySubsets(const Params& p) : modalities_(p.get_texts("modalities")), group_size_(p.get_int("group_size")) {
-    masks_ = modality::subset_masks(modalities_, p.get_text("order"));
+  static void declare(Declaration<ModalitySubsets>& d) {
+    d.type("modality.subsets", NodeKind::step,
+           "Expands a batch into all 2^M - 1 modality subsets (absent channels zeroed), in the code's or the paper's order.");
+    d.input(PortSpec{"x", {{"image", -1, "(B, M, ...)"}}, "the batch"});
+    d.output({"image", -1, "(S*B, M, ...) every subset, subset-major"});
+    d.output({"complete", -1, "(B, M, ...)"});
+    d.output({"incomplete", -1, "((S-1)*B, M, ...) every subset but the complete one"});
+    d.output({"present", 2, "int64 (S, M) masks"});
+    d.output({"group", 1, "int64 (S): 0 for the complete set, then 1, 1, 2, 2, ... for runs of group_size"});
+    d.param(&ModalitySubsets::modalities_,
+            param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"}, "names of the channels, in order"));
+    d.param(&ModalitySubsets::order_,
+            param::choice("order", "code", {"code", "paper"}, "code: complete first, then by zeroed sets; paper: the tables' row order"));
+    d.param(&ModalitySubsets::group_size_,
+            param::integer("group_size", 2, "incomplete subsets per group in `group` (the released stage 3 uses pairs)").min(1));
   }
+
+  void setup() { masks_ = modality::subset_masks(modalities_, order_); }
+
   Packet run(const std::vector<Packet>& in, Context&) override {
     const torch::Tensor& x = in.at(0).at("image");
     if (x.dim() < 2 || x.size(1) != static_cast<std::int64_t>(modalities_.size()))
@@ -232,7 +290,8 @@ class ModalitySubsets final : public StepNode {
 
  private:
   std::vector<std::string> modalities_;
-  std::int64_t group_size_;
+  std::string order_;
+  std::int64_t group_size_ = 0;
   std::vector<std::vector<std::int64_t>> masks_;
 };
 
@@ -242,7 +301,17 @@ class ModalitySubsets final : public StepNode {
 /// channels drawn afresh; the labels follow as `first_label`, `second_label`.
 class ModalityViews final : public StepNode {
  public:
-  explicit ModalityViews(const Params&) {}
+  static void declare(Declaration<ModalityViews>& d) {
+    d.type("modality.views", NodeKind::step,
+           "Stage-2 views of the first two samples: complete and missing-modality pairs (A, A'), (B, B'), (B, B'').");
+    d.input(PortSpec{"x", {{"image", -1, "(B, M, ...)"}, {"label", -1, "(B, R, ...)"}}, "the batch"});
+    d.output({"first", -1, "(2, M, ...) A and A with 1..M-1 channels zeroed"});
+    d.output({"second", -1, "(2, M, ...) B and B'"});
+    d.output({"second_resampled", -1, "(2, M, ...) B and a fresh B''"});
+    d.output({"first_label", -1, "(2, R, ...) A's label twice"});
+    d.output({"second_label", -1, "(2, R, ...) B's label twice"});
+  }
+
   Packet run(const std::vector<Packet>& in, Context& ctx) override {
     const torch::Tensor& x = in.at(0).at("image");
     const torch::Tensor& y = in.at(0).at("label");
@@ -269,70 +338,10 @@ class ModalityViews final : public StepNode {
   }
 };
 
-NodeSpec modality_spec(const std::string& type, const std::string& summary, std::vector<ParamSpec> params) {
-  NodeSpec s;
-  s.type = type;
-  s.kind = NodeKind::sample;
-  s.summary = summary;
-  s.params = std::move(params);
-  s.inputs = {PortSpec{"in", {{"image", 4, "(modalities, X, Y, Z)"}}, "the sample"}};
-  return s;
-}
-
 }  // namespace
 
 void register_modality_nodes(Registry& registry) {
-  auto add = [&](NodeSpec s, NodeFactory f) {
-    s.create = std::move(f);
-    registry.add(std::move(s));
-  };
-  add(modality_spec("modality.dropout", "Zeroes a random set of modality channels (keeps at least one); records tag `present`.",
-                    {param::number("p", 0.5, "stage1 sampler: probability of dropping anything").range(0, 1),
-                     param::choice("sampler", "stage1", {"stage1", "stage2"},
-                                   "stage1: with prob p keep 1..M random channels; stage2: always drop 1..M-1 (released code)")}),
-      factory_of<ModalityDropout>());
-  add(modality_spec("modality.shuffle", "Packs the present channels first in random order, zeros after; records tag `permutation`.",
-                    {param::boolean("enabled", true, "false: channels stay where they are (the ablation without the shuffle)")}),
-      factory_of<ModalityShuffle>());
-  NodeSpec mask = modality_spec("modality.mask", "Zeroes voxels i.i.d. (released) or grid cubes with probability `ratio`; writes `mask`.",
-                                {param::number("ratio", 0.15, "probability that a voxel (or cube) is masked").range(0, 1),
-                                 param::choice("mode", "voxel", {"voxel", "cube"}, "i.i.d. voxels per channel, or cubes"),
-                                 param::integer("cube", 8, "cube side in voxels (mode cube)").min(1)});
-  mask.outputs = {{"mask", 4, "uint8, 1 where the input was zeroed"}};
-  add(std::move(mask), factory_of<ModalityMask>());
-  add(modality_spec("modality.fill", "Fills absent modality channels with zeros or a copy of the first present one.",
-                    {param::choice("mode", "zeros", {"zeros", "copy"}, "zeros for MRI; copy for two-modality tasks"),
-                     param::integers("present", std::vector<std::int64_t>{}, "fixed mask (1 = present); empty: use tag `present`").range(0, 1)}),
-      factory_of<ModalityFill>());
-
-  NodeSpec subsets;
-  subsets.type = "modality.subsets";
-  subsets.kind = NodeKind::step;
-  subsets.summary = "Expands a batch into all 2^M - 1 modality subsets (absent channels zeroed), in the code's or the paper's order.";
-  subsets.params = {param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"}, "names of the channels, in order"),
-                    param::choice("order", "code", {"code", "paper"}, "code: complete first, then by zeroed sets; paper: the tables' row order"),
-                    param::integer("group_size", 2, "incomplete subsets per group in `group` (the released stage 3 uses pairs)").min(1)};
-  subsets.inputs = {PortSpec{"x", {{"image", -1, "(B, M, ...)"}}, "the batch"}};
-  subsets.outputs = {{"image", -1, "(S*B, M, ...) every subset, subset-major"},
-                     {"complete", -1, "(B, M, ...)"},
-                     {"incomplete", -1, "((S-1)*B, M, ...) every subset but the complete one"},
-                     {"present", 2, "int64 (S, M) masks"},
-                     {"group", 1, "int64 (S): 0 for the complete set, then 1, 1, 2, 2, ... for runs of group_size"}};
-  subsets.create = factory_of<ModalitySubsets>();
-  registry.add(std::move(subsets));
-
-  NodeSpec views;
-  views.type = "modality.views";
-  views.kind = NodeKind::step;
-  views.summary = "Stage-2 views of the first two samples: complete and missing-modality pairs (A, A'), (B, B'), (B, B'').";
-  views.inputs = {PortSpec{"x", {{"image", -1, "(B, M, ...)"}, {"label", -1, "(B, R, ...)"}}, "the batch"}};
-  views.outputs = {{"first", -1, "(2, M, ...) A and A with 1..M-1 channels zeroed"},
-                   {"second", -1, "(2, M, ...) B and B'"},
-                   {"second_resampled", -1, "(2, M, ...) B and a fresh B''"},
-                   {"first_label", -1, "(2, R, ...) A's label twice"},
-                   {"second_label", -1, "(2, R, ...) B's label twice"}};
-  views.create = factory_of<ModalityViews>();
-  registry.add(std::move(views));
+  add_nodes<ModalityDropout, ModalityShuffle, ModalityMask, ModalityFill, ModalitySubsets, ModalityViews>(registry);
 }
 
 }  // namespace umrflow::nodes

@@ -4,6 +4,7 @@
 // umrflow CMake package; see docs/plugins.md.
 #include <torch/torch.h>
 
+#include <umrflow/declare.h>
 #include <umrflow/node.h>
 #include <umrflow/plugin.h>
 
@@ -11,8 +12,18 @@ namespace {
 
 class CubeCutout final : public umrflow::SampleNode {
  public:
-  explicit CubeCutout(const umrflow::Params& p)
-      : count_(p.get_int("count")), side_(p.get_int("side")), fill_(p.get_number("fill")) {}
+  // The one declaration: name, kind, ports, and each parameter bound to the
+  // member that receives its value.
+  static void declare(umrflow::Declaration<CubeCutout>& d) {
+    using umrflow::param::integer, umrflow::param::number;
+    d.type("mask.cube_cutout", umrflow::NodeKind::sample,
+           "Blanks `count` random cubes of side `side` in `image` (all channels); writes `cutout_mask`.");
+    d.input({"in", {{"image", -1, "channels first"}}, "the sample"});
+    d.output({"cutout_mask", -1, "1 inside a cube, 0 elsewhere; one channel"});
+    d.param(&CubeCutout::count_, integer("count", 1, "cubes per sample").range(0, 1000));
+    d.param(&CubeCutout::side_, integer("side", 8, "cube side in voxels (clipped to the image)").min(1));
+    d.param(&CubeCutout::fill_, number("fill", 0.0, "value written inside the cubes"));
+  }
 
   void apply(umrflow::Packet& sample, umrflow::Context& ctx) override {
     torch::Tensor& image = sample.at("image");
@@ -22,9 +33,8 @@ class CubeCutout final : public umrflow::SampleNode {
     for (std::int64_t k = 0; k < count_; ++k) {
       torch::Tensor region = image, region_mask = mask;
       for (std::int64_t axis = 1; axis < image.dim(); ++axis) {
-        const std::int64_t extent = image.size(axis);
-        const std::int64_t side = std::min(side_, extent);
-        std::uniform_int_distribution<std::int64_t> start(0, extent - side);
+        const std::int64_t side = std::min(side_, image.size(axis));
+        std::uniform_int_distribution<std::int64_t> start(0, image.size(axis) - side);
         const std::int64_t s = start(ctx.engine());
         region = region.narrow(axis, s, side);
         region_mask = region_mask.narrow(axis, s, side);
@@ -36,25 +46,11 @@ class CubeCutout final : public umrflow::SampleNode {
   }
 
  private:
-  std::int64_t count_, side_;
-  double fill_;
+  std::int64_t count_ = 0, side_ = 0;
+  double fill_ = 0;
 };
 
-void register_nodes(umrflow::Registry& registry) {
-  umrflow::NodeSpec spec;
-  spec.type = "mask.cube_cutout";
-  spec.kind = umrflow::NodeKind::sample;
-  spec.summary = "Blanks `count` random cubes of side `side` in `image` (all channels); writes `cutout_mask`.";
-  spec.params = {
-      umrflow::param::integer("count", 1, "cubes per sample").range(0, 1000),
-      umrflow::param::integer("side", 8, "cube side in voxels (clipped to the image)").min(1),
-      umrflow::param::number("fill", 0.0, "value written inside the cubes"),
-  };
-  spec.inputs = {umrflow::PortSpec{"in", {{"image", -1, "channels first"}}, "the sample"}};
-  spec.outputs = {{"cutout_mask", -1, "1 inside a cube, 0 elsewhere; one channel"}};
-  spec.create = [](const umrflow::Params& p) { return std::make_unique<CubeCutout>(p); };
-  registry.add(std::move(spec));
-}
+void register_nodes(umrflow::Registry& registry) { umrflow::add_nodes<CubeCutout>(registry); }
 
 }  // namespace
 

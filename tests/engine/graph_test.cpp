@@ -24,7 +24,8 @@ step:
   - {id: total, type: loss.sum, in: [mse]}
   - {id: pred, type: call, module: net, in: batch.image}
   - {id: mse, type: loss.mse, in: [pred, batch.target]}
-train: {epochs: 2, objective: total, prefetch: 4}
+execution: {prefetch: 4}
+train: {epochs: 2, objective: total}
 )";
 
 std::string replace(std::string text, const std::string& from, const std::string& to) {
@@ -72,7 +73,7 @@ TEST(Graph, UnknownKeys) {
   y = replace(kValid, "std: 0.1", "sdt: 0.1");
   expect_error_at(y, "unknown parameter 'sdt' (did you mean 'std'", "sdt");
   y = replace(kValid, "prefetch: 4", "prefech: 4");
-  expect_error_at(y, "train: unknown parameter 'prefech' (did you mean 'prefetch'", "prefech");
+  expect_error_at(y, "execution: unknown parameter 'prefech' (did you mean 'prefetch'", "prefech");
 }
 
 // Unknown node types come with the nearest registered names.
@@ -150,7 +151,7 @@ TEST(Graph, ModulesAndObjective) {
   y = replace(kValid, "objective: total", "objective: totl");
   expect_error_at(y, "train.objective 'totl' is not a step node (did you mean 'total'", "totl");
   y = replace(kValid, "objective: total", "objective: pred");
-  expect_error_at(y, "train.objective 'pred' provides no scalar `loss`", "pred, prefetch");
+  expect_error_at(y, "train.objective 'pred' provides no scalar `loss`", "pred}");
 }
 
 // Every problem of a graph is reported in one pass, not just the first.
@@ -206,7 +207,7 @@ TEST(Graph, DotExport) {
 TEST(Graph, StepNodeUnderDataIsReported) {
   const std::string y = replace(kValid, "  - {id: batch, type: batch, in: noise, size: 2}",
                                 "  - {id: early, type: call, module: net, in: noise}\n  - {id: batch, type: batch, in: early, size: 2}");
-  expect_error_at(y, "'call' is a step node and belongs under `step:`", "call, module");
+  expect_error_at(y, "node 'early': 'call' belongs under `step:`", "call, module");
 }
 
 // A duplicate id that reads itself is reported once and does not loop.
@@ -234,11 +235,30 @@ TEST(Graph, LongChainsListedInReverse) {
   std::string steps = "step:\n";
   for (int i = m - 1; i >= 1; --i) steps += "  - {id: s" + std::to_string(i) + ", type: loss.sum, in: [s" + std::to_string(i - 1) + "]}\n";
   steps += "  - {id: s0, type: loss.mse, in: [pred, batch.target]}\n  - {id: pred, type: call, module: net, in: batch.image}\n";
-  std::string g = kValid.substr(0, kValid.find("step:")) + steps + "train: {epochs: 1, objective: s" + std::to_string(m - 1) + ", prefetch: 4}\n";
+  std::string g = kValid.substr(0, kValid.find("step:")) + steps + "train: {epochs: 1, objective: s" + std::to_string(m - 1) + "}\n";
   Graph built = build_graph(parse_yaml(g, "graph.yaml"), "graph.yaml", r);
   ASSERT_EQ(built.step.size(), static_cast<std::size_t>(m + 1));
   EXPECT_EQ(built.step.front().id, "pred");
   EXPECT_EQ(built.step.back().id, "s" + std::to_string(m - 1));
+}
+
+// Data-plane settings live in `execution:`, valid in every graph; their old
+// places (train.prefetch, a top-level device) get an error that says where
+// they moved, and a prefetch below the batch size is refused without `train:`.
+TEST(Graph, ExecutionSettings) {
+  Registry r = test::builtin_registry();
+  std::string y = replace(kValid, "execution: {prefetch: 4}\ntrain: {epochs: 2, objective: total}", "train: {epochs: 2, objective: total, prefetch: 4}");
+  expect_error_at(y, "train.prefetch moved to execution.prefetch", "prefetch");
+  y = replace(kValid, "seed: 3", "seed: 3\ndevice: cpu");
+  expect_error_at(y, "`device` moved into `execution:` (write `execution: {device: cpu}`)", "device");
+  y = replace(kValid, "execution: {prefetch: 4}\ntrain: {epochs: 2, objective: total}", "execution: {prefetch: 1}");
+  expect_error_at(y, "execution.prefetch (1) must be at least the batch size (2)", "prefetch: 1");
+  Graph g = build_graph(parse_yaml(replace(kValid, "prefetch: 4", "prefetch: 4, device: auto, autocast: bf16"), "g.yaml"), "g.yaml", r);
+  EXPECT_EQ(g.execution.device, "auto");
+  EXPECT_EQ(g.execution.autocast, "bf16");
+  EXPECT_EQ(g.execution.threads, 0);  // the declared default
+  EXPECT_EQ(g.train.optimizer, "adamw");
+  EXPECT_EQ(g.train.lr, 1e-3);
 }
 
 }  // namespace umrflow

@@ -18,7 +18,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string graph_text(const std::string& extra_module = "", const std::string& train = "train: {epochs: 2, objective: mse, prefetch: 8, optimizer: {type: adam, lr: 0.05}}\n") {
+std::string graph_text(const std::string& extra_module = "", const std::string& train = "train: {epochs: 2, objective: mse, optimizer: {type: adam, lr: 0.05}}\n") {
   return "umrflow: 1\nname: small\nseed: 4\nmodules:\n  net: {type: model.channel_mix, in_channels: 2" + extra_module +
          "}\ndata:\n  - {id: source, type: synthetic.tensors, count: 32, shape: [2, 4, 4, 4]}\n"
          "  - {id: flip, type: tensor.random_flip, in: source}\n  - {id: batch, type: batch, in: flip, size: 4}\n"
@@ -195,7 +195,7 @@ TEST(Run, ResumeReachesTheUninterruptedWeights) {
   test::TempDir dir;
   Registry r = test::builtin_registry();
   const std::string train =
-      "train: {epochs: 4, objective: mse, prefetch: 8, optimizer: {type: adamw, lr: 0.05, weight_decay: 0.01},"
+      "train: {epochs: 4, objective: mse, optimizer: {type: adamw, lr: 0.05, weight_decay: 0.01},"
       " schedule: {type: warmup_cosine, warmup_epochs: 2}}\n";
   Graph g = load(dir, graph_text("", train), r);
   run_graph(g, r, quiet_into(dir.path() + "/whole"));
@@ -262,7 +262,7 @@ TEST(Run, ValidationKeepsTheBestCheckpoint) {
             "data:\n  - {id: source, type: synthetic.tensors, count: 8, shape: [2, 4, 4, 4]}\n  - {id: batch, type: batch, in: source, size: 4}\n"
             "step:\n  - {id: pred, type: call, module: net, in: batch.image}\n  - {id: mse, type: loss.mse, in: [pred, batch.target]}\n");
   const std::string train =
-      "train: {epochs: 3, objective: mse, prefetch: 8, optimizer: {type: adam, lr: 0.05},"
+      "train: {epochs: 3, objective: mse, optimizer: {type: adam, lr: 0.05},"
       " validate: {graph: val.yaml, every: 2, metric: mse, mode: min}}\n";
   Graph g = load(dir, graph_text("", train), r);
   run_graph(g, r, quiet_into(dir.path() + "/run"));
@@ -328,7 +328,7 @@ TEST(Run, StopDuringValidationIsDiscarded) {
             "umrflow: 1\nname: val\nseed: 9\nmodules:\n  net: {type: model.channel_mix, in_channels: 2}\n"
             "data:\n  - {id: source, type: synthetic.tensors, count: 8, shape: [2, 4, 4, 4]}\n  - {id: batch, type: batch, in: source, size: 2}\n"
             "step:\n  - {id: pred, type: call, module: net, in: batch.image}\n  - {id: score, type: test.stop_when_evaluating, in: pred}\n");
-  const std::string train = "train: {epochs: 3, objective: mse, prefetch: 8, optimizer: {type: adam, lr: 0.05},"
+  const std::string train = "train: {epochs: 3, objective: mse, optimizer: {type: adam, lr: 0.05},"
                             " validate: {graph: val.yaml, every: 1, metric: score, mode: min}}\n";
   Graph g = load(dir, graph_text("", train), r);
   std::atomic<bool> stop{false};
@@ -354,7 +354,7 @@ TEST(Run, StopDuringValidationIsDiscarded) {
 TEST(Run, ResumeFallsBackToTheNewestWholeCheckpoint) {
   test::TempDir dir;
   Registry r = test::builtin_registry();
-  const std::string train = "train: {epochs: 4, objective: mse, prefetch: 8, optimizer: {type: adam, lr: 0.05}}\n";
+  const std::string train = "train: {epochs: 4, objective: mse, optimizer: {type: adam, lr: 0.05}}\n";
   Graph g = load(dir, graph_text("", train), r);
   run_graph(g, r, quiet_into(dir.path() + "/whole"));
   Graph three = load(dir, graph_text("", train), r, "three.yaml");
@@ -383,6 +383,51 @@ TEST(Run, ResumeFallsBackToTheNewestWholeCheckpoint) {
   EXPECT_TRUE(torch::equal(a.at("net.weight"), b.at("net.weight")));
 }
 
+// checksums.sha256 is what `sha256sum -c` accepts for every checkpoint; a
+// checkpoint replaced after the fact by another whole one (another run's
+// last.pt: valid zip, valid CRCs) is refused on resume with the ledger named,
+// and the run falls back to the newest checkpoint that matches.
+TEST(Run, CheckpointDigestsAreRecordedAndChecked) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  const std::string train = "train: {epochs: 4, objective: mse, optimizer: {type: adam, lr: 0.05}}\n";
+  Graph g = load(dir, graph_text("", train), r);
+  run_graph(g, r, quiet_into(dir.path() + "/whole"));
+  EXPECT_EQ(test::run_command("cd " + dir.path() + "/whole && sha256sum --quiet -c checksums.sha256", nullptr), 0);
+  Graph three = load(dir, graph_text("", train), r, "three.yaml");
+  three.train.epochs = 3;
+  run_graph(three, r, quiet_into(dir.path() + "/cut"));
+  const std::string cut = dir.path() + "/cut";
+  fs::copy_file(dir.path() + "/whole/last.pt", cut + "/last.pt", fs::copy_options::overwrite_existing);
+  EXPECT_NE(test::run_command("cd " + cut + " && sha256sum --quiet -c checksums.sha256 2>/dev/null", nullptr), 0);
+  RunOptions again = quiet_into("");
+  again.resume = cut;
+  RunSummary s = run_graph(g, r, again);
+  EXPECT_EQ(s.epochs_done, 4);
+  const auto log = lines(cut + "/log.txt");
+  const auto has = [&](const std::string& text) {
+    return std::any_of(log.begin(), log.end(), [&](const std::string& l) { return l.find(text) != std::string::npos; });
+  };
+  EXPECT_TRUE(has("does not match its SHA-256 in " + cut + "/checksums.sha256"));
+  EXPECT_TRUE(has("resuming from epoch_0003.pt"));
+  EXPECT_EQ(test::run_command("cd " + cut + " && sha256sum --quiet -c checksums.sha256", nullptr), 0);
+}
+
+// An evaluation graph (no `train:`) takes its data-plane settings from
+// `execution:` like any other graph; the log says which it ran with.
+TEST(Run, EvaluationGraphUsesItsExecutionSettings) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text("", "execution: {prefetch: 12, threads: 1}\n"), r);
+  EXPECT_FALSE(g.train.enabled);
+  EXPECT_EQ(g.execution.prefetch, 12);
+  RunOptions o = quiet_into(dir.path() + "/eval", -1);
+  run_graph(g, r, o);
+  const auto log = lines(dir.path() + "/eval/log.txt");
+  ASSERT_FALSE(log.empty());
+  EXPECT_NE(log[0].find("data-plane threads 1, prefetch 12"), std::string::npos) << log[0];
+}
+
 // An epoch that sees no sample (a batch larger than the data with drop_last)
 // is an error that says so, and writes no checkpoint.
 TEST(Run, EpochWithoutSamplesIsAnError) {
@@ -390,7 +435,7 @@ TEST(Run, EpochWithoutSamplesIsAnError) {
   Registry r = test::builtin_registry();
   std::string text = graph_text();
   text.replace(text.find("size: 4}"), 8, "size: 64, drop_last: true}");
-  text.replace(text.find("prefetch: 8"), 11, "prefetch: 64");
+  text += "execution: {prefetch: 64}\n";
   Graph g = load(dir, text, r);
   try {
     run_graph(g, r, quiet_into(dir.path() + "/run"));

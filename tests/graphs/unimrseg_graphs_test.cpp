@@ -81,7 +81,7 @@ TEST(UniMRSegGraphs, PhantomStagesAndEvaluation) {
   // The split network (encoder, adapter, decoder modules) trains from the same
   // stage-2 checkpoint; its merged export has the one-module export's names in
   // the same order, and the one-module evaluation graph reads it back.
-  const std::string parts = " --quiet --set device=cpu --set data.cases.root=" + d + "/ph --set data.cases.split=" + d +
+  const std::string parts = " --quiet --set execution.device=cpu --set data.cases.root=" + d + "/ph --set data.cases.split=" + d +
                             "/ph/split.yaml --set 'modules.enc.widths=[4, 8, 8, 8]' --set 'modules.dec.widths=[4, 8, 8, 8]' "
                             "--set 'modules.ada.widths=[4, 8, 8, 8]' --set 'data.foreground.k_divisible=[16, 16, 16]' " +
                             crop + "--set train.schedule.warmup_epochs=0 --set train.validate=null --set modules.enc.init.from=" + s2 + " --set modules.dec.init.from=" + s2;

@@ -11,6 +11,9 @@
 //   sample  `data:`    transforms one sample in place; runs in parallel with itself
 //   step    `step:`    runs once per batch, in topological order, on the device
 //   module  `modules:` owns weights; called from `step:` by `{type: call, module: ID}`
+//   batch   `data:`    the engine's `batch` node, ending the data plane
+//   call    `step:`    the engine's `call` node; its ports and outputs are the
+//                      called module's, resolved when the graph is built
 //
 // Ranks are per sample on the data plane; the `batch` node adds the batch axis,
 // so a rank-4 `image` (C, X, Y, Z) becomes rank 5 on the step plane.
@@ -30,7 +33,7 @@ namespace umrflow {
 
 class Node;
 
-enum class NodeKind { source, sample, step, module };
+enum class NodeKind { source, sample, step, module, batch, call };
 const char* node_kind_name(NodeKind kind);
 
 /// A named tensor in a packet. rank -1 means "any rank".
@@ -64,6 +67,9 @@ struct NodeSpec {
   /// Optional: outputs that depend on parameters (a shape parameter fixing a
   /// rank). When set it replaces `outputs` for validation.
   std::function<std::vector<KeySpec>(const Params&)> outputs_for;
+  /// Step nodes: the summary figures finish() returns (rank 0), which a run
+  /// reports as `ID.key` and a validation metric may name.
+  std::vector<KeySpec> figures;
   NodeFactory create;
 
   std::vector<KeySpec> outputs_given(const Params& params) const {

@@ -18,6 +18,9 @@
 //                   temporary file and renamed, so a crash never leaves a
 //                   half-written checkpoint in their place.
 //   interrupted.pt  the weights in the middle of the epoch a stop cut short
+//   checksums.sha256  the SHA-256 of every checkpoint above, as `sha256sum`
+//                   writes it; --resume and init.from refuse a checkpoint
+//                   that no longer matches it (digest.h)
 //
 // SIGINT (Ctrl-C), SIGTERM, SIGHUP and SIGUSR1 are honoured after the current
 // step: interrupted.pt is written, last.pt keeps the last whole epoch, and the
@@ -40,7 +43,7 @@ class Registry;
 
 struct RunOptions {
   std::string run_dir;       // empty: runs/<graph name>
-  int threads = -1;          // -1: the graph's train.threads
+  int threads = -1;          // -1: the graph's execution.threads
   bool quiet = false;        // no progress output on the terminal
   /// Set to true (from a signal handler, another thread) to stop after the
   /// current step. Null: the process-wide SIGINT flag.

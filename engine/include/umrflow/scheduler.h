@@ -39,6 +39,7 @@ struct DataPlane {
   SourceNode* source = nullptr;
   std::string source_id, source_type;
   std::vector<Stage> transforms;
+  std::string batch_id = "batch";  // the batch node's id, for its errors
   std::int64_t batch_size = 1;
   bool drop_last = false;
   std::int64_t prefetch = 8;  // must be >= batch_size

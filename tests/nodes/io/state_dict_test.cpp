@@ -8,7 +8,7 @@
 
 #include "instance.h"
 #include "io/state_dict.h"
-#include "model/unimrseg_net.h"
+#include "unimrseg/unimrseg_net.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -190,6 +190,24 @@ TEST(StateDict, TensorLargerThanItsStorageIsRefused) {
   const std::string e = read_error(path);
   EXPECT_NE(e.find("huge.pt"), std::string::npos) << e;
   EXPECT_NE(e.find("elements of storage but its record holds 4"), std::string::npos) << e;
+}
+
+// BININT2 is little-endian: a tensor of 258 = 0x0102 floats (size and storage
+// length written with BININT2) reads with that size and its values in order.
+TEST(StateDict, TwoByteIntegersAreLittleEndian) {
+  test::TempDir dir;
+  const std::string n258 = std::string("M\x02\x01", 3);
+  const std::string pickle = std::string("\x80\x02}") + unicode("w") + "ctorch._utils\n_rebuild_tensor_v2\n(" + "(" +
+                             unicode("storage") + "ctorch\nFloatStorage\n" + unicode("0") + unicode("cpu") + n258 + "tQ" +
+                             std::string("K\x00", 2) + "(" + n258 + "t" + "(K\x01t" + "\x89" + "tRs.";
+  std::vector<float> values(258);
+  for (std::size_t k = 0; k < values.size(); ++k) values[k] = static_cast<float>(k);
+  const std::string bytes(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  const auto tensors = io::read_state_dict(write_pickle_zip(dir.path() + "/le.pt", pickle, {{"0", bytes}}));
+  ASSERT_EQ(tensors.size(), 1u);
+  EXPECT_EQ(tensors[0].first, "w");
+  ASSERT_EQ(tensors[0].second.numel(), 258);
+  EXPECT_EQ(tensors[0].second[257].item<float>(), 257.0f);
 }
 
 }  // namespace umrflow

@@ -22,7 +22,7 @@
 #include <array>
 #include <vector>
 
-#include "model/unimrseg_parts.h"
+#include "unimrseg/unimrseg_parts.h"
 
 namespace umrflow::model {
 
@@ -74,7 +74,7 @@ struct UniMRSegNetImpl : torch::nn::Module {
   std::vector<std::shared_ptr<torch::nn::Module>> decoder_stages() const;
 
   UniMRSegNetOptions options;
-  /// The parts (model/unimrseg_parts.h); their children are registered here
+  /// The parts (unimrseg_parts.h); their children are registered here
   /// under the flat released names, so one set of weights serves both.
   UNet3DEncoder encoder{nullptr};
   UNet3DDecoder decoder{nullptr};

@@ -1,4 +1,4 @@
-#include "model/unimrseg_net.h"
+#include "unimrseg/unimrseg_net.h"
 
 #include <optional>
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "model/unet3d_blocks.h"
+#include "unet3d/unet3d_blocks.h"
 #include "parity.h"
 
 namespace umrflow {

@@ -1,4 +1,4 @@
-#include "model/unet3d_blocks.h"
+#include "unet3d/unet3d_blocks.h"
 
 namespace umrflow::model {
 

@@ -24,8 +24,8 @@
 #include <memory>
 #include <vector>
 
-#include "model/swin3d.h"
-#include "model/unet3d_blocks.h"
+#include "unimrseg/swin3d.h"
+#include "unet3d/unet3d_blocks.h"
 
 namespace umrflow::model {
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "model/unimrseg_net.h"
+#include "unimrseg/unimrseg_net.h"
 #include "nodes/node_harness.h"
 #include "parity.h"
 #include "umrflow/module.h"

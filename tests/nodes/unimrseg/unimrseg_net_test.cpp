@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "model/unimrseg_net.h"
+#include "unimrseg/unimrseg_net.h"
 #include "parity.h"
 #include "test_paths.h"
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "model/swin3d.h"
+#include "unimrseg/swin3d.h"
 #include "parity.h"
 
 namespace umrflow {

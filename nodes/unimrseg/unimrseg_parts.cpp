@@ -1,4 +1,4 @@
-#include "model/unimrseg_parts.h"
+#include "unimrseg/unimrseg_parts.h"
 
 #include <algorithm>
 #include <stdexcept>

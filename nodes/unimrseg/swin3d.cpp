@@ -1,4 +1,4 @@
-#include "model/swin3d.h"
+#include "unimrseg/swin3d.h"
 
 namespace umrflow::model {
 

@@ -1,10 +1,12 @@
-// Per-sample transforms of channel-first volumes (C, X, Y, Z), with the
-// semantics of the MONAI transforms the UniMRSeg code uses (defaults as there).
+// `volume.*`: per-sample transforms of channel-first volumes (C, X, Y, Z), with
+// the semantics of the MONAI transforms the UniMRSeg code uses (defaults as
+// there).
 // Spatial transforms move every key listed in `keys` together; intensity
 // transforms change `image` only.
 #include <torch/torch.h>
 
 #include "builtin.h"
+#include "umrflow/declare.h"
 #include "umrflow/node.h"
 
 namespace umrflow::nodes {
@@ -42,12 +44,33 @@ torch::Tensor crop_pad(const torch::Tensor& t, const std::vector<std::int64_t>& 
   return out;
 }
 
+/// The type, kind and input every `volume.*` node shares.
+template <class T>
+void volume_node(Declaration<T>& d, const char* type, const char* summary) {
+  d.type(type, NodeKind::sample, summary);
+  d.input({"in", {{"image", 4, "(C, X, Y, Z)"}}, "the sample"});
+}
+
+/// The last parameter of every spatial transform.
+template <class T>
+void keys_param(Declaration<T>& d, std::vector<std::string> T::*keys) {
+  d.param(keys, param::texts("keys", kSpatialKeys, "keys moved together (absent keys are ignored)"));
+}
+
 /// Crop to the box of voxels > 0 in any channel of `source`, each side rounded
 /// up to a multiple of k and grown symmetrically (MONAI CropForeground with
 /// k_divisible); zero padding where the box leaves the volume.
 class CropForeground final : public SampleNode {
  public:
-  explicit CropForeground(const Params& p) : k_(p.get_ints("k_divisible")), keys_(p.get_texts("keys")), source_(p.get_text("source")) {}
+  static void declare(Declaration<CropForeground>& d) {
+    volume_node(d, "volume.crop_foreground",
+                "Crops to the box of voxels > 0 in any channel, sides rounded up to multiples of k (grown symmetrically, zero-padded).");
+    d.param(&CropForeground::k_,
+            param::integers("k_divisible", std::vector<std::int64_t>{128, 128, 128}, "side multiples per spatial axis").length(3).min(1));
+    d.param(&CropForeground::source_, param::text("source", "image", "key whose non-zero voxels define the foreground"));
+    keys_param(d, &CropForeground::keys_);
+  }
+
   void apply(Packet& s, Context&) override {
     auto vols = volumes(s, keys_);
     const torch::Tensor fg = (s.at(source_) > 0).any(0);
@@ -78,7 +101,13 @@ class CropForeground final : public SampleNode {
 /// an axis shorter than the window is kept whole.
 class RandomCrop final : public SampleNode {
  public:
-  explicit RandomCrop(const Params& p) : size_(p.get_ints("size")), keys_(p.get_texts("keys")) {}
+  static void declare(Declaration<RandomCrop>& d) {
+    volume_node(d, "volume.random_crop", "A uniformly placed window of fixed size (axes shorter than it are kept whole).");
+    d.param(&RandomCrop::size_,
+            param::integers("size", std::vector<std::int64_t>{128, 128, 128}, "window size per spatial axis").length(3).min(1));
+    keys_param(d, &RandomCrop::keys_);
+  }
+
   void apply(Packet& s, Context& ctx) override {
     auto vols = volumes(s, keys_);
     std::vector<std::int64_t> start(3), size(3);
@@ -99,7 +128,13 @@ class RandomCrop final : public SampleNode {
 /// Flips along each spatial axis independently with probability p (MONAI RandFlip per axis).
 class RandomFlipVolume final : public SampleNode {
  public:
-  explicit RandomFlipVolume(const Params& p) : axes_(p.get_ints("axes")), p_(p.get_number("p")), keys_(p.get_texts("keys")) {}
+  static void declare(Declaration<RandomFlipVolume>& d) {
+    volume_node(d, "volume.random_flip", "Flips along each listed spatial axis independently with probability p.");
+    d.param(&RandomFlipVolume::axes_, param::integers("axes", std::vector<std::int64_t>{0, 1, 2}, "spatial axes (0 = X)").range(0, 2));
+    d.param(&RandomFlipVolume::p_, param::number("p", 0.5, "probability per axis").range(0, 1));
+    keys_param(d, &RandomFlipVolume::keys_);
+  }
+
   void apply(Packet& s, Context& ctx) override {
     auto vols = volumes(s, keys_);
     std::uniform_real_distribution<double> u(0, 1);
@@ -112,7 +147,7 @@ class RandomFlipVolume final : public SampleNode {
 
  private:
   std::vector<std::int64_t> axes_;
-  double p_;
+  double p_ = 0;
   std::vector<std::string> keys_;
 };
 
@@ -120,8 +155,15 @@ class RandomFlipVolume final : public SampleNode {
 /// spatial axes, k uniform in 1..max_k (MONAI RandRotate90).
 class RandomRot90 final : public SampleNode {
  public:
-  explicit RandomRot90(const Params& p)
-      : prob_(p.get_number("prob")), max_k_(p.get_int("max_k")), plane_(p.get_ints("spatial_axes")), keys_(p.get_texts("keys")) {}
+  static void declare(Declaration<RandomRot90>& d) {
+    volume_node(d, "volume.random_rot90", "With probability prob, rotates by k*90 degrees (k uniform in 1..max_k) in one spatial plane.");
+    d.param(&RandomRot90::prob_, param::number("prob", 0.1, "probability of rotating").range(0, 1));
+    d.param(&RandomRot90::max_k_, param::integer("max_k", 3, "largest number of quarter turns").range(1, 3));
+    d.param(&RandomRot90::plane_,
+            param::integers("spatial_axes", std::vector<std::int64_t>{0, 1}, "the plane, as two spatial axes").length(2).range(0, 2));
+    keys_param(d, &RandomRot90::keys_);
+  }
+
   void apply(Packet& s, Context& ctx) override {
     auto vols = volumes(s, keys_);
     std::uniform_real_distribution<double> u(0, 1);
@@ -131,8 +173,8 @@ class RandomRot90 final : public SampleNode {
   }
 
  private:
-  double prob_;
-  std::int64_t max_k_;
+  double prob_ = 0;
+  std::int64_t max_k_ = 0;
   std::vector<std::int64_t> plane_;
   std::vector<std::string> keys_;
 };
@@ -142,7 +184,11 @@ class RandomRot90 final : public SampleNode {
 /// NormalizeIntensity nonzero=True, channel_wise=True).
 class ZScoreNonzero final : public SampleNode {
  public:
-  explicit ZScoreNonzero(const Params&) {}
+  static void declare(Declaration<ZScoreNonzero>& d) {
+    volume_node(d, "volume.zscore_nonzero",
+                "Per channel, z-scores the non-zero voxels of `image` (population std; zeros stay 0; std 0 counts as 1).");
+  }
+
   void apply(Packet& s, Context&) override {
     torch::Tensor x = s.at("image").to(torch::kFloat32).clone();
     for (std::int64_t c = 0; c < x.size(0); ++c) {
@@ -164,7 +210,13 @@ class ZScoreNonzero final : public SampleNode {
 /// 1e-5, written to `target` before any perturbation.
 class SliceMinMaxTarget final : public SampleNode {
  public:
-  explicit SliceMinMaxTarget(const Params& p) : eps_(p.get_number("eps")) {}
+  static void declare(Declaration<SliceMinMaxTarget>& d) {
+    volume_node(d, "volume.slice_minmax_target",
+                "Writes `target`: `image` min-max normalised per channel and axial slice (the stage-1 reconstruction target).");
+    d.output({"target", 4, "float32 (C, X, Y, Z) in [0, 1]"});
+    d.param(&SliceMinMaxTarget::eps_, param::number("eps", 1e-5, "smallest denominator max - min").min(0));
+  }
+
   void apply(Packet& s, Context&) override {
     const torch::Tensor x = s.at("image").to(torch::kFloat32);
     if (x.dim() != 4) throw std::runtime_error("expects `image` (C, X, Y, Z), got " + c10::str(x.sizes()));
@@ -174,13 +226,18 @@ class SliceMinMaxTarget final : public SampleNode {
   }
 
  private:
-  double eps_;
+  double eps_ = 0;
 };
 
 /// v * (1 + f), one f ~ U(-factors, factors) for all channels, with probability prob.
 class RandomScaleIntensity final : public SampleNode {
  public:
-  explicit RandomScaleIntensity(const Params& p) : range_(p.get_number("factors")), prob_(p.get_number("prob")) {}
+  static void declare(Declaration<RandomScaleIntensity>& d) {
+    volume_node(d, "volume.random_scale_intensity", "Multiplies `image` by 1 + f, one f ~ U(-factors, factors) for all channels.");
+    d.param(&RandomScaleIntensity::range_, param::number("factors", 0.1, "half-width of the range of f").min(0));
+    d.param(&RandomScaleIntensity::prob_, param::number("prob", 1.0, "probability of scaling").range(0, 1));
+  }
+
   void apply(Packet& s, Context& ctx) override {
     std::uniform_real_distribution<double> u(0, 1);
     if (u(ctx.engine()) >= prob_) return;
@@ -189,13 +246,18 @@ class RandomScaleIntensity final : public SampleNode {
   }
 
  private:
-  double range_, prob_;
+  double range_ = 0, prob_ = 0;
 };
 
 /// v + o for every voxel (background included), one o ~ U(-offsets, offsets), with probability prob.
 class RandomShiftIntensity final : public SampleNode {
  public:
-  explicit RandomShiftIntensity(const Params& p) : range_(p.get_number("offsets")), prob_(p.get_number("prob")) {}
+  static void declare(Declaration<RandomShiftIntensity>& d) {
+    volume_node(d, "volume.random_shift_intensity", "Adds one o ~ U(-offsets, offsets) to every voxel of `image`, background included.");
+    d.param(&RandomShiftIntensity::range_, param::number("offsets", 0.1, "half-width of the range of o").min(0));
+    d.param(&RandomShiftIntensity::prob_, param::number("prob", 1.0, "probability of shifting").range(0, 1));
+  }
+
   void apply(Packet& s, Context& ctx) override {
     std::uniform_real_distribution<double> u(0, 1);
     if (u(ctx.engine()) >= prob_) return;
@@ -204,63 +266,14 @@ class RandomShiftIntensity final : public SampleNode {
   }
 
  private:
-  double range_, prob_;
+  double range_ = 0, prob_ = 0;
 };
-
-NodeSpec sample_spec(const std::string& type, const std::string& summary, std::vector<ParamSpec> params, bool spatial) {
-  NodeSpec s;
-  s.type = type;
-  s.kind = NodeKind::sample;
-  s.summary = summary;
-  s.params = std::move(params);
-  if (spatial) s.params.push_back(param::texts("keys", kSpatialKeys, "keys moved together (absent keys are ignored)"));
-  s.inputs = {PortSpec{"in", {{"image", 4, "(C, X, Y, Z)"}}, "the sample"}};
-  return s;
-}
 
 }  // namespace
 
-void register_transform_nodes(Registry& registry) {
-  auto add = [&](NodeSpec s, NodeFactory f) {
-    s.create = std::move(f);
-    registry.add(std::move(s));
-  };
-  add(sample_spec("volume.crop_foreground",
-                  "Crops to the box of voxels > 0 in any channel, sides rounded up to multiples of k (grown symmetrically, zero-padded).",
-                  {param::integers("k_divisible", std::vector<std::int64_t>{128, 128, 128}, "side multiples per spatial axis").length(3).min(1),
-                   param::text("source", "image", "key whose non-zero voxels define the foreground")},
-                  true),
-      factory_of<CropForeground>());
-  add(sample_spec("volume.random_crop", "A uniformly placed window of fixed size (axes shorter than it are kept whole).",
-                  {param::integers("size", std::vector<std::int64_t>{128, 128, 128}, "window size per spatial axis").length(3).min(1)}, true),
-      factory_of<RandomCrop>());
-  add(sample_spec("volume.random_flip", "Flips along each listed spatial axis independently with probability p.",
-                  {param::integers("axes", std::vector<std::int64_t>{0, 1, 2}, "spatial axes (0 = X)").range(0, 2),
-                   param::number("p", 0.5, "probability per axis").range(0, 1)},
-                  true),
-      factory_of<RandomFlipVolume>());
-  add(sample_spec("volume.random_rot90", "With probability prob, rotates by k*90 degrees (k uniform in 1..max_k) in one spatial plane.",
-                  {param::number("prob", 0.1, "probability of rotating").range(0, 1),
-                   param::integer("max_k", 3, "largest number of quarter turns").range(1, 3),
-                   param::integers("spatial_axes", std::vector<std::int64_t>{0, 1}, "the plane, as two spatial axes").length(2).range(0, 2)},
-                  true),
-      factory_of<RandomRot90>());
-  add(sample_spec("volume.zscore_nonzero",
-                  "Per channel, z-scores the non-zero voxels of `image` (population std; zeros stay 0; std 0 counts as 1).", {}, false),
-      factory_of<ZScoreNonzero>());
-  NodeSpec target = sample_spec("volume.slice_minmax_target",
-                                "Writes `target`: `image` min-max normalised per channel and axial slice (the stage-1 reconstruction target).",
-                                {param::number("eps", 1e-5, "smallest denominator max - min").min(0)}, false);
-  target.outputs = {{"target", 4, "float32 (C, X, Y, Z) in [0, 1]"}};
-  add(std::move(target), factory_of<SliceMinMaxTarget>());
-  add(sample_spec("volume.random_scale_intensity", "Multiplies `image` by 1 + f, one f ~ U(-factors, factors) for all channels.",
-                  {param::number("factors", 0.1, "half-width of the range of f").min(0), param::number("prob", 1.0, "probability of scaling").range(0, 1)},
-                  false),
-      factory_of<RandomScaleIntensity>());
-  add(sample_spec("volume.random_shift_intensity", "Adds one o ~ U(-offsets, offsets) to every voxel of `image`, background included.",
-                  {param::number("offsets", 0.1, "half-width of the range of o").min(0), param::number("prob", 1.0, "probability of shifting").range(0, 1)},
-                  false),
-      factory_of<RandomShiftIntensity>());
+void register_volume_nodes(Registry& registry) {
+  add_nodes<CropForeground, RandomCrop, RandomFlipVolume, RandomRot90, ZScoreNonzero, SliceMinMaxTarget, RandomScaleIntensity,
+            RandomShiftIntensity>(registry);
 }
 
 }  // namespace umrflow::nodes

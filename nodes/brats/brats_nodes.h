@@ -1,0 +1,92 @@
+// brats_nodes.h: the `brats.*` source nodes. Declared here so that the
+// family's one list (register_brats_nodes, brats_cases.cpp) sees both; their
+// loading code lives in brats_cases.cpp and brats_h5.cpp.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "brats/brats.h"
+#include "io/h5cache.h"
+#include "umrflow/declare.h"
+#include "umrflow/node.h"
+
+namespace umrflow::brats {
+
+/// Source: one BraTS case per sample. Provides `image` (M, X, Y, Z) float32 in
+/// the requested modality order, `label` (R, X, Y, Z) uint8 region channels and
+/// `affine` (4, 4) float64.
+class BratsCases final : public SourceNode {
+ public:
+  static void declare(Declaration<BratsCases>& d) {
+    d.type("brats.cases", NodeKind::source,
+           "BraTS 2018-2021 cases from NIfTI folders: `image` (modalities), `label` (region channels), `affine`.");
+    d.output({"image", 4, "float32 (modalities, X, Y, Z), scanner intensities"});
+    d.output({"label", 4, "uint8 (regions, X, Y, Z)"});
+    d.output({"affine", 2, "float64 4x4 voxel-to-world matrix"});
+    d.param(&BratsCases::root_, param::text("root", std::nullopt, "folder holding the case folders (searched three levels deep)"));
+    d.param(&BratsCases::modalities_, param::texts("modalities", default_modalities(), "modality file suffixes, in channel order"));
+    d.param(&BratsCases::regions_,
+            param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label channels: TC, WT, ET, NCR, ED"));
+    d.param(&BratsCases::need_label_, param::boolean("labels", true, "read `<ID>_seg`; false for unlabelled cases"));
+    d.param(&BratsCases::on_bad_case_, param::choice("on_bad_case", "fail", {"fail", "skip"},
+                                                     "a bad case stops the run, or is skipped and listed in skipped.tsv"));
+    d.param(&BratsCases::limit_, param::integer("limit", 0, "use only the first N cases (sorted by id); 0 = all").min(0));
+    d.param(&BratsCases::split_, param::text("split", "", "split file (umrflow split); empty: every case"));
+    d.param(&BratsCases::subset_,
+            param::choice("subset", "train", {"train", "val", "test", "all"}, "which list of the split file to use"));
+  }
+  /// Finds the cases under root, keeps the split's subset, then the first `limit`.
+  void setup();
+
+  std::int64_t size() const override { return static_cast<std::int64_t>(cases_.size()); }
+  Packet load(std::int64_t index, Context&) override;
+
+ private:
+  std::string root_, on_bad_case_, split_, subset_;
+  std::vector<std::string> modalities_, regions_;
+  bool need_label_ = false;
+  std::int64_t limit_ = 0;
+  bool skip_bad_ = false;
+  std::vector<Case> cases_;
+};
+
+/// Source: cases from the HDF5 cache. Emulates the foreground crop rounded up
+/// to multiples of k (the stored box is the foreground box) followed by a
+/// uniform random crop, reading only the window's chunks.
+class BratsH5 final : public SourceNode {
+ public:
+  static void declare(Declaration<BratsH5>& d) {
+    d.type("brats.h5", NodeKind::source,
+           "Cases from a `umrflow convert brats` cache: foreground box rounded to k, then a random crop read by hyperslab.");
+    d.output({"image", 4, "float32 (modalities, x, y, z)"});
+    d.output({"label", 4, "uint8 (regions, x, y, z)"});
+    d.output({"affine", 2, "float64 4x4"});
+    d.param(&BratsH5::file_, param::text("file", std::nullopt, "the cache file (.h5)"));
+    d.param(&BratsH5::crop_, param::integers("crop", std::vector<std::int64_t>{128, 128, 128},
+                                             "random crop size; 0 on an axis keeps the whole padded box")
+                                 .length(3)
+                                 .min(0));
+    d.param(&BratsH5::k_, param::integers("k_divisible", std::vector<std::int64_t>{128, 128, 128},
+                                          "the foreground box is rounded up to multiples of this")
+                              .length(3)
+                              .min(1));
+    d.param(&BratsH5::limit_, param::integer("limit", 0, "use only the first N cases; 0 = all").min(0));
+  }
+  /// Opens the cache file and counts the cases to use.
+  void setup();
+
+  std::int64_t size() const override { return count_; }
+  Packet load(std::int64_t index, Context& ctx) override;
+
+ private:
+  std::string file_;
+  std::vector<std::int64_t> crop_, k_;
+  std::int64_t limit_ = 0;
+  std::unique_ptr<io::CacheReader> reader_;
+  std::int64_t count_ = 0;
+};
+
+}  // namespace umrflow::brats
