@@ -6,7 +6,8 @@
 
 namespace umrflow {
 
-/// Registers the engine's own types (batch, call) and every built-in node type.
+/// Registers the engine's own types (batch, call), every built-in node type
+/// and the families' verbs.
 void register_builtin_nodes(Registry& registry);
 
 namespace nodes {
@@ -20,6 +21,11 @@ void register_modality_nodes(Registry& registry);     // modality/: dropout, shu
 void register_unet3d_nodes(Registry& registry);       // unet3d/: encoder and decoder as separate modules
 void register_unimrseg_nodes(Registry& registry);     // unimrseg/: the network and its adapters
 void register_eval_nodes(Registry& registry);         // eval/: subset metrics and reports
+
+// Verbs (umrflow/verb.h) of the families' data and formats.
+void register_brats_verbs(Registry& registry);  // brats/: synth brats, convert brats, split
+void register_io_verbs(Registry& registry);     // io/: weights export|import|list, verify
+void register_verify_verb(Registry& registry);  // io/verify_verb.cpp (called by register_io_verbs)
 }  // namespace nodes
 
 }  // namespace umrflow

@@ -5,8 +5,8 @@
 #include <iostream>
 #include <set>
 
-#include "builtin.h"
 #include "common.h"
+#include "umrflow/files.h"
 #include "umrflow/run.h"
 
 namespace fs = std::filesystem;
@@ -65,9 +65,11 @@ std::string number_text(double v) {
 
 }  // namespace
 
-int run_sweep(const std::string& sweep_file, const std::vector<std::string>& overrides,
-              const std::vector<std::string>& cli_plugins, const std::string& out_dir, int threads, bool quiet,
-              const std::vector<std::string>& only) {
+/// Runs a sweep file (see docs/graph-yaml.md, "Sweeps"): every variant is
+/// validated, then those named in `only` (all when empty) run. `overrides`
+/// apply after the sweep's and the variant's own. Returns the exit code.
+static int run_sweep(const std::string& sweep_file, const std::vector<std::string>& overrides, Registry& registry,
+              const std::string& out_dir, int threads, bool quiet, const std::vector<std::string>& only) {
   const Doc sweep = load_yaml_file(sweep_file);
   Diagnostics diags;
   if (!sweep.is_map()) {
@@ -124,12 +126,10 @@ int run_sweep(const std::string& sweep_file, const std::vector<std::string>& ove
 
   // Validate every variant before running any, so a typo in the last one costs nothing.
   std::vector<Graph> graphs;
-  Registry registry;
-  register_builtin_nodes(registry);
   Diagnostics all;
   for (const auto& v : list) {
     try {
-      graphs.push_back(load_and_validate(base_path.string(), v.sets, cli_plugins, registry));
+      graphs.push_back(load_and_validate(base_path.string(), v.sets, registry));
     } catch (const GraphError& e) {
       for (const auto& d : e.diagnostics().items()) all.error(d.where, "variant '" + v.name + "': " + d.message);
     }
@@ -193,6 +193,30 @@ int run_sweep(const std::string& sweep_file, const std::vector<std::string>& ove
   std::cout << md;
   std::fprintf(stderr, "table written to %s and %s\n", (out / "sweep.md").c_str(), (out / "sweep.csv").c_str());
   return code;
+}
+
+void register_sweep_verb(Registry& registry) {
+  VerbSpec v;
+  v.path = {"sweep"};
+  v.summary = "run the variants of a sweep file and tabulate their final metrics";
+  v.options = {
+      param::text("sweep", std::nullopt, "sweep file (YAML: base, variants)"),
+      set_option(),
+      param::text("out", "", "folder for the variants' run directories and the table (default runs/<sweep name>)"),
+      param::integer("threads", -1, "data-plane worker threads (-1: each graph's execution.threads)").range(-1, 1024),
+      param::boolean("quiet", false, "no progress bar or progress lines on stderr (each run's log.txt keeps them)"),
+      param::texts("only", std::vector<std::string>{}, "run only these variants (all are still validated)"),
+  };
+  v.positional = {"sweep"};
+  v.existing_files = {"sweep"};
+  v.comma_lists = {"only"};
+  v.footer = "Writes sweep.md and sweep.csv: one row per variant, one column per final metric.";
+  v.run = [](const VerbCall& c) {
+    const Params& o = c.options;
+    return run_sweep(o.get_text("sweep"), o.get_texts("set"), c.registry, o.get_text("out"), static_cast<int>(o.get_int("threads")),
+                     o.get_bool("quiet"), o.get_texts("only"));
+  };
+  registry.add_verb(std::move(v));
 }
 
 }  // namespace umrflow::cli

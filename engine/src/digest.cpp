@@ -10,7 +10,7 @@
 #include <sstream>
 #include <vector>
 
-#include "umrflow/run.h"
+#include "umrflow/files.h"
 
 namespace umrflow {
 

@@ -6,6 +6,7 @@
 
 #include "umrflow/archive_check.h"
 #include "umrflow/digest.h"
+#include "umrflow/files.h"
 #include "umrflow/random.h"
 
 namespace umrflow {
@@ -267,7 +268,7 @@ void save_checkpoint(const std::string& path, const std::vector<std::pair<std::s
   archive.save_to(tmp);
   const std::string digest = sha256_file(tmp);
   record_digest(path, digest, /*keep_previous=*/true);
-  std::filesystem::rename(tmp, path);
+  commit_file(tmp, path);
   record_digest(path, digest, /*keep_previous=*/false);
 }
 

@@ -1,5 +1,6 @@
 #include "umrflow/registry.h"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace umrflow {
@@ -52,6 +53,31 @@ void Registry::add(NodeSpec spec) {
   origins_[spec.type] = current_origin_;
   std::string name = spec.type;
   specs_.emplace(std::move(name), std::move(spec));
+}
+
+void Registry::add_verb(VerbSpec verb) {
+  std::string name;
+  for (const auto& w : verb.path) name += (name.empty() ? "" : " ") + w;
+  const std::string where = " (registering from " + current_origin_ + ")";
+  if (verb.path.empty() || verb.path.size() > 2) throw std::invalid_argument("a verb has a path of one or two words" + where);
+  if (!verb.run) throw std::invalid_argument("verb '" + name + "' has no run function" + where);
+  for (std::size_t i = 0; i < verbs_.size(); ++i) {
+    const auto& other = verbs_[i].path;
+    const bool clash = other == verb.path || (other.size() != verb.path.size() && other.front() == verb.path.front() &&
+                                              (other.size() == 1 || verb.path.size() == 1));
+    if (clash)
+      throw std::invalid_argument("verb '" + name + "' clashes with the verb registered by " + verb_origins_[i] + where);
+  }
+  auto declared = [&](const std::string& n) {
+    return std::any_of(verb.options.begin(), verb.options.end(), [&](const ParamSpec& p) { return p.name == n; });
+  };
+  for (const auto* list : {&verb.positional, &verb.comma_lists, &verb.existing_files})
+    for (const auto& n : *list)
+      if (!declared(n)) throw std::invalid_argument("verb '" + name + "' names option '" + n + "', which it does not declare" + where);
+  for (const auto& [n, alias] : verb.short_names)
+    if (!declared(n)) throw std::invalid_argument("verb '" + name + "' names option '" + n + "', which it does not declare" + where);
+  verbs_.push_back(std::move(verb));
+  verb_origins_.push_back(current_origin_);
 }
 
 const NodeSpec* Registry::find(const std::string& type) const {

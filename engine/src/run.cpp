@@ -19,6 +19,7 @@
 
 #include "instance.h"
 #include "progress.h"
+#include "umrflow/files.h"
 #include "umrflow/random.h"
 
 namespace umrflow {
@@ -46,19 +47,6 @@ std::string json_number(double v) {
   s.precision(8);
   s << v;
   return s.str();
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (c == '\n') {
-      out += "\\n";
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
 }
 
 std::string fresh_run_dir(const std::string& wanted) {
@@ -234,18 +222,6 @@ int stop_signal() { return g_stop_signal.load(); }
 int interrupted_exit_code() {
   const int sig = stop_signal();
   return 128 + (sig > 0 ? sig : SIGINT);
-}
-
-void write_file_atomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write '" + tmp + "'");
-    out << bytes;
-    out.flush();
-    if (!out) throw std::runtime_error("writing '" + tmp + "' failed (disk full?)");
-  }
-  fs::rename(tmp, path);
 }
 
 std::map<std::string, double> read_last_metrics(const std::string& path) {
@@ -446,7 +422,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     }
     if (stopped) metrics["partial"] = 1.0;
     std::string line = "{";
-    for (const auto& [k, v] : metrics) line += (line.size() > 1 ? ", " : "") + json_string(k) + ": " + json_number(v);
+    for (const auto& [k, v] : metrics) line += (line.size() > 1 ? ", " : "") + json_quoted(k) + ": " + json_number(v);
     line += "}\n";
     {
       std::ofstream m(dir / "metrics.jsonl", std::ios::app);

@@ -16,7 +16,7 @@
 #include "io/nifti.h"
 #include "umrflow/declare.h"
 #include "umrflow/node.h"
-#include "umrflow/run.h"
+#include "umrflow/files.h"
 
 namespace umrflow::nodes {
 
@@ -188,7 +188,7 @@ class SubsetReport final : public StepNode {
       const std::string name = subset_name(s);
       md << "| " << name << " |";
       csv << name;
-      json << "    {\"present\": \"" << name << "\"";
+      json << "    {\"present\": " << json_quoted(name);
       for (std::size_t c = 0; c < ncol; ++c) {
         md << " " << fmt(dice[s][c]) << " |";
         csv << "," << fmt(dice[s][c], 4);

@@ -1,5 +1,7 @@
 #include "io/h5cache.h"
 
+#include "umrflow/files.h"
+
 #include <hdf5.h>
 
 #include <algorithm>
@@ -177,7 +179,7 @@ void write_cache(const std::string& out, const std::vector<std::string>& modalit
       if (progress) progress(i + 1, count);
     }
   }
-  std::filesystem::rename(tmp, out);
+  commit_file(tmp, out);
 }
 
 CacheReader::CacheReader(const std::string& path) : path_(path) {

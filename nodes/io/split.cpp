@@ -7,7 +7,7 @@
 #include <stdexcept>
 
 #include "umrflow/doc.h"
-#include "umrflow/run.h"
+#include "umrflow/files.h"
 
 namespace umrflow::io {
 

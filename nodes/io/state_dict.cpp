@@ -1,6 +1,7 @@
 #include "io/state_dict.h"
 
 #include "umrflow/archive_check.h"
+#include "umrflow/files.h"
 
 #include <caffe2/serialize/inline_container.h>
 #include <torch/serialize.h>
@@ -20,14 +21,7 @@ void write_state_dict(const std::string& path, const NamedTensors& tensors) {
   c10::Dict<std::string, torch::Tensor> dict;
   for (const auto& [name, t] : tensors) dict.insert(name, t.detach().cpu().contiguous());
   const std::vector<char> bytes = torch::pickle_save(c10::IValue(dict));
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw std::runtime_error("cannot write '" + tmp + "'");
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    if (!out.flush()) throw std::runtime_error("writing '" + tmp + "' failed (disk full?)");
-  }
-  std::filesystem::rename(tmp, path);
+  write_file_atomically(path, std::string(bytes.begin(), bytes.end()));
 }
 
 namespace {

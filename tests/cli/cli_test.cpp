@@ -173,3 +173,54 @@ variants:
 }
 
 }  // namespace umrflow
+
+namespace umrflow {
+
+// A plugin adds a verb: `--help` lists it, its options come from its
+// declarations (default, range), and it runs with its own exit status, with
+// --plugin given before or after the verb.
+TEST(Cli, PluginAddsAVerb) {
+  const std::string plugin = UMRFLOW_VERB_PLUGIN;
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " --plugin " + plugin + " --help", &out), 0) << out;
+  EXPECT_NE(out.find("greet"), std::string::npos) << out;
+  EXPECT_NE(out.find("prints a greeting"), std::string::npos) << out;
+  EXPECT_EQ(run_command(kBin + " --plugin " + plugin + " greet --times 2", &out), 7) << out;
+  EXPECT_EQ(out, "hello, world\nhello, world\n");
+  EXPECT_EQ(run_command(kBin + " greet --name you --plugin=" + plugin, &out), 7) << out;
+  EXPECT_EQ(out, "hello, you\n");
+  EXPECT_NE(run_command(kBin + " --plugin " + plugin + " greet --times 5", &out), 7);
+  EXPECT_NE(out.find("--times"), std::string::npos) << out;
+  EXPECT_NE(run_command(kBin + " greet", &out), 0);  // without the plugin there is no such verb
+}
+
+}  // namespace umrflow
+
+namespace umrflow {
+
+// `validate` takes a pipeline: the phantom stages validate in order (each
+// init.from is written by an earlier stage), and out of order the missing
+// checkpoint is reported at its init.from with file:line:column.
+TEST(Cli, ValidateChecksAPipelineInOrder) {
+  test::TempDir dir;  // the working directory: no runs/ there
+  const std::string g = std::string(UMRFLOW_SOURCE_DIR) + "/graphs/phantoms/";
+  std::string out;
+  EXPECT_EQ(run_command("cd " + dir.path() + " && " + kBin + " validate " + g + "stage1.yaml " + g + "stage2.yaml " + g +
+                            "stage3.yaml " + g + "eval.yaml",
+                        &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("stage3.yaml: valid"), std::string::npos) << out;
+  EXPECT_NE(out.find("and its validation graph"), std::string::npos) << out;
+  EXPECT_EQ(run_command("cd " + dir.path() + " && " + kBin + " validate " + g + "stage3.yaml " + g + "stage2.yaml", &out), 1);
+  std::ifstream in(g + "stage3.yaml");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto [line, col] = test::position_of(text.str(), "runs/phantom_stage2/last.pt");
+  EXPECT_NE(out.find(g + "stage3.yaml:" + std::to_string(line) + ":" + std::to_string(col) +
+                     ": module 'net': init checkpoint 'runs/phantom_stage2/last.pt' does not exist"),
+            std::string::npos)
+      << out;
+}
+
+}  // namespace umrflow

@@ -10,6 +10,7 @@
 #include "umrflow/doc.h"
 #include "umrflow/node.h"
 #include "umrflow/registry.h"
+#include "umrflow/files.h"
 #include "umrflow/run.h"
 
 namespace umrflow {

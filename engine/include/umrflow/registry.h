@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "umrflow/node_spec.h"
+#include "umrflow/verb.h"
 
 namespace umrflow {
 
@@ -29,12 +30,23 @@ class Registry {
   /// Where a type came from: "built-in" or the plugin's path.
   std::string origin(const std::string& type) const;
 
+  /// Adds a subcommand (verb.h). Throws std::invalid_argument when its path is
+  /// taken (naming both origins) or the spec is malformed (no path, no run
+  /// function, a positional or comma list that names no option).
+  void add_verb(VerbSpec verb);
+  /// Every verb, in the order added.
+  const std::vector<VerbSpec>& verbs() const { return verbs_; }
+  /// Where the verb at `verbs()[i]` came from: "built-in" or a plugin's path.
+  const std::string& verb_origin(std::size_t i) const { return verb_origins_.at(i); }
+
   /// Origin recorded for types added from now on (set by the plugin loader).
   void set_origin(std::string origin) { current_origin_ = std::move(origin); }
 
  private:
   std::map<std::string, NodeSpec> specs_;
   std::map<std::string, std::string> origins_;
+  std::vector<VerbSpec> verbs_;
+  std::vector<std::string> verb_origins_;
   std::string current_origin_ = "built-in";
 };
 

@@ -85,10 +85,6 @@ int stop_signal();
 /// without one.
 int interrupted_exit_code();
 
-/// Writes `bytes` to `path` by way of a temporary file in the same folder and
-/// a rename, so readers see the old file or the new one, never a torn one.
-void write_file_atomically(const std::string& path, const std::string& bytes);
-
 /// Reads metrics.jsonl's last record as name -> value (numbers only).
 std::map<std::string, double> read_last_metrics(const std::string& metrics_jsonl);
 

@@ -1,16 +1,19 @@
-// `umrflow weights`: moving weights between run checkpoints and PyTorch.
+// `umrflow weights export|import|list`: moving weights between run
+// checkpoints and PyTorch state dicts (verbs of the io formats).
 #include <torch/torch.h>
 
-#include <cstdio>
 #include <algorithm>
+#include <cstdio>
 #include <map>
 #include <sstream>
 
-#include "common.h"
-#include "umrflow/archive_check.h"
+#include "builtin.h"
 #include "io/state_dict.h"
+#include "umrflow/archive_check.h"
+#include "umrflow/files.h"
+#include "umrflow/registry.h"
 
-namespace umrflow::cli {
+namespace umrflow::nodes {
 
 namespace {
 
@@ -47,8 +50,6 @@ std::string shape_text(const torch::Tensor& t) {
   for (std::int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
   return s + (t.dim() == 1 ? ",)" : ")");
 }
-
-}  // namespace
 
 int weights_export(const std::string& checkpoint, const std::string& out, std::string module) {
   const io::NamedTensors all = checkpoint_tensors(checkpoint);
@@ -97,7 +98,7 @@ int weights_import(const std::string& state_dict, const std::string& out, const 
   archive.write("umrflow.epoch", torch::tensor(std::int64_t{0}));
   const std::string tmp = out + ".tmp";
   archive.save_to(tmp);
-  std::rename(tmp.c_str(), out.c_str());
+  commit_file(tmp, out);
   std::printf("%s: %zu tensors as module '%s' (use it as `init: {from: %s}`)\n", out.c_str(), tensors.size(), module.c_str(),
               out.c_str());
   return 0;
@@ -114,4 +115,49 @@ int weights_list(const std::string& file) {
   return 0;
 }
 
-}  // namespace umrflow::cli
+}  // namespace
+
+void register_io_verbs(Registry& registry) {
+  const std::string group = "move weights between run checkpoints and PyTorch state dicts";
+  VerbSpec ex;
+  ex.path = {"weights", "export"};
+  ex.group_summary = group;
+  ex.summary = "write a run checkpoint's modules as one PyTorch state dict (the authors' key names)";
+  ex.options = {param::text("checkpoint", std::nullopt, "run checkpoint (last.pt, epoch_NNNN.pt)"),
+                param::text("out", std::nullopt, "file to write; Python: sd = torch.load(out); model.load_state_dict(sd)"),
+                param::text("module", "", "module ids, comma-separated (default: every module, merged in checkpoint order; a name held twice is an error)")};
+  ex.positional = {"checkpoint", "out"};
+  ex.existing_files = {"checkpoint"};
+  ex.run = [](const VerbCall& c) {
+    return weights_export(c.options.get_text("checkpoint"), c.options.get_text("out"), c.options.get_text("module"));
+  };
+  registry.add_verb(std::move(ex));
+
+  VerbSpec im;
+  im.path = {"weights", "import"};
+  im.summary = "turn a PyTorch state dict into a checkpoint for `init: {from: ...}`";
+  im.options = {param::text("state_dict", std::nullopt,
+                            "file saved by torch.save(model.state_dict(), f): an OrderedDict or dict, possibly under "
+                            "'state_dict', with 'module.' or 'backbone.' prefixes (stripped)"),
+                param::text("out", std::nullopt, "checkpoint to write"),
+                param::text("module", std::nullopt, "module id the weights belong to in the graph")};
+  im.positional = {"state_dict", "out"};
+  im.existing_files = {"state_dict"};
+  im.run = [](const VerbCall& c) {
+    return weights_import(c.options.get_text("state_dict"), c.options.get_text("out"), c.options.get_text("module"));
+  };
+  registry.add_verb(std::move(im));
+
+  VerbSpec ls;
+  ls.path = {"weights", "list"};
+  ls.summary = "print the tensors of a checkpoint or state dict: key, shape, dtype";
+  ls.options = {param::text("file", std::nullopt, "run checkpoint or PyTorch state dict")};
+  ls.positional = {"file"};
+  ls.existing_files = {"file"};
+  ls.run = [](const VerbCall& c) { return weights_list(c.options.get_text("file")); };
+  registry.add_verb(std::move(ls));
+
+  register_verify_verb(registry);
+}
+
+}  // namespace umrflow::nodes

@@ -5,13 +5,13 @@
 #include <cstdio>
 #include <fstream>
 
-#include "common.h"
+#include "builtin.h"
 #include "io/h5cache.h"
 #include "io/state_dict.h"
 #include "umrflow/archive_check.h"
 #include "umrflow/digest.h"
 
-namespace umrflow::cli {
+namespace umrflow::nodes {
 
 namespace {
 
@@ -77,8 +77,6 @@ std::string verify_one(const std::string& path) {
   throw std::runtime_error("neither a torch archive (checkpoint, state dict) nor an HDF5 cache");
 }
 
-}  // namespace
-
 int verify_files(const std::vector<std::string>& files) {
   int code = 0;
   for (const auto& f : files) {
@@ -92,4 +90,18 @@ int verify_files(const std::vector<std::string>& files) {
   return code;
 }
 
-}  // namespace umrflow::cli
+}  // namespace
+
+void register_verify_verb(Registry& registry) {
+  VerbSpec v;
+  v.path = {"verify"};
+  v.summary = "check checkpoints, state dicts and caches for damage (CRC-32, checksums, NaN)";
+  v.options = {param::texts("files", std::nullopt, "run checkpoints (*.pt), PyTorch state dicts, or HDF5 caches (*.h5)")};
+  v.positional = {"files"};
+  v.existing_files = {"files"};
+  v.footer = "Prints one line a file: ok with what was checked, or DAMAGED with the first problem. Exit status 1 if any is damaged.";
+  v.run = [](const VerbCall& c) { return verify_files(c.options.get_texts("files")); };
+  registry.add_verb(std::move(v));
+}
+
+}  // namespace umrflow::nodes

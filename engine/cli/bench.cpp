@@ -1,0 +1,53 @@
+// `umrflow bench`: one graph's throughput at several data-plane thread counts.
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+
+#include "common.h"
+#include "umrflow/run.h"
+
+namespace fs = std::filesystem;
+
+namespace umrflow::cli {
+
+void register_bench_verb(Registry& registry) {
+  VerbSpec v;
+  v.path = {"bench"};
+  v.summary = "time a graph at several data-plane thread counts (samples per second)";
+  v.options = {param::text("graph", std::nullopt, "graph file (YAML)"),
+               param::integers("threads", std::vector<std::int64_t>{1, 2}, "thread counts to compare").range(0, 1024),
+               param::integer("repeat", 3, "runs per thread count; the median is reported").range(1, 100), set_option()};
+  v.positional = {"graph"};
+  v.existing_files = {"graph"};
+  v.comma_lists = {"threads"};
+  v.footer = "Each run is one full epoch of the graph into a temporary folder; prints a Markdown table.";
+  v.run = [](const VerbCall& c) {
+    LoadChecks checks;
+    checks.init_exists = false;  // timing needs no trained weights
+    const Graph graph = load_and_validate(c.options.get_text("graph"), c.options.get_texts("set"), c.registry, checks);
+    const auto repeat = c.options.get_int("repeat");
+    std::printf("| threads | samples/s (median of %lld) | runs |\n|---|---|---|\n", static_cast<long long>(repeat));
+    const fs::path tmp = fs::temp_directory_path() / ("umrflow_bench_" + std::to_string(::getpid()));
+    for (const auto t : c.options.get_ints("threads")) {
+      std::vector<double> rates;
+      for (std::int64_t r = 0; r < repeat; ++r) {
+        RunOptions o;
+        o.run_dir = (tmp / (std::to_string(t) + "_" + std::to_string(r))).string();
+        o.threads = static_cast<int>(t);
+        o.quiet = true;
+        rates.push_back(run_graph(graph, c.registry, o).final_metrics.at("samples_per_s"));
+      }
+      std::sort(rates.begin(), rates.end());
+      std::string runs;
+      for (double x : rates) runs += (runs.empty() ? "" : ", ") + std::to_string(x).substr(0, 6);
+      std::printf("| %lld | %.2f | %s |\n", static_cast<long long>(t), rates[rates.size() / 2], runs.c_str());
+    }
+    fs::remove_all(tmp);
+    return 0;
+  };
+  registry.add_verb(std::move(v));
+}
+
+}  // namespace umrflow::cli

@@ -1,0 +1,27 @@
+// umrflow/files.h: writing files so that a crash never leaves a torn one.
+//
+// Every file umrflow writes that someone may read later (checkpoints, caches,
+// reports, metrics, the checkpoint ledger) goes through a temporary file in the
+// same folder (`path.tmp`), is flushed to disk (fsync), and is then renamed over
+// `path`, and the folder is synced so the rename survives a power loss too. A
+// reader or a crash sees the old file or the new one. Errors (disk full, no
+// permission, a failed rename) throw std::runtime_error naming the file.
+//
+// This header has no dependency on torch.
+#pragma once
+
+#include <string>
+
+namespace umrflow {
+
+/// Writes `bytes` to `path` as described above.
+void write_file_atomically(const std::string& path, const std::string& bytes);
+
+/// For writers that produce the temporary file themselves (torch archives,
+/// HDF5): syncs `tmp`, renames it to `path`, syncs the folder.
+void commit_file(const std::string& tmp, const std::string& path);
+
+/// JSON string literal of `s` (quotes, backslashes and control characters escaped).
+std::string json_quoted(const std::string& s);
+
+}  // namespace umrflow
