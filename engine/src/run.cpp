@@ -166,6 +166,42 @@ std::string skipped_list(const EpochResult& r) {
   return out + ")";
 }
 
+/// Below this busy fraction the run warns (once) that the data plane is the bottleneck.
+constexpr double kBusyWarning = 0.8;
+
+/// Appends each data node's time per sample, and the step plane's per batch,
+/// to node_times.tsv in the run directory.
+void record_node_times(const fs::path& dir, std::int64_t epoch, const EpochResult& r) {
+  const bool fresh = !fs::exists(dir / "node_times.tsv");
+  std::ofstream out(dir / "node_times.tsv", std::ios::app);
+  if (fresh) out << "epoch\tnode\ttype\tcalls\tmean_ms\ttotal_s\n";
+  auto row = [&](const std::string& id, const std::string& type, std::int64_t calls, double total) {
+    out << epoch + 1 << "\t" << id << "\t" << type << "\t" << calls << "\t" << (calls ? 1000.0 * total / calls : 0.0) << "\t" << total << "\n";
+  };
+  for (const auto& n : r.data_nodes) row(n.id, n.type, n.calls, n.seconds);
+  row("(step plane)", "per batch", r.batches, r.step_seconds);
+}
+
+/// What to say when the step waited for data: how long, and the data node
+/// that costs most per sample.
+std::string bottleneck_warning(const EpochResult& r, std::int64_t epoch) {
+  const EpochResult::NodeTime* slowest = nullptr;
+  for (const auto& n : r.data_nodes)
+    if (n.calls > 0 && (!slowest || n.seconds / n.calls > slowest->seconds / slowest->calls)) slowest = &n;
+  char text[512];
+  std::snprintf(text, sizeof text,
+                "warning: the data plane is the bottleneck: in epoch %lld the step waited %.2f s for data (busy %.0f%% of "
+                "the time)",
+                static_cast<long long>(epoch + 1), r.wait_seconds, 100.0 * r.busy_fraction());
+  std::string out = text;
+  if (slowest) {
+    std::snprintf(text, sizeof text, "; the slowest data node is '%s' (%s), %.1f ms per sample", slowest->id.c_str(),
+                  slowest->type.c_str(), 1000.0 * slowest->seconds / slowest->calls);
+    out += text;
+  }
+  return out + "; raise execution.threads or lighten that node (per-node times: node_times.tsv)";
+}
+
 /// The validation figures, or nothing when a stop cut the pass short (a
 /// partial mean is never a score).
 std::optional<std::map<std::string, double>> validate(const Graph& train_graph, const Registry& registry, const Instance& trained, torch::Device device,
@@ -316,6 +352,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     summary.epochs_done = first_epoch;
   }
 
+  bool warned_bottleneck = false;
   auto checkpoint = [&](const std::string& name, std::int64_t epoch) {
     auto tensors = instance.weights();
     tensors.emplace_back("umrflow.epoch", torch::tensor(epoch, torch::kInt64));
@@ -396,6 +433,13 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     metrics["epoch"] = static_cast<double>(epoch + 1);
     metrics["time_s"] = seconds;
     metrics["samples_per_s"] = seconds > 0 ? r.samples / seconds : 0.0;
+    metrics["busy_fraction"] = r.busy_fraction();
+    metrics["data_wait_s"] = r.wait_seconds;
+    record_node_times(dir, epoch, r);
+    if (!warned_bottleneck && r.batches >= 2 && r.busy_fraction() < kBusyWarning) {
+      warned_bottleneck = true;
+      log(bottleneck_warning(r, epoch));
+    }
     if (training) metrics["lr"] = scheduled_lr(graph.train, epoch);
     bool stopped = r.stopped, improved = false;
     if (validating && !r.stopped && ((epoch + 1) % graph.train.validate_every == 0 || epoch + 1 == epochs)) {

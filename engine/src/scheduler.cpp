@@ -4,6 +4,7 @@
 #include <tbb/task_arena.h>
 
 #include <atomic>
+#include <chrono>
 #include <exception>
 #include <memory>
 #include <mutex>
@@ -24,6 +25,19 @@ struct Msg {
   std::int64_t seq = 0;
   std::shared_ptr<Packet> packet;
 };
+
+using Clock = std::chrono::steady_clock;
+
+/// Time spent in one data node's calls, added from any thread.
+struct NodeClock {
+  std::atomic<std::int64_t> nanoseconds{0}, calls{0};
+  void add(Clock::time_point since) {
+    nanoseconds += std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - since).count();
+    calls += 1;
+  }
+};
+
+double seconds_between(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 /// The first failure wins; later ones are consequences of the cancellation.
 class FirstError {
@@ -62,6 +76,8 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     result.skipped.push_back({sample, node, reason});
   };
   tbb::task_arena arena(threads > 0 ? threads : tbb::task_arena::automatic);
+  std::unique_ptr<NodeClock[]> clocks(new NodeClock[plane.transforms.size() + 1]);  // [0]: the source
+  Clock::time_point step_free = Clock::now();  // when the step plane last became idle
 
   auto deliver = [&](std::vector<Packet>& samples) -> bool {
     Packet batch;
@@ -72,6 +88,8 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     }
     const std::int64_t index = result.batches;
     bool go_on = true;
+    const Clock::time_point start = Clock::now();
+    result.wait_seconds += seconds_between(step_free, start);
     try {
       go_on = on_batch(batch, index);
     } catch (const NodeError&) {
@@ -79,6 +97,8 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     } catch (const std::exception& e) {
       throw NodeError("(step plane)", "batch handler", batch.sample_names(), e.what());
     }
+    step_free = Clock::now();
+    result.step_seconds += seconds_between(start, step_free);
     result.samples += static_cast<std::int64_t>(samples.size());
     result.batches += 1;
     return go_on;
@@ -100,9 +120,11 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     flow::function_node<std::int64_t, Msg> load(g, flow::unlimited, [&](std::int64_t index) -> Msg {
       Msg m{index, nullptr};
       if (error.failed()) return m;
+      const Clock::time_point start = Clock::now();
       try {
         Context ctx(plane.seed, epoch, index, plane.source_id, plane.training);
         m.packet = std::make_shared<Packet>(plane.source->load(index, ctx));
+        clocks[0].add(start);
         if (m.packet->samples.empty()) m.packet->samples.push_back(SampleMeta{});
         m.packet->samples[0].index = index;
       } catch (const SkipSample& e) {
@@ -114,12 +136,16 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
       return m;
     });
     std::vector<std::unique_ptr<flow::function_node<Msg, Msg>>> stages;
-    for (const auto& stage : plane.transforms) {
-      stages.push_back(std::make_unique<flow::function_node<Msg, Msg>>(g, flow::unlimited, [&, stage](Msg m) -> Msg {
+    for (std::size_t k = 0; k < plane.transforms.size(); ++k) {
+      const DataPlane::Stage& stage = plane.transforms[k];
+      NodeClock* clock = &clocks[k + 1];
+      stages.push_back(std::make_unique<flow::function_node<Msg, Msg>>(g, flow::unlimited, [&, stage, clock](Msg m) -> Msg {
         if (error.failed() || !m.packet) return m;
+        const Clock::time_point start = Clock::now();
         try {
           Context ctx(plane.seed, epoch, m.seq, stage.id, plane.training);
           stage.node->apply(*m.packet, ctx);
+          clock->add(start);
         } catch (const SkipSample& e) {
           skip(sample_label(m.packet.get(), m.seq), stage.id, e.what());
           m.packet.reset();
@@ -183,6 +209,14 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     arena.execute([&] {
       if (!deliver(pending)) result.stopped = true;
     });
+  }
+  for (std::size_t k = 0; k <= plane.transforms.size(); ++k) {
+    EpochResult::NodeTime t;
+    t.id = k == 0 ? plane.source_id : plane.transforms[k - 1].id;
+    t.type = k == 0 ? plane.source_type : plane.transforms[k - 1].type;
+    t.calls = clocks[k].calls.load();
+    t.seconds = static_cast<double>(clocks[k].nanoseconds.load()) * 1e-9;
+    result.data_nodes.push_back(t);
   }
   return result;
 }

@@ -5,8 +5,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "test_util.h"
+#include "umrflow/declare.h"
 #include "umrflow/doc.h"
 #include "umrflow/node.h"
 #include "umrflow/registry.h"
@@ -427,6 +429,50 @@ TEST(Run, EvaluationGraphUsesItsExecutionSettings) {
   const auto log = lines(dir.path() + "/eval/log.txt");
   ASSERT_FALSE(log.empty());
   EXPECT_NE(log[0].find("data-plane threads 1, prefetch 12"), std::string::npos) << log[0];
+}
+
+/// A data node that takes `ms` milliseconds per sample: a deliberate bottleneck.
+class SlowSample final : public SampleNode {
+ public:
+  static void declare(Declaration<SlowSample>& d) {
+    d.type("test.slow", NodeKind::sample, "sleeps, then passes the sample on");
+    d.input({"in", {}, "the sample"});
+    d.param(&SlowSample::ms_, param::integer("ms", 10, "milliseconds per sample").min(0));
+  }
+  void apply(Packet&, Context&) override { std::this_thread::sleep_for(std::chrono::milliseconds(ms_)); }
+
+ private:
+  std::int64_t ms_ = 0;
+};
+
+// With a data node 100 times slower than the step, the step plane waits: the
+// epoch's busy fraction falls far below 1, the run warns once naming that
+// node, and node_times.tsv lists every data node and the step plane.
+TEST(Run, SlowDataNodeIsNamedAsTheBottleneck) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  add_nodes<SlowSample>(r);
+  std::string text = graph_text();
+  text.replace(text.find("  - {id: batch,"), 0, "  - {id: sleepy, type: test.slow, in: flip, ms: 20}\n");
+  text.replace(text.find("in: flip, size: 4"), 8, "in: sleepy");
+  Graph g = load(dir, text, r);
+  const RunSummary s = run_graph(g, r, quiet_into(dir.path() + "/run", 1));
+  EXPECT_LT(s.final_metrics.at("busy_fraction"), 0.5);
+  EXPECT_GT(s.final_metrics.at("data_wait_s"), 0.3);  // 32 samples x 20 ms on one thread, less what overlaps the steps
+  const auto log = lines(dir.path() + "/run/log.txt");
+  const auto warnings = std::count_if(log.begin(), log.end(), [](const std::string& l) {
+    return l.find("the data plane is the bottleneck") != std::string::npos;
+  });
+  EXPECT_EQ(warnings, 1);
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& l) {
+    return l.find("slowest data node is 'sleepy' (test.slow)") != std::string::npos;
+  }));
+  const auto times = lines(dir.path() + "/run/node_times.tsv");
+  ASSERT_EQ(times.size(), 1u + 2u * 4u);  // header; per epoch: source, flip, sleepy, the step plane
+  EXPECT_EQ(times[0], "epoch\tnode\ttype\tcalls\tmean_ms\ttotal_s");
+  EXPECT_EQ(times[3].rfind("1\tsleepy\ttest.slow\t32\t", 0), 0u) << times[3];
+  EXPECT_GE(std::stod(times[3].substr(times[3].find("\t32\t") + 4)), 19.0) << times[3];
+  EXPECT_EQ(times[4].rfind("1\t(step plane)\tper batch\t8\t", 0), 0u) << times[4];
 }
 
 // An epoch that sees no sample (a batch larger than the data with drop_last)

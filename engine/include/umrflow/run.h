@@ -9,8 +9,13 @@
 // directory is never overwritten: `<name>.1`, `<name>.2`, ... are used):
 //   graph.yaml      the resolved graph (includes merged, overrides applied)
 //   log.txt         everything the run printed
-//   metrics.jsonl   one JSON object per epoch: epoch, time_s, samples_per_s and
-//                   the epoch mean of every scalar a step node output
+//   metrics.jsonl   one JSON object per epoch: epoch, time_s, samples_per_s,
+//                   busy_fraction (share of the step plane's time at work) and
+//                   data_wait_s (its time waiting for batches), and the epoch
+//                   mean of every scalar a step node output
+//   node_times.tsv  per epoch, each data node's calls and mean time per sample,
+//                   and the step plane's per batch; a run whose step waits for
+//                   data (busy below 0.8) warns once, naming the slowest node
 //   skipped.tsv     samples a node dropped under a skip policy (epoch, sample, node, reason)
 //   last.pt         the checkpoint of the last completed epoch (weights,
 //                   optimizer state, epoch), written after every epoch;

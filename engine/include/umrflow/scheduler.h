@@ -17,6 +17,10 @@
 // Skipping: a node that throws SkipSample drops that sample; it is listed in
 // EpochResult::skipped and its place in the order is passed over.
 //
+// Timing: the epoch records how long the step plane worked (inside the batch
+// handler) and how long it waited for its next batch, and the time each data
+// node spent in its calls: the pipeline's efficiency (EpochResult).
+//
 // Failure: the first exception in any node cancels the graph; run_epoch then
 // throws NodeError naming the node and the sample. A step callback that returns
 // false stops the epoch after that step (how SIGINT is honoured).
@@ -55,6 +59,21 @@ struct EpochResult {
     std::string sample, node, reason;
   };
   std::vector<Skip> skipped;  // samples dropped by SkipSample, in no particular order
+
+  double step_seconds = 0;  // inside the batch handler: the step plane at work
+  double wait_seconds = 0;  // the step plane idle, waiting for its next batch (from the epoch's start)
+  /// Fraction of the step plane's time spent working; below 1 the data plane
+  /// kept it waiting.
+  double busy_fraction() const {
+    const double total = step_seconds + wait_seconds;
+    return total > 0 ? step_seconds / total : 1.0;
+  }
+  struct NodeTime {
+    std::string id, type;
+    std::int64_t calls = 0;  // samples it handled (on any thread)
+    double seconds = 0;      // summed over its calls
+  };
+  std::vector<NodeTime> data_nodes;  // the source, then each transform, in chain order
 };
 
 /// Called serially, in batch order. Return false to stop after this batch.
