@@ -115,6 +115,14 @@ ArchiveCheck check_zip_archive(const std::string& path) {
     const std::uint64_t data_at = local + 30 + le(&lh[26], 2) + le(&lh[28], 2);
     if (data_at > r.size || packed > r.size - data_at) r.damaged("record '" + name + "' runs past the end of the file");
     ++out.records;
+    // torch.save stores records uncompressed. A deflated one (re-zipped by
+    // hand) is left to libtorch, which allocates its declared plain size up
+    // front: that size must be one deflate can reach (at most ~1032:1).
+    if (method == 8 && plain > 1032 * packed + 64)
+      r.damaged("deflated record '" + name + "' declares " + std::to_string(plain) + " bytes from " + std::to_string(packed) +
+                ", more than deflate can produce");
+    if (method != 0 && method != 8) r.damaged("record '" + name + "' uses compression method " + std::to_string(method) +
+                                              ", which torch archives never use");
     if (method != 0) continue;
     if (packed != plain) r.damaged("stored record '" + name + "' has two sizes");
     r.in.seekg(static_cast<std::streamoff>(data_at));

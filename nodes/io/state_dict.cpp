@@ -265,6 +265,7 @@ class Unpickler {
     v->tensor = torch::empty({numel}, torch::TensorOptions().dtype(dtype));
     std::memcpy(v->tensor.data_ptr(), ptr.get(), numel * c10::elementSize(dtype));
     storages_[key] = v;
+    stored_ += numel;
     return v;
   }
 
@@ -286,6 +287,20 @@ class Unpickler {
     }
     if (!empty && last >= numel)
       fail("a tensor that declares " + std::to_string(last + 1) + " elements of storage but its record holds " + std::to_string(numel));
+    // A view with more elements than its storage repeats elements (a zero or
+    // overlapping stride). A state dict stores each weight once, and cloning
+    // such a view could turn a tiny file into gigabytes.
+    std::int64_t elements = empty ? 0 : 1;
+    for (std::size_t k = 0; k < size.size() && !empty; ++k)
+      if (__builtin_mul_overflow(elements, size[k], &elements) || elements > numel)
+        fail("a tensor view of more elements than its storage record holds (" + std::to_string(numel) +
+             "): its strides repeat elements, which a state dict never needs");
+    // Many tensors may view one storage (tied or split weights), but a small
+    // file naming the same storage over and over must not multiply memory.
+    materialised_ += elements;
+    if (materialised_ > kViewBudget * stored_ + (std::int64_t{1} << 20))
+      fail("tensors that view the same storage records more than " + std::to_string(kViewBudget) +
+           " times over; a state dict stores each weight once");
   }
 
   ValuePtr reduce(const ValuePtr& fn, const ValuePtr& args) {
@@ -323,6 +338,9 @@ class Unpickler {
   std::vector<ValuePtr> stack_;
   std::map<std::uint32_t, ValuePtr> memo_;
   std::map<std::string, ValuePtr> storages_;
+  static constexpr std::int64_t kViewBudget = 16;
+  std::int64_t stored_ = 0;        // elements in the distinct storage records read
+  std::int64_t materialised_ = 0;  // elements in the tensors built from them
 };
 
 std::string strip_prefixes(std::string key) {
@@ -341,14 +359,26 @@ std::string strip_prefixes(std::string key) {
 
 NamedTensors read_state_dict(const std::string& path) {
   if (!std::filesystem::exists(path)) throw std::runtime_error("'" + path + "' does not exist");
+  const auto not_a_zip = [&] {
+    return std::runtime_error("'" + path + "' is not a torch.save zip archive (saved with _use_new_zipfile_serialization=False, "
+                              "or not a PyTorch file); re-save it with torch >= 1.6 defaults");
+  };
+  // Checked before libtorch's reader sees the file: that reader does not
+  // compare the records' CRC-32 and allocates whatever size a record declares.
+  try {
+    check_zip_archive(path);
+  } catch (const std::runtime_error&) {
+    char magic[2] = {};
+    std::ifstream(path, std::ios::binary).read(magic, 2);
+    if (magic[0] != 'P' || magic[1] != 'K') throw not_a_zip();
+    throw;
+  }
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;
   try {
     zip = std::make_unique<caffe2::serialize::PyTorchStreamReader>(path);
   } catch (const std::exception&) {
-    throw std::runtime_error("'" + path + "' is not a torch.save zip archive (saved with _use_new_zipfile_serialization=False, "
-                             "or not a PyTorch file); re-save it with torch >= 1.6 defaults");
+    throw not_a_zip();
   }
-  check_zip_archive(path);  // libtorch's reader does not compare the records' CRC-32
   if (!zip->hasRecord("data.pkl")) throw std::runtime_error("'" + path + "' has no data.pkl: it is not a torch.save file");
   auto [ptr, size] = zip->getRecord("data.pkl");
   std::vector<char> data(static_cast<const char*>(ptr.get()), static_cast<const char*>(ptr.get()) + size);

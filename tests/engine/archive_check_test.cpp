@@ -87,4 +87,33 @@ TEST(ArchiveCheck, FlippedBitAndTruncationAreFound) {
   EXPECT_NE(error_of(dir.write("text.pt", "not a zip at all, just some words")).find("no zip end record"), std::string::npos);
 }
 
+// A record whose directory entry claims deflate with a plain size no deflate
+// stream of its length can produce (libtorch would allocate it up front), or
+// a compression method torch archives never use, is refused with its name.
+TEST(ArchiveCheck, ImpossibleCompressedSizesAreRefused) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/ckpt.pt";
+  {
+    torch::serialize::OutputArchive a;
+    a.write("net.weight", torch::ones({16}));
+    a.save_to(path);
+  }
+  const std::string bytes = bytes_of(path);
+  const auto entry = bytes.find(std::string("PK\x01\x02", 4));
+  ASSERT_NE(entry, std::string::npos);
+  const auto patched = [&](std::uint16_t method, std::uint32_t plain) {
+    std::string b = bytes;
+    std::memcpy(&b[entry + 10], &method, 2);
+    std::memcpy(&b[entry + 24], &plain, 4);
+    const std::string out = dir.path() + "/m" + std::to_string(method) + ".pt";
+    write_bytes(out, b);
+    return error_of(out);
+  };
+  const std::string bomb = patched(8, 0x8e0000f3u);
+  EXPECT_NE(bomb.find("m8.pt"), std::string::npos) << bomb;
+  EXPECT_NE(bomb.find("more than deflate can produce"), std::string::npos) << bomb;
+  const std::string odd = patched(12, 0x100);
+  EXPECT_NE(odd.find("compression method 12"), std::string::npos) << odd;
+}
+
 }  // namespace umrflow

@@ -192,6 +192,34 @@ TEST(StateDict, TensorLargerThanItsStorageIsRefused) {
   EXPECT_NE(e.find("elements of storage but its record holds 4"), std::string::npos) << e;
 }
 
+// A view that repeats its storage's elements (stride 0, 2^30 of them over 4
+// floats) is refused before the clone could allocate gigabytes.
+TEST(StateDict, ViewRepeatingItsStorageIsRefused) {
+  test::TempDir dir;
+  const std::string big = std::string("J\x00\x00\x00\x40", 5);
+  const std::string pickle = std::string("\x80\x02") + "ctorch._utils\n_rebuild_tensor_v2\n(" + "(" + unicode("storage") +
+                             "ctorch\nFloatStorage\n" + unicode("0") + unicode("cpu") + "K\x04" + "tQ" + std::string("K\x00", 2) +
+                             "(" + big + "t" + "(" + std::string("K\x00", 2) + "t" + "\x89" + "tR.";
+  const std::string path = write_pickle_zip(dir.path() + "/repeat.pt", pickle, {{"0", std::string(16, '\0')}});
+  const std::string e = read_error(path);
+  EXPECT_NE(e.find("repeat.pt"), std::string::npos) << e;
+  EXPECT_NE(e.find("more elements than its storage record holds (4)"), std::string::npos) << e;
+}
+
+// Every input a fuzz campaign found (tests/fuzz/findings) now gives an error
+// that names the file, not a crash, a hang or an allocation of gigabytes.
+TEST(StateDict, FuzzFindingsAreRefused) {
+  const std::string dir = std::string(UMRFLOW_SOURCE_DIR) + "/tests/fuzz/findings";
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().filename().string().rfind("state_dict_", 0) != 0) continue;
+    ++seen;
+    const std::string e = read_error(entry.path().string());
+    EXPECT_NE(e.find(entry.path().filename().string()), std::string::npos) << e;
+  }
+  EXPECT_GE(seen, 1);
+}
+
 // BININT2 is little-endian: a tensor of 258 = 0x0102 floats (size and storage
 // length written with BININT2) reads with that size and its values in order.
 TEST(StateDict, TwoByteIntegersAreLittleEndian) {
