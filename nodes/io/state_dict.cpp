@@ -82,10 +82,11 @@ class Unpickler {
         case 'J': push(integer(static_cast<std::int32_t>(u32()))); break;  // BININT
         case 0x8a: {                                           // LONG1
           const std::uint8_t n = byte();
-          std::int64_t v = 0;
-          for (int k = 0; k < n; ++k) v |= static_cast<std::int64_t>(byte()) << (8 * k);
-          if (n > 0 && n < 8 && (v >> (8 * n - 1)) & 1) v -= std::int64_t{1} << (8 * n);
-          push(integer(v));
+          if (n > 8) fail("an integer of " + std::to_string(n) + " bytes (LONG1 beyond 64 bits)");
+          std::uint64_t u = 0;  // little-endian two's complement, sign-extended below
+          for (int k = 0; k < n; ++k) u |= static_cast<std::uint64_t>(byte()) << (8 * k);
+          if (n > 0 && n < 8 && (u >> (8 * n - 1)) & 1) u |= ~std::uint64_t{0} << (8 * n);
+          push(integer(static_cast<std::int64_t>(u)));
           break;
         }
         case 'G': {                                            // BINFLOAT (big-endian double)

@@ -206,6 +206,16 @@ TEST(StateDict, ViewRepeatingItsStorageIsRefused) {
   EXPECT_NE(e.find("more elements than its storage record holds (4)"), std::string::npos) << e;
 }
 
+// A LONG1 integer wider than 64 bits (9 bytes here) is refused, not shifted
+// past the width of its type.
+TEST(StateDict, IntegerWiderThan64BitsIsRefused) {
+  test::TempDir dir;
+  const std::string pickle = std::string("\x80\x02\x8a\x09", 4) + std::string(9, '\x7f') + ".";
+  const std::string e = read_error(write_pickle_zip(dir.path() + "/wide.pt", pickle));
+  EXPECT_NE(e.find("wide.pt"), std::string::npos) << e;
+  EXPECT_NE(e.find("LONG1 beyond 64 bits"), std::string::npos) << e;
+}
+
 // Every input a fuzz campaign found (tests/fuzz/findings) now gives an error
 // that names the file, not a crash, a hang or an allocation of gigabytes.
 TEST(StateDict, FuzzFindingsAreRefused) {
