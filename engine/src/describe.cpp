@@ -6,6 +6,10 @@
 namespace umrflow {
 
 namespace {
+std::string rows_text(RowRule rule) {
+  return rule == RowRule::mean ? "a mean over rows (train.accumulate may split its inputs into groups of rows)"
+                               : "linear in its inputs' scalars (train.accumulate may split its inputs into groups of rows)";
+}
 std::string default_text(const ParamSpec& p) { return p.default_value ? format_param_value(*p.default_value) : "required"; }
 std::string rank_text(int r) { return r < 0 ? "any rank" : "rank " + std::to_string(r); }
 std::string keys_text(const std::vector<KeySpec>& keys) {
@@ -32,6 +36,7 @@ std::string describe_nodes_text(const Registry& registry, const std::string& onl
       out += "    in  " + p.name + (p.variadic ? "..." : "") + (p.optional ? " (optional)" : "") + ": " + keys_text(p.needs) + "\n";
     for (const auto& k : s.outputs) out += "    out " + k.key + " (" + rank_text(k.rank) + "): " + k.description + "\n";
     for (const auto& k : s.figures) out += "    figure " + k.key + ": " + k.description + "\n";
+    if (s.rows != RowRule::coupled) out += "    rows: " + rows_text(s.rows) + "\n";
     for (const auto& p : s.params)
       out += "    " + p.name + ": " + p.constraint_text() + " = " + default_text(p) + "  " + p.description + "\n";
     out += "\n";
@@ -64,6 +69,7 @@ std::string describe_nodes_markdown(const Registry& registry) {
       for (const auto& k : s.figures) out += "- `" + k.key + "`: " + k.description + "\n";
       out += "\n";
     }
+    if (s.rows != RowRule::coupled) out += "Rows: " + rows_text(s.rows) + ".\n\n";
     if (!s.params.empty()) {
       out += "| parameter | type | default | description |\n|---|---|---|---|\n";
       for (const auto& p : s.params)

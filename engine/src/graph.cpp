@@ -115,6 +115,19 @@ const ParamBindings<TrainSettings>& validate_bindings() {
   return b;
 }
 
+const ParamBindings<TrainSettings>& accumulate_bindings() {
+  static const ParamBindings<TrainSettings> b = [] {
+    using T = TrainSettings;
+    ParamBindings<T> d;
+    d.bind(&T::accumulate_groups, param::text("groups", std::nullopt,
+                                              "NODE.KEY of an int64 tensor labelling entries 0 (not split) or g > 0 (group g)"));
+    d.bind(&T::accumulate_slice, param::texts("slice", std::nullopt,
+                                              "NODE.KEY tensors with k rows per non-zero label, in label order; pass g gets group g's rows"));
+    return d;
+  }();
+  return b;
+}
+
 /// Keys that moved from `train:` (or the top level) to `execution:`.
 const std::vector<std::string> kExecutionKeys = {"prefetch", "threads", "autocast", "device"};
 
@@ -135,6 +148,7 @@ struct Builder {
   std::map<std::string, Location> in_where;
   bool duplicates = false;  // ids are ambiguous: the graph is not ordered
   bool misplaced = false;   // a node in the wrong section: its ports are not checked
+  bool propagated = false;  // ports and outputs checked: the step plane can be analysed
   std::optional<std::string> batch_id_;
 
   std::string owner(const NodeDecl& n) const { return "node '" + n.id + "' (" + n.type + ")"; }
@@ -647,7 +661,7 @@ struct Builder {
       return;
     }
     g.train.enabled = true;
-    std::vector<std::string> reserved = {"optimizer", "checkpoint", "schedule", "validate"};
+    std::vector<std::string> reserved = {"optimizer", "checkpoint", "schedule", "validate", "accumulate"};
     reserved.insert(reserved.end(), kExecutionKeys.begin(), kExecutionKeys.end());
     Params p = parse_settings(t, "train", train_bindings(), g.train, reserved);
     parse_settings(t->find("optimizer"), "train.optimizer", optimizer_bindings(), g.train);
@@ -674,7 +688,71 @@ struct Builder {
       diags.error(where, "train.objective '" + g.train.objective + "' is not a step node" + did_you_mean(g.train.objective, ids));
     } else if (auto it = obj->provides.find("loss"); it == obj->provides.end() || (it->second != 0 && it->second != -1)) {
       diags.error(where, "train.objective '" + g.train.objective + "' provides no scalar `loss`");
+    } else if (const Doc* a = t->find("accumulate")) {
+      parse_accumulate(*a);
     }
+  }
+
+  /// train.accumulate: the refs exist, and splitting the batch into groups of
+  /// rows gives the same loss and gradients (RowRule of every dependent node).
+  void parse_accumulate(const Doc& a) {
+    Params p = parse_settings(&a, "train.accumulate", accumulate_bindings(), g.train);
+    if (!a.is_map() || !propagated) return;  // the step plane's errors come first
+    const std::string& batch_id = g.batch().id;
+    auto producer = [&](const std::string& field, const std::string& ref) -> std::optional<std::pair<std::string, std::string>> {
+      const auto dot = ref.find('.');
+      const NodeDecl* n = dot == std::string::npos ? nullptr : node(ref.substr(0, dot));
+      const std::string key = dot == std::string::npos ? "" : ref.substr(dot + 1);
+      if (!n || (n->section != NodeDecl::Section::step && n->id != batch_id) || !n->provides.count(key)) {
+        diags.error(p.where(field), "train.accumulate." + field + ": '" + ref + "' is not a NODE.KEY output of a step node or of `" +
+                                        batch_id + "`");
+        return std::nullopt;
+      }
+      return std::make_pair(n->id, key);
+    };
+    std::set<std::pair<std::string, std::string>> split;  // (node, key) refs whose rows are split
+    const auto groups = producer("groups", g.train.accumulate_groups);
+    if (!groups) return;
+    split.insert(*groups);
+    for (const auto& ref : g.train.accumulate_slice)
+      if (auto r = producer("slice", ref)) split.insert(*r);
+    // Dependent: reads a split tensor (or the whole packet holding one), or a dependent node.
+    std::set<std::string> dependent;
+    std::map<std::string, bool> has_shared_input;
+    for (const auto& n : g.step) {
+      bool dep = false, shared = false, reads_groups = false;
+      for (const auto& r : n.inputs) {
+        bool d = dependent.count(r.node) > 0;
+        for (const auto& [node_id, key] : split)
+          if (r.node == node_id && (r.key.empty() || r.key == key)) d = true;
+        if (r.node == groups->first && (r.key.empty() || r.key == groups->second)) reads_groups = true;
+        dep = dep || d;
+        shared = shared || !d;
+      }
+      if (!dep) continue;
+      dependent.insert(n.id);
+      g.train.accumulate_dependent.push_back(n.id);
+      has_shared_input[n.id] = shared;
+      const bool objective = n.id == g.train.objective;
+      if (n.is(NodeKind::call) && !reads_groups) {
+        diags.error(n.where, "node '" + n.id + "' runs module '" + n.module + "' on split rows but is not given `" +
+                                 g.train.accumulate_groups + "`: with train.accumulate its BatchNorm would see each group alone, "
+                                 "unlike the same call without it (bind `groups:`, or remove train.accumulate)");
+      } else if (!n.is(NodeKind::call) && n.spec && n.spec->rows == RowRule::coupled) {
+        diags.error(n.where, "node '" + n.id + "' (" + n.type + ") couples the rows of its inputs, so train.accumulate cannot split it "
+                                 "into groups; compute it from unsplit tensors, or drop train.accumulate");
+      } else if (!n.is(NodeKind::call) && n.spec && n.spec->rows == RowRule::linear && shared && !objective) {
+        diags.error(n.where, "node '" + n.id + "' adds split and unsplit terms but is not train.objective: with train.accumulate the "
+                                 "unsplit terms would lose their gradient; add them in the objective");
+      } else if (objective && shared && n.spec && n.spec->rows != RowRule::linear) {
+        diags.error(n.where, "train.objective '" + n.id + "' mixes split and unsplit inputs; with train.accumulate it must be a "
+                                 "weighted sum of losses (loss.sum)");
+      }
+    }
+    if (!dependent.count(g.train.objective))
+      diags.error(a.where(), "train.accumulate: the objective '" + g.train.objective + "' does not depend on " +
+                                 g.train.accumulate_groups + (g.train.accumulate_slice.empty() ? "" : " or the sliced tensors") +
+                                 ", so there is nothing to split");
   }
 };
 
@@ -683,7 +761,8 @@ struct Builder {
 std::vector<std::pair<std::string, std::vector<ParamSpec>>> settings_sections() {
   return {{"execution", execution_bindings().specs()},     {"train", train_bindings().specs()},
           {"train.optimizer", optimizer_bindings().specs()}, {"train.checkpoint", checkpoint_bindings().specs()},
-          {"train.schedule", schedule_bindings().specs()},   {"train.validate", validate_bindings().specs()}};
+          {"train.schedule", schedule_bindings().specs()},   {"train.validate", validate_bindings().specs()},
+          {"train.accumulate", accumulate_bindings().specs()}};
 }
 
 std::vector<PluginRef> plugin_refs(const Doc& doc) {
@@ -752,6 +831,7 @@ Graph build_graph(const Doc& doc, const std::string& graph_file, const Registry&
     b.order_data_plane();
     b.order_step_plane();
     b.propagate_and_check();
+    b.propagated = true;
   }
   b.parse_execution(doc);
   b.parse_train(doc);

@@ -61,6 +61,8 @@ Instance::Instance(const Graph& graph, torch::Device device) : graph_(graph), de
     as<SampleNode>(transforms_.back(), graph.data[i], "sample");
   }
   for (const auto& s : graph.step) {
+    const auto& dep = graph.train.accumulate_dependent;
+    dependent_.push_back(std::find(dep.begin(), dep.end(), s.id) != dep.end());
     if (s.is(NodeKind::call)) {
       steps_.push_back(nullptr);
       continue;
@@ -86,49 +88,52 @@ DataPlane Instance::data_plane(bool training, std::int64_t prefetch) const {
   return p;
 }
 
+Packet Instance::run_node(std::size_t i, const Lookup& lookup, const Packet& batch, std::int64_t epoch, std::int64_t batch_index,
+                          bool training) const {
+  const NodeDecl& d = graph_.step[i];
+  ModuleNode* module = nullptr;
+  std::vector<ChainLink> then;
+  if (d.is(NodeKind::call)) {
+    module = static_cast<ModuleNode*>(modules_.at(d.module).get());
+    for (const auto& id : d.then)
+      then.push_back({static_cast<ModuleNode*>(modules_.at(id).get()), graph_.find(id)->spec->inputs.size()});
+  }
+  try {
+    std::vector<Packet> inputs;
+    for (const auto& port : *d.ports) {
+      bool any = false;
+      for (const auto& ref : d.inputs) {
+        if (ref.port != port.name) continue;
+        const Packet& src = lookup(ref.node);
+        any = true;
+        if (ref.key.empty()) {
+          inputs.push_back(src);
+        } else {
+          Packet p;
+          p.samples = src.samples;
+          p.tensors[port.needs.empty() ? ref.key : port.needs.front().key] = src.at(ref.key);
+          inputs.push_back(std::move(p));
+        }
+      }
+      if (!any) inputs.emplace_back();
+    }
+    Context ctx(graph_.seed, epoch, batch_index, d.id, training, device_);
+    Packet out = module ? call_module(*module, then, d.params, inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
+    if (out.samples.empty()) out.samples = batch.samples;
+    return out;
+  } catch (const NodeError&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw NodeError(d.id, d.type, batch.sample_names(), e.what());
+  }
+}
+
 std::map<std::string, Packet> Instance::run_step(const Packet& batch, std::int64_t epoch, std::int64_t batch_index,
                                                  bool training) const {
   std::map<std::string, Packet> outs;
   const std::string& batch_id = graph_.batch().id;
-  for (std::size_t i = 0; i < graph_.step.size(); ++i) {
-    const NodeDecl& d = graph_.step[i];
-    ModuleNode* module = nullptr;
-    std::vector<ChainLink> then;
-    const std::vector<PortSpec>* ports = d.ports;
-    if (d.is(NodeKind::call)) {
-      module = static_cast<ModuleNode*>(modules_.at(d.module).get());
-      for (const auto& id : d.then)
-        then.push_back({static_cast<ModuleNode*>(modules_.at(id).get()), graph_.find(id)->spec->inputs.size()});
-    }
-    try {
-      std::vector<Packet> inputs;
-      for (const auto& port : *ports) {
-        bool any = false;
-        for (const auto& ref : d.inputs) {
-          if (ref.port != port.name) continue;
-          const Packet& src = ref.node == batch_id ? batch : outs.at(ref.node);
-          any = true;
-          if (ref.key.empty()) {
-            inputs.push_back(src);
-          } else {
-            Packet p;
-            p.samples = src.samples;
-            p.tensors[port.needs.empty() ? ref.key : port.needs.front().key] = src.at(ref.key);
-            inputs.push_back(std::move(p));
-          }
-        }
-        if (!any) inputs.emplace_back();
-      }
-      Context ctx(graph_.seed, epoch, batch_index, d.id, training, device_);
-      Packet out = module ? call_module(*module, then, d.params, inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
-      if (out.samples.empty()) out.samples = batch.samples;
-      outs[d.id] = std::move(out);
-    } catch (const NodeError&) {
-      throw;
-    } catch (const std::exception& e) {
-      throw NodeError(d.id, d.type, batch.sample_names(), e.what());
-    }
-  }
+  const Lookup lookup = [&](const std::string& id) -> const Packet& { return id == batch_id ? batch : outs.at(id); };
+  for (std::size_t i = 0; i < graph_.step.size(); ++i) outs[graph_.step[i].id] = run_node(i, lookup, batch, epoch, batch_index, training);
   return outs;
 }
 

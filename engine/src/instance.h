@@ -1,6 +1,7 @@
 // instance.h (engine-internal): a graph's nodes, created and wired.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -28,6 +29,22 @@ class Instance {
   /// Failures are thrown as NodeError naming the step node and the batch's samples.
   std::map<std::string, Packet> run_step(const Packet& batch, std::int64_t epoch, std::int64_t batch_index,
                                          bool training) const;
+
+  /// train.accumulate: what run_step computes, with one `backward` call per
+  /// group of rows instead of one loss for the batch. The step nodes that do
+  /// not depend on the split tensors run once; the objective with its
+  /// dependent terms set to zero is handed to `backward` first (when it has a
+  /// gradient), then for each group g in label order the dependent nodes run
+  /// on that group's rows with the other nodes' outputs detached, and the
+  /// objective with its unsplit terms set to zero, times rows_g / rows, goes
+  /// to `backward`. Returns the unsplit nodes' outputs and, for each dependent
+  /// node, its scalars as the row-weighted sum over groups (the objective's
+  /// `loss` is the batch's loss); a dependent node's other outputs are not
+  /// kept. A gradient that reaches an unsplit output through a dependent node
+  /// is an error naming both (a loss that should detach its target).
+  using Backward = std::function<void(const torch::Tensor& loss, const std::string& part)>;
+  std::map<std::string, Packet> run_step_grouped(const Packet& batch, std::int64_t epoch, std::int64_t batch_index,
+                                                 const Backward& backward) const;
 
   /// Parameters of the modules that are not frozen.
   std::vector<torch::Tensor> trainable_parameters() const;
@@ -57,6 +74,12 @@ class Instance {
   std::vector<std::unique_ptr<Node>> transforms_;
   std::map<std::string, std::unique_ptr<Node>> modules_;
   std::vector<std::unique_ptr<Node>> steps_;  // parallel to graph_.step; null for `call`
+  std::vector<bool> dependent_;                // parallel to graph_.step: train.accumulate splits it
+
+  using Lookup = std::function<const Packet&(const std::string& node)>;
+  /// Runs step node `i` on the packets `lookup` gives for its inputs.
+  Packet run_node(std::size_t i, const Lookup& lookup, const Packet& batch, std::int64_t epoch, std::int64_t batch_index,
+                  bool training) const;
 };
 
 /// A call node's module forward with its `grad`, `eval` and sliding-window

@@ -383,27 +383,54 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
           at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
           at::autocast::set_enabled(true);
         }
+        const std::string& objective_type = graph.find(graph.train.objective)->type;
+        // The finite check and backward of one loss (the batch's, or one group's).
+        const auto backward = [&](const torch::Tensor& loss, const std::string& part) {
+          const bool forward_autocast = at::autocast::is_enabled();  // a group's backward, between forwards
+          at::autocast::set_enabled(false);
+          if (!torch::isfinite(loss).all().item<bool>())
+            throw NodeError(graph.train.objective, objective_type, batch.sample_names(),
+                            "the loss" + (part.empty() ? std::string() : " of " + part) +
+                                " is not finite (NaN or infinity); check the inputs and the learning rate");
+          try {
+            loss.backward();
+          } catch (const std::exception& e) {
+            throw NodeError(graph.train.objective, objective_type, batch.sample_names(),
+                            "in the backward pass" + (part.empty() ? std::string() : " of " + part) + ": " + e.what());
+          }
+          at::autocast::set_enabled(forward_autocast);
+        };
+        const bool grouped = !graph.train.accumulate_groups.empty();
         try {
-          outs = instance.run_step(batch, epoch, index, true);
-        } catch (...) {
+          if (grouped) {
+            optimizer->zero_grad();
+            outs = instance.run_step_grouped(batch, epoch, index, backward);
+          } else {
+            outs = instance.run_step(batch, epoch, index, true);
+          }
+        } catch (const NodeError&) {
           if (autocast) at::autocast::set_enabled(false);
           throw;
+        } catch (const std::exception& e) {
+          if (autocast) at::autocast::set_enabled(false);
+          if (!grouped) throw;
+          throw NodeError(graph.train.objective, objective_type, batch.sample_names(), e.what());
         }
         if (autocast) {
           at::autocast::set_enabled(false);
           at::autocast::clear_cache();
         }
-        torch::Tensor loss = outs.at(graph.train.objective).at("loss");
-        if (!torch::isfinite(loss).all().item<bool>())
-          throw NodeError(graph.train.objective, graph.find(graph.train.objective)->type, batch.sample_names(),
-                          "the loss is not finite (NaN or infinity); check the inputs and the learning rate");
         try {
-          optimizer->zero_grad();
-          loss.backward();
+          if (!grouped) {
+            optimizer->zero_grad();
+            backward(outs.at(graph.train.objective).at("loss"), "");
+          }
           optimizer->step();
+        } catch (const NodeError&) {
+          throw;
         } catch (const std::exception& e) {
-          throw NodeError(graph.train.objective, graph.find(graph.train.objective)->type, batch.sample_names(),
-                          std::string("in the backward pass or the optimizer step: ") + e.what());
+          throw NodeError(graph.train.objective, objective_type, batch.sample_names(),
+                          std::string("in the optimizer step: ") + e.what());
         }
       } else {
         torch::NoGradGuard no_grad;

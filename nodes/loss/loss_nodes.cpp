@@ -15,6 +15,7 @@ class MeanSquaredError final : public StepNode {
  public:
   static void declare(Declaration<MeanSquaredError>& d) {
     d.type("loss.mse", NodeKind::step, "Mean squared error between `pred` and `target` over all elements.");
+    d.rows(RowRule::mean);
     d.input(PortSpec{"pred", {{"pred", -1, "prediction"}}, "prediction"});
     d.input(PortSpec{"target", {{"target", -1, "same shape as pred"}}, "target"});
     d.output({"loss", 0, "scalar"});
@@ -40,6 +41,7 @@ class BinaryCrossEntropy final : public StepNode {
     d.type("loss.bce", NodeKind::step,
            "Binary cross-entropy of sigmoid(`pred`) against `target` in [0, 1], mean over all elements "
            "(BCEWithLogitsLoss; with loss.dice and loss.sum it makes MONAI's DiceCELoss).");
+    d.rows(RowRule::mean);
     d.input(PortSpec{"pred", {{"pred", -1, "logits"}}, "logits"});
     d.input(PortSpec{"target", {{"target", -1, "same shape as pred, values in [0, 1]"}}, "target"});
     d.output({"loss", 0, "scalar"});
@@ -67,6 +69,7 @@ class WeightedSum final : public StepNode {
  public:
   static void declare(Declaration<WeightedSum>& d) {
     d.type("loss.sum", NodeKind::step, "Weighted sum of scalar losses: sum_i weights[i] * terms[i].");
+    d.rows(RowRule::linear);
     d.input(PortSpec{"terms", {{"loss", 0, "scalar"}}, "the losses to add", false, true});
     d.output({"loss", 0, "scalar"});
     d.param(&WeightedSum::weights_, param::numbers("weights", std::vector<double>{}, "one weight per term; empty means all 1"));
@@ -116,6 +119,7 @@ class DiceNode final : public StepNode {
     d.type("loss.dice", NodeKind::step,
            "Soft Dice on sigmoid(pred) (MONAI DiceLoss, sigmoid=True, smoothing 1e-5, mean over samples and channels); "
            "a target of B rows is repeated over k*B prediction rows.");
+    d.rows(RowRule::mean);
     pair_ports(d, "pred", "target");
     d.param(&DiceNode::target_,
             param::choice("target", "label", {"label", "sigmoid_detached", "threshold_detached"},
@@ -158,6 +162,7 @@ class SsimNode final : public StepNode {
  public:
   static void declare(Declaration<SsimNode>& d) {
     d.type("loss.ssim", NodeKind::step, "1 - SSIM in 3D (MONAI 1.2 SSIMLoss: Gaussian window, valid convolution), mean over samples.");
+    d.rows(RowRule::mean);
     pair_ports(d, "pred", "target");
     d.param(&SsimNode::win_, param::integer("window", 11, "window side").min(1));
     d.param(&SsimNode::sigma_, param::number("sigma", 1.5, "Gaussian sigma").min(0.01));
@@ -189,6 +194,7 @@ class L1Node final : public StepNode {
   static void declare(Declaration<L1Node>& d) {
     d.type("loss.l1", NodeKind::step,
            "Mean absolute error of pred against target, or summed over `keys` of two packets (feature consistency).");
+    d.rows(RowRule::mean);
     pair_ports(d, "", "");
     d.param(&L1Node::keys_, param::texts("keys", std::vector<std::string>{}, "keys compared level by level; empty: pred vs target"));
     d.param(&L1Node::detach_, param::boolean("detach_target", false, "no gradient through the second input"));

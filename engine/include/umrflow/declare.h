@@ -58,6 +58,8 @@ class Declaration {
   void outputs_for(std::function<std::vector<KeySpec>(const Params&)> f) { spec_.outputs_for = std::move(f); }
   /// A figure finish() returns (StepNode::finish), for validation metrics and docs.
   void summary_figure(KeySpec figure) { spec_.figures.push_back(std::move(figure)); }
+  /// How the scalar outputs relate to the input rows (RowRule; default coupled).
+  void rows(RowRule rule) { spec_.rows = rule; }
 
   /// A parameter and the member its value lands in.
   template <class M>

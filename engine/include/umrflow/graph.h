@@ -109,6 +109,17 @@ struct TrainSettings {
   std::string validate_metric;
   std::string validate_mode;  // "max" or "min"
   bool validate_maximise() const { return validate_mode != "min"; }
+  /// `accumulate:` one backward pass per group of rows, one optimizer step per
+  /// batch (the released stage-3 trainer; peak memory of one group). The
+  /// int64 tensor `accumulate_groups` ("NODE.KEY") labels entries 0 (not
+  /// split) or g > 0; each `accumulate_slice` tensor has k rows per non-zero
+  /// label, in label order. Pass g gives the nodes that depend on them
+  /// (`accumulate_dependent`, in step order) the rows of group g, and in place
+  /// of the labels those equal to g; the other step nodes run once, and reach
+  /// the dependent ones detached. Off when `accumulate_groups` is empty.
+  std::string accumulate_groups;
+  std::vector<std::string> accumulate_slice;
+  std::vector<std::string> accumulate_dependent;  // filled by build_graph
 };
 
 struct Graph {

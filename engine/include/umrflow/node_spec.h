@@ -57,6 +57,17 @@ struct PortSpec {
 
 using NodeFactory = std::function<std::unique_ptr<Node>(const Params&)>;
 
+/// How a step node's scalar outputs relate to the rows (batch entries) of its
+/// inputs; what `train.accumulate` needs to split a batch into groups of rows
+/// with one backward pass each and still give the same loss and gradients.
+///   coupled  rows interact (a contrastive loss, a batch statistic): not split
+///   mean     each scalar is a mean over rows of a per-row value with the same
+///            weight per row, so on a batch it equals the row-weighted mean of
+///            its values on the groups (Dice, L1, MSE, BCE, SSIM)
+///   linear   each scalar is a fixed linear combination of its inputs' scalars
+///            (a weighted sum of losses)
+enum class RowRule { coupled, mean, linear };
+
 struct NodeSpec {
   std::string type;     // registered name, e.g. "tensor.gaussian_noise"
   std::string summary;  // one line for listings
@@ -70,6 +81,8 @@ struct NodeSpec {
   /// Step nodes: the summary figures finish() returns (rank 0), which a run
   /// reports as `ID.key` and a validation metric may name.
   std::vector<KeySpec> figures;
+  /// Step nodes: see RowRule.
+  RowRule rows = RowRule::coupled;
   NodeFactory create;
 
   std::vector<KeySpec> outputs_given(const Params& params) const {

@@ -1,0 +1,239 @@
+#include <gtest/gtest.h>
+
+#include <c10/core/CPUAllocator.h>
+#include <torch/torch.h>
+
+#include <atomic>
+#include <memory>
+
+#include "instance.h"
+#include "test_paths.h"
+#include "test_util.h"
+#include "umrflow/doc.h"
+
+namespace umrflow {
+
+namespace {
+
+const std::string kStage3 = std::string(UMRFLOW_SOURCE_DIR) + "/graphs/phantoms/stage3.yaml";
+const std::string kAccumulate = "train.accumulate={groups: subsets.group, slice: [subsets.incomplete]}";
+
+/// A phantom data root with its split, made once for the whole file.
+const std::string& phantoms() {
+  static test::TempDir dir;
+  static const std::string root = [] {
+    const std::string r = dir.path() + "/ph";
+    std::string out;
+    const std::string bin = UMRFLOW_BINARY;
+    if (test::run_command(bin + " synth brats --cases 3 --size 16 --out " + r + " 2>&1", &out) != 0 ||
+        test::run_command(bin + " split --from " + r + " --val 0.34 --test 0 --out " + r + "/split.yaml 2>&1", &out) != 0)
+      throw std::runtime_error("cannot make phantoms: " + out);
+    return r;
+  }();
+  return root;
+}
+
+/// The phantom stage-3 graph at a tiny width, untrained, no validation.
+std::vector<std::string> stage3_overrides(const std::vector<std::string>& extra) {
+  std::vector<std::string> o = {"data.cases.root=" + phantoms(), "data.cases.split=" + phantoms() + "/split.yaml",
+                                "modules.net.init=null", "train.validate=null"};
+  o.insert(o.end(), extra.begin(), extra.end());
+  return o;
+}
+
+Graph stage3(const Registry& r, const std::vector<std::string>& extra) {
+  return build_graph(load_graph_doc(kStage3, stage3_overrides(extra)), kStage3, r);
+}
+
+Packet make_batch(std::int64_t b, std::int64_t side) {
+  torch::manual_seed(11);
+  Packet p;
+  p.tensors["image"] = torch::randn({b, 4, side, side, side});
+  p.tensors["label"] = (torch::rand({b, 3, side, side, side}) > 0.7).to(torch::kFloat);
+  for (std::int64_t i = 0; i < b; ++i) p.samples.push_back({i, "case_" + std::to_string(i), {}});
+  return p;
+}
+
+double max_abs(const torch::Tensor& t) { return t.numel() ? t.abs().max().item<double>() : 0.0; }
+
+/// Scalars, gradients and buffers of one step, today's single backward
+/// against train.accumulate's per-group backward, from the same weights.
+void expect_same_step(const std::vector<std::string>& variant, std::int64_t b) {
+  const Registry r = test::builtin_registry();
+  const Graph one = stage3(r, variant);
+  std::vector<std::string> with = variant;
+  with.push_back(kAccumulate);
+  const Graph grouped = stage3(r, with);
+  ASSERT_EQ(grouped.train.accumulate_dependent,
+            (std::vector<std::string>{"missing", "prediction_consistency", "feature_consistency", "total"}));
+  Instance ref(one, torch::kCPU), acc(grouped, torch::kCPU);
+  ref.set_training(true);
+  acc.set_training(true);
+  const Packet batch = make_batch(b, 16);
+  auto outs_ref = ref.run_step(batch, 0, 0, true);
+  outs_ref.at("total").at("loss").backward();
+  int passes = 0;
+  auto outs_acc = acc.run_step_grouped(batch, 0, 0, [&](const torch::Tensor& loss, const std::string&) {
+    ++passes;
+    loss.backward();
+  });
+  const bool shared_backward = std::find(variant.begin(), variant.end(), "modules.net.freeze_decoder=false") != variant.end();
+  EXPECT_EQ(passes, 7 + (shared_backward ? 1 : 0));  // 7 pairs, plus the complete path when the decoder learns
+  for (const char* node : {"total", "dice_full", "prediction_consistency", "feature_consistency"}) {
+    const double a = outs_ref.at(node).at("loss").item<double>(), c = outs_acc.at(node).at("loss").item<double>();
+    EXPECT_NEAR(c, a, 1e-6 * std::abs(a) + 1e-9) << node;
+  }
+  const auto w_ref = ref.weights(), w_acc = acc.weights();
+  ASSERT_EQ(w_ref.size(), w_acc.size());
+  int grads = 0;
+  for (std::size_t i = 0; i < w_ref.size(); ++i) {
+    const auto& [name, t] = w_ref[i];
+    const torch::Tensor& u = w_acc[i].second;
+    ASSERT_EQ(name, w_acc[i].first);
+    EXPECT_EQ(t.grad().defined(), u.grad().defined()) << name;
+    if (t.grad().defined() && u.grad().defined()) {
+      ++grads;
+      EXPECT_LE(max_abs(t.grad() - u.grad()), 1e-5 * max_abs(t.grad()) + 1e-9) << name;
+    }
+    if (!t.is_floating_point()) EXPECT_TRUE(torch::equal(t, u)) << name;  // num_batches_tracked
+    else if (!t.requires_grad()) EXPECT_LE(max_abs(t - u), 1e-6 * max_abs(t) + 1e-9) << name;  // running statistics
+  }
+  EXPECT_GT(grads, 20);
+}
+
+/// Counts the bytes the CPU allocator hands out and their peak.
+class CountingAllocator final : public c10::Allocator {
+ public:
+  c10::DataPtr allocate(size_t n) const override {
+    c10::DataPtr inner = c10::GetDefaultCPUAllocator()->allocate(n);
+    void* data = inner.get();
+    const auto device = inner.device();
+    auto* ctx = new Block{std::move(inner), n, this};
+    const std::int64_t now = live_ += static_cast<std::int64_t>(n);
+    for (std::int64_t p = peak_.load(); now > p && !peak_.compare_exchange_weak(p, now);) {
+    }
+    return {data, ctx, &release, device};
+  }
+  void reset_peak() { peak_ = live_.load(); }
+  std::int64_t live() const { return live_; }
+  std::int64_t peak() const { return peak_; }
+
+ private:
+  struct Block {
+    c10::DataPtr inner;
+    size_t n;
+    const CountingAllocator* owner;
+  };
+  static void release(void* p) {
+    auto* b = static_cast<Block*>(p);
+    b->owner->live_ -= static_cast<std::int64_t>(b->n);
+    delete b;
+  }
+  mutable std::atomic<std::int64_t> live_{0}, peak_{0};
+};
+
+}  // namespace
+
+// The released stage 3 (decoder learning, encoder statistics updating, soft
+// teacher) at batch 1 and 2: per-group backward gives the same losses,
+// gradients and BatchNorm statistics as one backward over the whole batch.
+TEST(Accumulate, ReleasedStage3MatchesOneBackward) {
+  const std::vector<std::string> released = {"modules.net.freeze_decoder=false", "modules.net.encoder_bn_update=true",
+                                             "step.prediction_consistency.target=sigmoid_detached", "modules.net.widths=[4, 8, 8, 8]"};
+  expect_same_step(released, 1);
+  expect_same_step(released, 2);
+}
+
+// The phantom profile (frozen decoder: nothing to do once per batch but the
+// forward) also matches, with one backward per pair only.
+TEST(Accumulate, PhantomStage3MatchesOneBackward) { expect_same_step({"modules.net.widths=[4, 8, 8, 8]"}, 2); }
+
+// Per-group backward holds one pair's activations instead of all seven: the
+// allocator's peak during a step falls to well under half.
+TEST(Accumulate, PeakMemoryIsOneGroups) {
+  static CountingAllocator counting;
+  c10::SetCPUAllocator(&counting, /*priority=*/100);
+  const bool mkldnn = at::globalContext().userEnabledMkldnn();
+  at::globalContext().setUserEnabledMkldnn(false);  // its scratch space bypasses the allocator
+  const Registry r = test::builtin_registry();
+  const std::vector<std::string> variant = {"modules.net.freeze_decoder=false", "modules.net.encoder_bn_update=true"};
+  std::vector<std::string> with = variant;
+  with.push_back(kAccumulate);
+  const Graph one = stage3(r, variant), grouped = stage3(r, with);
+  const Packet batch = make_batch(1, 24);
+  std::int64_t peak_one = 0, peak_grouped = 0;
+  {
+    Instance inst(one, torch::kCPU);
+    inst.set_training(true);
+    counting.reset_peak();
+    const std::int64_t base = counting.live();
+    auto outs = inst.run_step(batch, 0, 0, true);
+    outs.at("total").at("loss").backward();
+    peak_one = counting.peak() - base;
+  }
+  {
+    Instance inst(grouped, torch::kCPU);
+    inst.set_training(true);
+    counting.reset_peak();
+    const std::int64_t base = counting.live();
+    inst.run_step_grouped(batch, 0, 0, [](const torch::Tensor& loss, const std::string&) { loss.backward(); });
+    peak_grouped = counting.peak() - base;
+  }
+  at::globalContext().setUserEnabledMkldnn(mkldnn);
+  c10::SetCPUAllocator(c10::GetDefaultCPUAllocator(), /*priority=*/101);
+  std::cout << "step peak: one backward " << peak_one / 1048576.0 << " MiB, per group " << peak_grouped / 1048576.0 << " MiB\n";
+  EXPECT_GT(peak_one, 0);
+  EXPECT_LT(peak_grouped * 2, peak_one);
+}
+
+// A gradient that would reach a once-per-batch output through a group (a
+// consistency loss that does not detach its reference) is an error naming
+// that output, not a silently smaller gradient.
+TEST(Accumulate, GradientIntoSharedOutputIsAnError) {
+  const Registry r = test::builtin_registry();
+  const Graph g = stage3(r, {"modules.net.freeze_decoder=false", "modules.net.widths=[4, 8, 8, 8]",
+                             "step.prediction_consistency.target=label", kAccumulate});
+  Instance inst(g, torch::kCPU);
+  inst.set_training(true);
+  try {
+    inst.run_step_grouped(make_batch(1, 16), 0, 0, [](const torch::Tensor& loss, const std::string&) { loss.backward(); });
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("'full.logits'"), std::string::npos) << m;
+    EXPECT_NE(m.find("detach"), std::string::npos) << m;
+  }
+}
+
+// Graphs that per-group backward cannot split exactly are refused where they
+// are written: a contrastive loss over split rows, a call on split rows
+// without the group labels, a partial sum of split and unsplit terms, an
+// objective that does not depend on the split, and a reference that is no output.
+TEST(Accumulate, UnsplittableGraphsAreRefused) {
+  const Registry r = test::builtin_registry();
+  test::TempDir dir;
+  const auto error = [&](const std::string& step, const std::vector<std::string>& extra, const std::string& train = "") {
+    const std::string file = dir.write("g.yaml", "include: " + kStage3 + "\nstep:\n" + step + train);
+    std::vector<std::string> o = stage3_overrides(extra);
+    if (train.empty()) o.push_back(kAccumulate);
+    try {
+      build_graph(load_graph_doc(file, o), file, r);
+    } catch (const GraphError& e) {
+      return e.diagnostics().str();
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error("  - {id: contrast, type: loss.nt_xent, in: [missing, full]}\n", {}).find("'contrast' (loss.nt_xent) couples"),
+            std::string::npos);
+  EXPECT_NE(error("  - {id: again, type: call, module: net, in: {incomplete: subsets.incomplete}}\n", {})
+                .find("node 'again' runs module 'net' on split rows but is not given"),
+            std::string::npos);
+  EXPECT_NE(error("  - {id: part, type: loss.sum, in: [dice_full, prediction_consistency]}\n", {}).find("'part' adds split and unsplit"),
+            std::string::npos);
+  EXPECT_NE(error("  - {id: dice_full}\n", {"train.objective=dice_full"}).find("does not depend on subsets.group"), std::string::npos);
+  const std::string bad = error("  - {id: dice_full}\n", {}, "train:\n  accumulate: {groups: subsets.groups}\n");
+  EXPECT_NE(bad.find("g.yaml"), std::string::npos) << bad;
+  EXPECT_NE(bad.find("'subsets.groups' is not a NODE.KEY output"), std::string::npos) << bad;
+}
+
+}  // namespace umrflow

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Stage-3 step strategies (docs/benchmarks.md): one epoch of the released stage
+# 3 (decoder learning, encoder statistics updating) with per-group backward
+# (train.accumulate, as in graphs/stage3_brats.yaml) and with one backward over
+# all groups, at the phantom profile (24^3 crops, widths 8-32) and at 128^3
+# with small widths (4-8). Prints seconds per case (the epoch's step time over
+# its cases) and the process's peak resident memory (GNU time).
+#   bash tools/bench_stage3.sh            # both sizes
+#   UMRFLOW_BENCH_SIZES=24 bash tools/bench_stage3.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=$PWD/build/umrflow
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+sizes=${UMRFLOW_BENCH_SIZES:-24 128}
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+echo
+echo "| crop | widths | cases | strategy | s per case | peak RSS (MiB) | total loss |"
+echo "|---|---|---|---|---|---|---|"
+for size in $sizes; do
+  if [ "$size" -le 32 ]; then cases=3 phantom=32 widths="[8, 16, 32, 32]"; else cases=1 phantom=$size widths="[4, 8, 8, 8]"; fi
+  data=$work/ph$size
+  $bin synth brats --cases $((cases + 1)) --size "$phantom" --seed 5 --out "$data" > /dev/null 2>&1
+  $bin split --from "$data" --val 0.01 --test 0 --out "$data/split.yaml" > /dev/null 2>&1
+  for strategy in per_group one_backward; do
+    acc="train.accumulate={groups: subsets.group, slice: [subsets.incomplete]}"
+    [ "$strategy" = one_backward ] && acc="train.accumulate=null"
+    out=$work/run_${size}_$strategy
+    /usr/bin/time -f "%M" -o "$work/rss" "$bin" run graphs/phantoms/stage3.yaml --quiet --out "$out" \
+      --set "data.cases.root=$data" --set "data.cases.split=$data/split.yaml" --set modules.net.init=null \
+      --set train.validate=null --set train.epochs=1 --set modules.net.freeze_decoder=false \
+      --set modules.net.encoder_bn_update=true --set "modules.net.widths=$widths" \
+      --set "data.crop.size=[$size, $size, $size]" --set "data.foreground.k_divisible=[$size, $size, $size]" \
+      --set execution.threads=1 --set "$acc" > /dev/null
+    /usr/bin/python3 - "$out/metrics.jsonl" "$(cat "$work/rss")" "$size" "$widths" "$strategy" <<'PY'
+import json, sys
+m = [json.loads(l) for l in open(sys.argv[1])][-1]
+cases = m["samples_per_s"] * m["time_s"]
+step = m["time_s"] - m.get("data_wait_s", 0.0)
+print(f"| {sys.argv[3]}^3 | {sys.argv[4]} | {cases:.0f} | {sys.argv[5]} | {step / cases:.2f} | {int(sys.argv[2]) / 1024:.0f} | {m['total']:.6f} |")
+PY
+  done
+done
