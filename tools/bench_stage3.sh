@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Stage-3 step strategies (docs/benchmarks.md): one epoch of the released stage
 # 3 (decoder learning, encoder statistics updating) with per-group backward
-# (train.accumulate, as in graphs/stage3_brats.yaml) and with one backward over
-# all groups, at the phantom profile (24^3 crops, widths 8-32) and at 128^3
+# (train.accumulate, as in graphs/stage3_brats.yaml), with one backward over
+# the seven pairs run one by one, and with the pairs in one batch with
+# BatchNorm statistics per pair (group_bn: batched), at the phantom profile (24^3 crops, widths 8-32) and at 128^3
 # with small widths (4-8). Prints seconds per case (the epoch's step time over
 # its cases) and the process's peak resident memory (GNU time).
 #   bash tools/bench_stage3.sh            # both sizes
@@ -22,16 +23,17 @@ for size in $sizes; do
   data=$work/ph$size
   $bin synth brats --cases $((cases + 1)) --size "$phantom" --seed 5 --out "$data" > /dev/null 2>&1
   $bin split --from "$data" --val 0.01 --test 0 --out "$data/split.yaml" > /dev/null 2>&1
-  for strategy in per_group one_backward; do
-    acc="train.accumulate={groups: subsets.group, slice: [subsets.incomplete]}"
-    [ "$strategy" = one_backward ] && acc="train.accumulate=null"
+  for strategy in per_group_backward one_backward batched_pairs; do
+    acc="train.accumulate={groups: subsets.group, slice: [subsets.incomplete]}" bn=loop
+    [ "$strategy" != per_group_backward ] && acc="train.accumulate=null"
+    [ "$strategy" = batched_pairs ] && bn=batched
     out=$work/run_${size}_$strategy
     /usr/bin/time -f "%M" -o "$work/rss" "$bin" run graphs/phantoms/stage3.yaml --quiet --out "$out" \
       --set "data.cases.root=$data" --set "data.cases.split=$data/split.yaml" --set modules.net.init=null \
       --set train.validate=null --set train.epochs=1 --set modules.net.freeze_decoder=false \
       --set modules.net.encoder_bn_update=true --set "modules.net.widths=$widths" \
       --set "data.crop.size=[$size, $size, $size]" --set "data.foreground.k_divisible=[$size, $size, $size]" \
-      --set execution.threads=1 --set "$acc" > /dev/null
+      --set execution.threads=1 --set "$acc" --set "modules.net.group_bn=$bn" > /dev/null
     /usr/bin/python3 - "$out/metrics.jsonl" "$(cat "$work/rss")" "$size" "$widths" "$strategy" <<'PY'
 import json, sys
 m = [json.loads(l) for l in open(sys.argv[1])][-1]

@@ -70,10 +70,14 @@ Packet zero_scalars(const NodeDecl& d, torch::Device device) {
   return out;
 }
 
-void add_scalars(std::map<std::string, torch::Tensor>& sums, const Packet& p, double weight) {
+/// Adds weight * each floating scalar of `p` to `sums` (in float64; the
+/// scalar's own type is kept in `types` to convert back).
+void add_scalars(std::map<std::string, torch::Tensor>& sums, std::map<std::string, c10::ScalarType>& types, const Packet& p,
+                 double weight) {
   for (const auto& [key, t] : p.tensors) {
     if (!t.defined() || t.dim() != 0 || !t.is_floating_point()) continue;
     const torch::Tensor w = t.detach().to(torch::kDouble) * weight;
+    types[key] = t.scalar_type();
     auto it = sums.find(key);
     if (it == sums.end()) sums.emplace(key, w);
     else it->second = it->second + w;
@@ -128,6 +132,7 @@ std::map<std::string, Packet> Instance::run_step_grouped(const Packet& batch, st
   std::int64_t nonzero = 0;
   const std::vector<Group> groups = label_runs(labels, t.accumulate_groups, nonzero);
   std::map<std::string, std::map<std::string, torch::Tensor>> sums;  // dependent node -> key -> weighted sum
+  std::map<std::string, std::map<std::string, c10::ScalarType>> types;
   for (const Group& g : groups) {
     const std::string part = "group " + std::to_string(g.label) + " of " + t.accumulate_groups;
     // The producers of split tensors, seen by this group.
@@ -170,7 +175,7 @@ std::map<std::string, Packet> Instance::run_step_grouped(const Packet& batch, st
           throw std::runtime_error("with train.accumulate, a gradient reaches '" + id + "." + key + "' (computed once per batch) from " +
                                    part + "; a loss that compares with it must detach it (e.g. `detach_target: true`), or drop "
                                    "train.accumulate");
-    for (const auto& [id, p] : group_outs) add_scalars(sums[id], p, share);
+    for (const auto& [id, p] : group_outs) add_scalars(sums[id], types[id], p, share);
     const torch::Tensor weighted = loss.detach().to(torch::kDouble) * share;
     total = total.defined() ? total + weighted : weighted;
   }
@@ -179,10 +184,10 @@ std::map<std::string, Packet> Instance::run_step_grouped(const Packet& batch, st
   for (auto& [id, keys] : sums) {
     Packet p;
     p.samples = batch.samples;
-    for (auto& [key, value] : keys) p.tensors[key] = value.to(torch::kFloat);
+    for (auto& [key, value] : keys) p.tensors[key] = value.to(types[id][key]);
     outs[id] = std::move(p);
   }
-  outs[t.objective].tensors["loss"] = total.to(torch::kFloat);
+  outs[t.objective].tensors["loss"] = total.to(types[t.objective]["loss"]);
   return outs;
 }
 

@@ -10,6 +10,68 @@ nn::Conv3d conv3(std::int64_t in, std::int64_t out, std::int64_t dilation = 1) {
 }
 }  // namespace
 
+namespace {
+thread_local std::int64_t bn_groups = 1;
+}  // namespace
+
+BatchNormGroups::BatchNormGroups(std::int64_t groups) : previous_(bn_groups) {
+  if (groups < 1) throw std::invalid_argument("BatchNormGroups: " + std::to_string(groups) + " groups");
+  bn_groups = groups;
+}
+BatchNormGroups::~BatchNormGroups() { bn_groups = previous_; }
+std::int64_t BatchNormGroups::current() { return bn_groups; }
+
+torch::Tensor batch_norm(nn::BatchNorm3dImpl& bn, const torch::Tensor& x) {
+  const std::int64_t g = bn_groups;
+  if (g == 1 || !bn.is_training()) return bn.forward(x);
+  if (x.size(0) % g != 0)
+    throw std::runtime_error("batch norm over " + std::to_string(g) + " groups: " + std::to_string(x.size(0)) +
+                             " rows do not split into groups of equal size");
+  const std::int64_t n = x.size(0) / g, c = x.size(1);
+  // Rows (g, i) -> (i, g): channel slot g*C + c of xt holds group g's channel c,
+  // reduced over the same n * S elements as a call on that group alone.
+  std::vector<std::int64_t> grouped = {g, n}, folded = {n, g * c};
+  for (std::int64_t a = 1; a < x.dim(); ++a) grouped.push_back(x.size(a));
+  for (std::int64_t a = 2; a < x.dim(); ++a) folded.push_back(x.size(a));
+  const torch::Tensor xt = x.reshape(grouped).transpose(0, 1).reshape(folded);
+  const auto& o = bn.options;
+  const torch::Tensor weight = bn.weight.defined() ? bn.weight.repeat({g}) : torch::Tensor();
+  const torch::Tensor bias = bn.bias.defined() ? bn.bias.repeat({g}) : torch::Tensor();
+  const bool tracking = o.track_running_stats();
+  // With momentum 1 the scratch statistics come back as exactly each group's
+  // mean and unbiased variance, what BatchNorm folds into its running ones.
+  torch::Tensor mean = tracking ? torch::zeros({g * c}, bn.running_mean.options()) : torch::Tensor();
+  torch::Tensor var = tracking ? torch::ones({g * c}, bn.running_var.options()) : torch::Tensor();
+  const torch::Tensor yt = torch::batch_norm(xt, weight, bias, mean, var, /*training=*/true, /*momentum=*/1.0, o.eps(),
+                                             at::globalContext().userEnabledCuDNN());
+  if (tracking) {
+    // Updated as BatchNorm's kernel does, without bumping the version counters:
+    // an earlier forward of this layer (the complete path) keeps its running
+    // statistics saved for backward, which an in-place op would invalidate.
+    torch::NoGradGuard no_grad;
+    torch::Tensor running_mean = bn.running_mean.variable_data(), running_var = bn.running_var.variable_data();
+    torch::Tensor batches = bn.num_batches_tracked.variable_data();
+    for (std::int64_t k = 0; k < g; ++k) {
+      batches.add_(1);
+      const double f = o.momentum() ? *o.momentum() : 1.0 / batches.item<double>();
+      running_mean.mul_(1 - f).add_(mean.narrow(0, k * c, c), f);
+      running_var.mul_(1 - f).add_(var.narrow(0, k * c, c), f);
+    }
+  }
+  std::vector<std::int64_t> back = {n, g};
+  for (std::int64_t a = 1; a < x.dim(); ++a) back.push_back(x.size(a));
+  return yt.reshape(back).transpose(0, 1).reshape(x.sizes());
+}
+
+torch::Tensor run_sequential(nn::Sequential& seq, torch::Tensor x) {
+  if (bn_groups == 1) return seq->forward(x);
+  for (auto& m : *seq) {
+    if (auto bn = std::dynamic_pointer_cast<nn::BatchNorm3dImpl>(m.ptr())) x = batch_norm(*bn, x);
+    else x = m.forward(x);
+  }
+  return x;
+}
+
 DoubleConv3DImpl::DoubleConv3DImpl(std::int64_t in, std::int64_t out) {
   double_conv = register_module("double_conv", nn::Sequential(conv3(in, out), nn::BatchNorm3d(out), nn::ReLU(), conv3(out, out),
                                                               nn::BatchNorm3d(out), nn::ReLU()));
@@ -62,7 +124,7 @@ torch::Tensor ASPP3DImpl::forward(const torch::Tensor& x) {
   std::vector<torch::Tensor> branches;
   for (const auto& c : *convs) branches.push_back(c->as<nn::Conv3d>()->forward(x));
   branches.push_back(pooling->forward(x).expand({-1, -1, x.size(2), x.size(3), x.size(4)}));
-  return torch::relu(bn->forward(final_conv->forward(torch::cat(branches, 1))));
+  return torch::relu(batch_norm(*bn, final_conv->forward(torch::cat(branches, 1))));
 }
 
 }  // namespace umrflow::model

@@ -7,10 +7,34 @@
 
 namespace umrflow::model {
 
+/// BatchNorm per group of rows in one pass (stage 3's batched strategy).
+/// While a scope of G > 1 is alive on this thread, the blocks below (and any
+/// caller of batch_norm / run_sequential) normalise a batch of G*n rows as G
+/// consecutive groups of n, each with its own statistics, exactly what G
+/// separate calls would compute; the running statistics are updated G times,
+/// in group order. BatchNorms in eval mode ignore the scope.
+class BatchNormGroups {
+ public:
+  explicit BatchNormGroups(std::int64_t groups);
+  ~BatchNormGroups();
+  BatchNormGroups(const BatchNormGroups&) = delete;
+  BatchNormGroups& operator=(const BatchNormGroups&) = delete;
+  static std::int64_t current();
+
+ private:
+  std::int64_t previous_;
+};
+
+/// `bn` on x (N, C, ...), honouring the active BatchNormGroups: in training
+/// with G > 1 groups, N must be a multiple of G.
+torch::Tensor batch_norm(torch::nn::BatchNorm3dImpl& bn, const torch::Tensor& x);
+/// seq->forward(x), with its BatchNorm3d children through batch_norm().
+torch::Tensor run_sequential(torch::nn::Sequential& seq, torch::Tensor x);
+
 /// (Conv3d k3 p1 no bias -> BatchNorm3d -> ReLU) x 2. Keys: double_conv.{0,1,3,4}.*
 struct DoubleConv3DImpl : torch::nn::Module {
   DoubleConv3DImpl(std::int64_t in, std::int64_t out);
-  torch::Tensor forward(const torch::Tensor& x) { return double_conv->forward(x); }
+  torch::Tensor forward(const torch::Tensor& x) { return run_sequential(double_conv, x); }
   torch::nn::Sequential double_conv{nullptr};
 };
 TORCH_MODULE(DoubleConv3D);

@@ -70,6 +70,10 @@ class DecoderNode final : public ModuleNode {
     d.param(&DecoderNode::centre_crop_,
             param::boolean("centre_crop", true, "up1 upsamples the ASPP output and centre-crops it back to 1/8 (released); false: plain concat"));
     d.param(&DecoderNode::head_, param::choice("head", "none", {"none", "relu"}, "activation of the output: relu for the stage-1 reconstruction"));
+    d.param(&DecoderNode::group_bn_,
+            param::choice("group_bn", "loop", {"loop", "batched"},
+                          "with `groups`: loop runs each group as its own batch (released); batched runs all groups in one pass with "
+                          "BatchNorm statistics per group (the same result, fewer and larger kernels; groups of equal size)"));
   }
   void setup() { decoder_ = model::UNet3DDecoder(widths_, out_channels_, centre_crop_, head_ == "relu"); }
 
@@ -82,8 +86,14 @@ class DecoderNode final : public ModuleNode {
       return out;
     }
     // Each group of subsets is its own batch, as in the released stage 3.
+    const auto ranges = model::group_rows(in.at(1).at("group"), f[0].size(0));
+    if (group_bn_ == "batched") {
+      model::BatchNormGroups scope(model::equal_groups(ranges));
+      out.tensors["logits"] = decoder_->decode(f);
+      return out;
+    }
     std::vector<torch::Tensor> logits;
-    for (const auto& [first, count] : model::group_rows(in.at(1).at("group"), f[0].size(0))) {
+    for (const auto& [first, count] : ranges) {
       Levels part;
       for (int i = 0; i < 5; ++i) part[i] = f[i].narrow(0, first, count);
       logits.push_back(decoder_->decode(part));
@@ -97,6 +107,7 @@ class DecoderNode final : public ModuleNode {
   std::int64_t out_channels_ = 0;
   bool centre_crop_ = false;
   std::string head_;
+  std::string group_bn_;
   model::UNet3DDecoder decoder_{nullptr};
 };
 

@@ -14,6 +14,10 @@ namespace umrflow::nodes {
 
 namespace {
 
+const char* const kGroupBn =
+    "with `groups`: loop runs each group as its own batch (released); batched runs all groups in one pass with BatchNorm "
+    "statistics per group (the same result, fewer and larger kernels; groups of equal size)";
+
 using model::Levels;
 
 class UniMRSegNetNode final : public ModuleNode {
@@ -66,6 +70,7 @@ class UniMRSegNetNode final : public ModuleNode {
     d.param(&N::options_, &O::decoder_bn_incomplete,
             param::boolean("decoder_bn_incomplete", true,
                            "the adapter path's batches use and update the decoder's BatchNorm statistics (released); false: running statistics"));
+    d.param(&N::group_bn_, param::choice("group_bn", "loop", {"loop", "batched"}, kGroupBn));
   }
   void setup() {
     options_.relu_head = head_ == "relu";
@@ -105,9 +110,15 @@ class UniMRSegNetNode final : public ModuleNode {
       const Levels f = net_->adapt(x);
       return result(net_->decode_incomplete(f), f);
     }
+    const auto ranges = model::group_rows(groups.at("group"), x.size(0));
+    if (group_bn_ == "batched") {
+      model::BatchNormGroups scope(model::equal_groups(ranges));
+      const Levels f = net_->adapt(x);
+      return result(net_->decode_incomplete(f), f);
+    }
     std::vector<torch::Tensor> logits;
     std::array<std::vector<torch::Tensor>, 5> levels;
-    for (const auto& [first, count] : model::group_rows(groups.at("group"), x.size(0))) {
+    for (const auto& [first, count] : ranges) {
       const Levels f = net_->adapt(x.narrow(0, first, count));
       logits.push_back(net_->decode_incomplete(f));
       for (int i = 0; i < 5; ++i) levels[i].push_back(f[i]);
@@ -145,6 +156,7 @@ class UniMRSegNetNode final : public ModuleNode {
 
   model::UniMRSegNetOptions options_;
   std::string head_;
+  std::string group_bn_;
   model::UniMRSegNet net_{nullptr};
 };
 
@@ -201,6 +213,7 @@ class AdapterNode final : public ModuleNode {
     d.param(&AdapterNode::options_, &O::fuse_gamma,
             param::number("fuse_gamma", 1.0, "initial BatchNorm scale in each fuse_i; small (0.01) starts near the plain path (not released)")
                 .range(0, 10));
+    d.param(&AdapterNode::group_bn_, param::choice("group_bn", "loop", {"loop", "batched"}, kGroupBn));
   }
   void setup() {
     options_.kind = Kind;
@@ -225,8 +238,13 @@ class AdapterNode final : public ModuleNode {
     if (!automatic.tensors.empty()) return run_auto(automatic.at("image"), automatic.at("present"));
     const torch::Tensor& x = model::checked_volume(incomplete.at("image"), adapter_->options.in_channels);
     if (groups.tensors.empty()) return levels_packet(adapter_->adapt(x, encoder_->encoder()));
+    const auto ranges = model::group_rows(groups.at("group"), x.size(0));
+    if (group_bn_ == "batched") {
+      model::BatchNormGroups scope(model::equal_groups(ranges));
+      return levels_packet(adapter_->adapt(x, encoder_->encoder()));
+    }
     std::array<std::vector<torch::Tensor>, 5> levels;
-    for (const auto& [first, count] : model::group_rows(groups.at("group"), x.size(0))) {
+    for (const auto& [first, count] : ranges) {
       const Levels f = adapter_->adapt(x.narrow(0, first, count), encoder_->encoder());
       for (int i = 0; i < 5; ++i) levels[i].push_back(f[i]);
     }
@@ -252,6 +270,7 @@ class AdapterNode final : public ModuleNode {
   }
 
   model::UniMRSegAdapterOptions options_;
+  std::string group_bn_;
   std::string encoder_id_;
   EncoderNode* encoder_ = nullptr;
   model::UniMRSegAdapter adapter_{nullptr};

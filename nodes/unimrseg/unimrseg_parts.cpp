@@ -52,6 +52,15 @@ std::vector<std::pair<std::int64_t, std::int64_t>> group_rows(const torch::Tenso
   return out;
 }
 
+std::int64_t equal_groups(const std::vector<std::pair<std::int64_t, std::int64_t>>& ranges) {
+  for (std::size_t k = 0; k < ranges.size(); ++k)
+    if (ranges[k].second != ranges[0].second || ranges[k].first != static_cast<std::int64_t>(k) * ranges[0].second)
+      throw std::runtime_error("group_bn: batched needs groups of equal size (got a group of " + std::to_string(ranges[k].second) +
+                               " rows beside one of " + std::to_string(ranges[0].second) +
+                               "); use group_bn: loop, or a group_size that divides the incomplete subsets");
+  return static_cast<std::int64_t>(ranges.size());
+}
+
 RowSplit split_complete_rows(const torch::Tensor& present, std::int64_t rows, std::int64_t channels) {
   const torch::Tensor mask = present.to(torch::kCPU).to(torch::kLong);
   if (mask.dim() != 2 || mask.size(1) != channels || rows % mask.size(0) != 0)
@@ -181,7 +190,7 @@ Levels UniMRSegAdapterImpl::adapt(const torch::Tensor& x, UNet3DEncoderImpl& enc
       prev = out[i] = fcp;
       continue;
     }
-    const torch::Tensor h = fuse[i]->forward(fcp + adaptor_conv[i]->forward(prev));
+    const torch::Tensor h = run_sequential(fuse[i], fcp + run_sequential(adaptor_conv[i], prev));
     switch (options.kind) {
       case AdapterKind::reverse_attention_swin:
         out[i] = fcp + (1.0 - torch::sigmoid(adaptor_transformer[i]->forward(h).mean(4, true).mean(1, true))) * h;

@@ -52,6 +52,12 @@ class EvalScope {
 /// evenly into the labelled subsets.
 std::vector<std::pair<std::int64_t, std::int64_t>> group_rows(const torch::Tensor& group, std::int64_t rows);
 
+/// `group_bn: batched`: the number of groups when `ranges` (from group_rows)
+/// cover the rows in order with equal sizes, so that one pass under
+/// BatchNormGroups equals a pass per group; otherwise a runtime_error naming
+/// the option.
+std::int64_t equal_groups(const std::vector<std::pair<std::int64_t, std::int64_t>>& ranges);
+
 /// The rows of a subset-major batch of `rows` rows, split by `present` ((S, M)
 /// subset masks) into rows of the complete subset and rows of the others.
 /// Throws std::runtime_error when `present` does not describe the batch.

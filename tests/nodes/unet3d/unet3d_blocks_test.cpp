@@ -88,4 +88,55 @@ TEST(UNet3DBlocks, UpParityWithAndWithoutCrop) {
   EXPECT_THROW(strict->forward(torch::rand({1, 16, 4, 4, 4}), torch::rand({1, 16, 4, 4, 4})), std::runtime_error);
 }
 
+// BatchNorm over G groups in one pass equals G separate BatchNorm calls on
+// the groups in order: outputs, input and affine gradients, running
+// statistics and the batch counter, for a fixed and a cumulative momentum.
+TEST(Unet3dBlocks, GroupedBatchNormEqualsOneCallPerGroup) {
+  for (const std::int64_t groups : {1, 2, 7}) {
+    for (const bool cumulative : {false, true}) {
+      auto options = torch::nn::BatchNorm3dOptions(3);
+      if (cumulative) options.momentum(c10::nullopt);
+      torch::nn::BatchNorm3d loop(options), batched(options);
+      torch::manual_seed(3);
+      for (auto* bn : {&loop, &batched}) {
+        torch::NoGradGuard no_grad;
+        (*bn)->weight.copy_(torch::linspace(0.5, 1.5, 3));
+        (*bn)->bias.copy_(torch::linspace(-0.2, 0.3, 3));
+        (*bn)->running_mean.fill_(0.1);
+        (*bn)->running_var.fill_(2.0);
+      }
+      const torch::Tensor x = torch::randn({groups * 2, 3, 4, 3, 5}) * 3 + 1;
+      const torch::Tensor w = torch::randn(x.sizes());  // a loss that weights every output differently
+      torch::Tensor x1 = x.clone().requires_grad_(true), x2 = x.clone().requires_grad_(true);
+      std::vector<torch::Tensor> parts;
+      for (std::int64_t g = 0; g < groups; ++g) parts.push_back(loop->forward(x1.narrow(0, 2 * g, 2)));
+      const torch::Tensor y1 = torch::cat(parts);
+      torch::Tensor y2;
+      {
+        model::BatchNormGroups scope(groups);
+        y2 = model::batch_norm(*batched, x2);
+      }
+      EXPECT_EQ(model::BatchNormGroups::current(), 1);
+      (y1 * w).sum().backward();
+      (y2 * w).sum().backward();
+      const std::string what = std::to_string(groups) + " groups" + (cumulative ? ", cumulative" : "");
+      expect_close(y2, y1, 1e-6);
+      expect_close(x2.grad(), x1.grad(), 1e-5);
+      expect_close(batched->weight.grad(), loop->weight.grad(), 1e-5);
+      expect_close(batched->bias.grad(), loop->bias.grad(), 1e-5);
+      expect_close(batched->running_mean, loop->running_mean, 1e-6);
+      expect_close(batched->running_var, loop->running_var, 1e-6);
+      EXPECT_EQ(batched->num_batches_tracked.item<std::int64_t>(), groups) << what;
+    }
+  }
+  // Rows that do not split into equal groups are refused; eval mode ignores the scope.
+  torch::nn::BatchNorm3d bn(3);
+  {
+    model::BatchNormGroups scope(2);
+    EXPECT_THROW(model::batch_norm(*bn, torch::randn({3, 3, 2, 2, 2})), std::runtime_error);
+    bn->eval();
+    EXPECT_TRUE(torch::equal(model::batch_norm(*bn, torch::ones({3, 3, 2, 2, 2})), bn->forward(torch::ones({3, 3, 2, 2, 2}))));
+  }
+}
+
 }  // namespace umrflow
