@@ -72,8 +72,11 @@ ArchiveCheck check_zip_archive(const std::string& path) {
   if (eocd < 0) r.damaged("no zip end record (not a torch archive, or cut short)");
   const unsigned char* e = &tail[eocd];
   std::uint64_t count = le(e + 10, 2), dir_size = le(e + 12, 4), dir_at = le(e + 16, 4);
-  if (count == 0xFFFF || dir_size == 0xFFFFFFFF || dir_at == 0xFFFFFFFF) {  // zip64
-    const std::uint64_t eocd_at = r.size - tail_len + static_cast<std::uint64_t>(eocd);
+  const std::uint64_t eocd_at = r.size - tail_len + static_cast<std::uint64_t>(eocd);
+  // A zip64 locator right before the end record is what readers follow (miniz,
+  // which libtorch uses, and Python's zipfile), whatever the 32-bit fields say.
+  const bool has_locator = eocd_at >= 20 && le(r.read(eocd_at - 20, 20).data(), 4) == 0x07064b50;
+  if (has_locator || count == 0xFFFF || dir_size == 0xFFFFFFFF || dir_at == 0xFFFFFFFF) {  // zip64
     if (eocd_at < 20) r.damaged("zip64 locator missing");
     const auto loc = r.read(eocd_at - 20, 20);
     if (le(loc.data(), 4) != 0x07064b50) r.damaged("zip64 locator missing");
@@ -83,6 +86,7 @@ ArchiveCheck check_zip_archive(const std::string& path) {
     dir_size = le(&z[40], 8);
     dir_at = le(&z[48], 8);
   }
+  if (count == 0) r.damaged("the archive lists no records");
   const auto dir = r.read(dir_at, dir_size);
   ArchiveCheck out;
   std::uint64_t pos = 0;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -18,6 +19,11 @@ namespace umrflow::nodes {
 namespace {
 
 bool is_run_checkpoint(const std::string& path) {
+  // Damage is reported as such, before libtorch's reader allocates whatever
+  // a record declares.
+  char magic[2] = {};
+  std::ifstream(path, std::ios::binary).read(magic, 2);
+  if (magic[0] == 'P' && magic[1] == 'K') check_zip_archive(path);
   try {
     torch::serialize::InputArchive a;
     a.load_from(path);

@@ -116,4 +116,29 @@ TEST(ArchiveCheck, ImpossibleCompressedSizesAreRefused) {
   EXPECT_NE(odd.find("compression method 12"), std::string::npos) << odd;
 }
 
+// End records that list no records (the counts zeroed) are refused: a reader
+// scanning the local headers would still find records the check never saw.
+TEST(ArchiveCheck, EndRecordListingNoRecordsIsRefused) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/ckpt.pt";
+  {
+    torch::serialize::OutputArchive a;
+    a.write("w", torch::ones({4}));
+    a.save_to(path);
+  }
+  std::string bytes = bytes_of(path);
+  const auto end = bytes.rfind(std::string("PK\x05\x06", 4));
+  ASSERT_NE(end, std::string::npos);
+  bytes[end + 8] = bytes[end + 9] = bytes[end + 10] = bytes[end + 11] = '\0';  // records on this disk, and in all
+  // libtorch also writes a zip64 end record, which readers follow: zero its counts too.
+  const auto end64 = bytes.rfind(std::string("PK\x06\x06", 4));
+  if (end64 != std::string::npos)
+    for (int k = 24; k < 40; ++k) bytes[end64 + k] = '\0';
+  const std::string empty = dir.path() + "/empty.pt";
+  write_bytes(empty, bytes);
+  const std::string e = error_of(empty);
+  EXPECT_NE(e.find("empty.pt"), std::string::npos) << e;
+  EXPECT_NE(e.find("lists no records"), std::string::npos) << e;
+}
+
 }  // namespace umrflow
