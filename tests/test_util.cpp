@@ -9,6 +9,7 @@
 #include <random>
 
 #include "builtin.h"
+#include "test_paths.h"
 
 namespace umrflow::test {
 
@@ -87,6 +88,20 @@ int run_command(const std::string& command, std::string* output) {
   int status = pclose(pipe);
   if (output) *output = out;
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+const std::string& phantom_root() {
+  static TempDir dir;
+  static const std::string root = [] {
+    const std::string r = dir.path() + "/ph";
+    const std::string bin = UMRFLOW_BINARY;
+    std::string out;
+    if (run_command(bin + " synth brats --cases 3 --size 16 --out " + r + " 2>&1", &out) != 0 ||
+        run_command(bin + " split --from " + r + " --val 0.34 --test 0 --out " + r + "/split.yaml 2>&1", &out) != 0)
+      throw std::runtime_error("cannot make phantoms: " + out);
+    return r;
+  }();
+  return root;
 }
 
 }  // namespace umrflow::test

@@ -36,6 +36,10 @@ Registry builtin_registry();
 /// Validates `yaml` written to a temp file; returns the diagnostics (empty when valid).
 Diagnostics validate_text(const std::string& yaml, const Registry& registry, std::string* file = nullptr);
 
+/// A phantom BraTS data root (`umrflow synth brats`, 3 cases of 16^3) with its
+/// split.yaml (2 train, 1 val), made once per test process.
+const std::string& phantom_root();
+
 /// Runs a command through the shell; returns its exit status and fills `output`
 /// with stdout and stderr together.
 int run_command(const std::string& command, std::string* output);

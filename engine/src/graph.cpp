@@ -47,7 +47,9 @@ const ParamBindings<ExecutionSettings>& execution_bindings() {
     d.bind(&E::prefetch, param::integer("prefetch", 8, "most samples in flight on the data plane (at least the batch size)").min(1));
     d.bind(&E::threads, param::integer("threads", 0, "worker threads of the data plane; 0 uses every core").range(0, 1024));
     d.bind(&E::autocast, param::choice("autocast", "none", {"none", "bf16"},
-                                       "bf16: CUDA autocast of the forward passes when training (weights and optimizer stay fp32)"));
+                                       "bf16: autocast of the forward passes when training, on CUDA or the CPU (weights and optimizer stay fp32)"));
+    d.bind(&E::channels_last, param::boolean("channels_last", false,
+                                             "Conv3d weights and (B, C, X, Y, Z) batch tensors in channels-last-3D memory order"));
     return d;
   }();
   return b;

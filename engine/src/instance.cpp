@@ -4,6 +4,7 @@
 
 #include <filesystem>
 
+#include "precision.h"
 #include "umrflow/archive_check.h"
 #include "umrflow/digest.h"
 #include "umrflow/files.h"
@@ -39,6 +40,7 @@ Instance::Instance(const Graph& graph, torch::Device device) : graph_(graph), de
     auto node = create(m);
     auto* mod = as<ModuleNode>(node, m, "module");
     mod->module().to(device);
+    if (graph.execution.channels_last) to_channels_last(mod->module());
     if (m.frozen)
       for (auto& p : mod->module().parameters()) p.set_requires_grad(false);
     modules_[m.id] = std::move(node);

@@ -15,9 +15,9 @@
 #include <optional>
 #include <sstream>
 
-#include <ATen/autocast_mode.h>
 
 #include "instance.h"
+#include "precision.h"
 #include "progress.h"
 #include "umrflow/files.h"
 #include "umrflow/random.h"
@@ -317,8 +317,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (training) optimizer = make_optimizer(graph.train, instance.trainable_parameters());
   const std::int64_t epochs = training ? graph.train.epochs : 1;
-  const bool autocast = training && graph.execution.autocast == "bf16" && device.is_cuda();
-  if (training && graph.execution.autocast == "bf16" && !autocast) log("note: execution.autocast bf16 applies on CUDA only; this run is fp32");
+  const bool autocast = training && graph.execution.autocast == "bf16";
   const DataPlane plane = instance.data_plane(training, graph.execution.prefetch);
   const std::int64_t batches = batches_per_epoch(instance.samples_per_epoch(), plane.batch_size, plane.drop_last);
   const std::int64_t graph_hash = static_cast<std::int64_t>(hash_name(to_yaml(graph.resolved)));
@@ -373,21 +372,19 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     instance.set_training(training);
     EpochResult r = run_epoch(plane, epoch, threads, [&](Packet& batch, std::int64_t index) {
       try {
-        for (auto& [k, t] : batch.tensors) t = t.to(device, /*non_blocking=*/true);
+        for (auto& [k, t] : batch.tensors) {
+          t = t.to(device, /*non_blocking=*/true);
+          if (graph.execution.channels_last) t = channels_last(t);
+        }
       } catch (const std::exception& e) {
         throw NodeError(plane.batch_id, "batch", batch.sample_names(), std::string("moving the batch to ") + device.str() + ": " + e.what());
       }
       std::map<std::string, Packet> outs;
       if (training) {
-        if (autocast) {
-          at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-          at::autocast::set_enabled(true);
-        }
         const std::string& objective_type = graph.find(graph.train.objective)->type;
         // The finite check and backward of one loss (the batch's, or one group's).
         const auto backward = [&](const torch::Tensor& loss, const std::string& part) {
-          const bool forward_autocast = at::autocast::is_enabled();  // a group's backward, between forwards
-          at::autocast::set_enabled(false);
+          const AutocastScope::Pause pause;  // a group's backward comes between forwards
           if (!torch::isfinite(loss).all().item<bool>())
             throw NodeError(graph.train.objective, objective_type, batch.sample_names(),
                             "the loss" + (part.empty() ? std::string() : " of " + part) +
@@ -398,10 +395,10 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
             throw NodeError(graph.train.objective, objective_type, batch.sample_names(),
                             "in the backward pass" + (part.empty() ? std::string() : " of " + part) + ": " + e.what());
           }
-          at::autocast::set_enabled(forward_autocast);
         };
         const bool grouped = !graph.train.accumulate_groups.empty();
         try {
+          const AutocastScope scope(autocast, device);
           if (grouped) {
             optimizer->zero_grad();
             outs = instance.run_step_grouped(batch, epoch, index, backward);
@@ -409,16 +406,10 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
             outs = instance.run_step(batch, epoch, index, true);
           }
         } catch (const NodeError&) {
-          if (autocast) at::autocast::set_enabled(false);
           throw;
         } catch (const std::exception& e) {
-          if (autocast) at::autocast::set_enabled(false);
           if (!grouped) throw;
           throw NodeError(graph.train.objective, objective_type, batch.sample_names(), e.what());
-        }
-        if (autocast) {
-          at::autocast::set_enabled(false);
-          at::autocast::clear_cache();
         }
         try {
           if (!grouped) {

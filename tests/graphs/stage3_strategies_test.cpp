@@ -18,24 +18,9 @@ namespace {
 const std::string kStage3 = std::string(UMRFLOW_SOURCE_DIR) + "/graphs/phantoms/stage3.yaml";
 const std::string kAccumulate = "train.accumulate={groups: subsets.group, slice: [subsets.incomplete]}";
 
-/// A phantom data root with its split, made once for the whole file.
-const std::string& phantoms() {
-  static test::TempDir dir;
-  static const std::string root = [] {
-    const std::string r = dir.path() + "/ph";
-    std::string out;
-    const std::string bin = UMRFLOW_BINARY;
-    if (test::run_command(bin + " synth brats --cases 3 --size 16 --out " + r + " 2>&1", &out) != 0 ||
-        test::run_command(bin + " split --from " + r + " --val 0.34 --test 0 --out " + r + "/split.yaml 2>&1", &out) != 0)
-      throw std::runtime_error("cannot make phantoms: " + out);
-    return r;
-  }();
-  return root;
-}
-
 /// The phantom stage-3 graph at a tiny width, untrained, no validation.
 std::vector<std::string> stage3_overrides(const std::vector<std::string>& extra) {
-  std::vector<std::string> o = {"data.cases.root=" + phantoms(), "data.cases.split=" + phantoms() + "/split.yaml",
+  std::vector<std::string> o = {"data.cases.root=" + test::phantom_root(), "data.cases.split=" + test::phantom_root() + "/split.yaml",
                                 "modules.net.init=null", "train.validate=null"};
   o.insert(o.end(), extra.begin(), extra.end());
   return o;

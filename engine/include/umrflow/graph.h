@@ -82,7 +82,8 @@ struct ExecutionSettings {
   std::string device;         // "cpu", "cuda" or "auto"
   std::int64_t prefetch = 0;  // most samples in flight on the data plane
   std::int64_t threads = 0;   // data-plane worker threads; 0: all cores
-  std::string autocast;       // "bf16": CUDA autocast of the step plane's forward (ignored on CPU)
+  std::string autocast;       // "bf16": autocast of the step plane's forward passes when training (CUDA or CPU)
+  bool channels_last = false;  // rank-5 weights and batch tensors in channels-last-3D memory order
 };
 
 /// `train:` what training does; its presence switches training on.
