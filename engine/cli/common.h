@@ -24,6 +24,7 @@ void register_nodes_verb(Registry& registry);     // nodes.cpp
 void register_dot_verb(Registry& registry);       // dot.cpp
 void register_sweep_verb(Registry& registry);     // sweep.cpp
 void register_bench_verb(Registry& registry);     // bench.cpp
+void register_plot_verb(Registry& registry);      // plot.cpp
 
 /// The plugins named on the command line (--plugin, read before parsing) and
 /// in UMRFLOW_PLUGIN_PATH (files, or folders whose lib*.so are all loaded).

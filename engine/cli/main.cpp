@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   cli::register_dot_verb(registry);
   cli::register_sweep_verb(registry);
   cli::register_bench_verb(registry);
+  cli::register_plot_verb(registry);
   register_builtin_nodes(registry);
   try {
     cli::load_command_line_plugins(registry, cli::plugins_in_arguments(argc, argv));  // plugins may add verbs

@@ -19,6 +19,7 @@
 #include "instance.h"
 #include "precision.h"
 #include "progress.h"
+#include "umrflow/curves.h"
 #include "umrflow/files.h"
 #include "umrflow/random.h"
 
@@ -261,26 +262,8 @@ int interrupted_exit_code() {
 }
 
 std::map<std::string, double> read_last_metrics(const std::string& path) {
-  std::ifstream in(path);
-  std::string line, last;
-  while (std::getline(in, line))
-    if (!line.empty()) last = line;
-  std::map<std::string, double> out;
-  // Flat objects of "name": number, as run_graph writes them.
-  std::size_t pos = 0;
-  while ((pos = last.find('"', pos)) != std::string::npos) {
-    std::size_t end = last.find('"', pos + 1);
-    if (end == std::string::npos) break;
-    std::string key = last.substr(pos + 1, end - pos - 1);
-    std::size_t colon = last.find(':', end);
-    if (colon == std::string::npos) break;
-    const char* start = last.c_str() + colon + 1;
-    char* stop = nullptr;
-    double v = std::strtod(start, &stop);
-    if (stop != start) out[key] = v;
-    pos = (stop != start ? static_cast<std::size_t>(stop - last.c_str()) : colon + 1);
-  }
-  return out;
+  const auto records = read_metrics(path);
+  return records.empty() ? std::map<std::string, double>{} : records.back();
 }
 
 double scheduled_lr(const TrainSettings& t, std::int64_t epoch) {
@@ -520,6 +503,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       }
     }
   }
+  if (write_curves(summary.run_dir)) log("curves: " + (dir / "curves.svg").string());
   const auto figures = instance.finish(summary.run_dir);
   if (!figures.empty()) {
     std::string text;

@@ -47,7 +47,7 @@ TEST(Cli, HelpForEverySubcommand) {
   ASSERT_EQ(run_command(kBin + " run --help", &out), 0);
   EXPECT_NE(out.find("--set"), std::string::npos);
   EXPECT_NE(out.find("Exit status"), std::string::npos);
-  for (const char* sub : {"validate", "nodes", "dot", "sweep"}) EXPECT_EQ(run_command(kBin + " " + sub + " --help", &out), 0) << sub;
+  for (const char* sub : {"validate", "nodes", "dot", "sweep", "plot"}) EXPECT_EQ(run_command(kBin + " " + sub + " --help", &out), 0) << sub;
   EXPECT_NE(run_command(kBin, &out), 0);
 }
 
@@ -84,6 +84,28 @@ TEST(Cli, RunWithOverrides) {
   for (std::string l; std::getline(m, l);) lines += !l.empty();
   EXPECT_EQ(lines, 3);
   EXPECT_NE(read(dir.path() + "/r/graph.yaml").find("epochs: 3"), std::string::npos);
+}
+
+// plot draws two runs on the same axes (one line per run in every panel),
+// and a folder without metrics.jsonl is an error naming it.
+TEST(Cli, PlotDrawsRunsTogether) {
+  test::TempDir dir;
+  const std::string good = dir.write("g.yaml", kGraph);
+  std::string out;
+  for (const char* lr : {"0.05", "0.01"})
+    ASSERT_EQ(run_command(kBin + " run " + good + " --quiet --out " + dir.path() + "/lr" + lr + " --set train.optimizer.lr=" + lr, &out), 0)
+        << out;
+  ASSERT_EQ(run_command(kBin + " plot " + dir.path() + "/lr0.05 " + dir.path() + "/lr0.01 -o " + dir.path() + "/both.svg", &out), 0)
+      << out;
+  const std::string svg = read(dir.path() + "/both.svg");
+  EXPECT_NE(svg.find(">lr0.05</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">lr0.01</text>"), std::string::npos);
+  int lines = 0;
+  for (std::size_t p = svg.find("<polyline"); p != std::string::npos; p = svg.find("<polyline", p + 1)) ++lines;
+  EXPECT_EQ(lines % 2, 0);
+  EXPECT_GE(lines, 2 * 4);  // mse, lr, samples_per_s, time_s, ... for both runs
+  EXPECT_EQ(run_command(kBin + " plot " + dir.path() + " -o " + dir.path() + "/x.svg", &out), 1);
+  EXPECT_NE(out.find("has no metrics.jsonl"), std::string::npos) << out;
 }
 
 // SIGINT, SIGTERM, SIGHUP and SIGUSR1 each stop after the current step, write

@@ -62,7 +62,7 @@ TEST(Run, WritesRunDirectory) {
   RunSummary s = run_graph(g, r, quiet_into(out));
   EXPECT_EQ(s.run_dir, out);
   EXPECT_EQ(s.epochs_done, 2);
-  for (const char* f : {"graph.yaml", "log.txt", "metrics.jsonl", "epoch_0001.pt", "epoch_0002.pt", "last.pt"})
+  for (const char* f : {"graph.yaml", "log.txt", "metrics.jsonl", "epoch_0001.pt", "epoch_0002.pt", "last.pt", "curves.svg"})
     EXPECT_TRUE(fs::exists(out + "/" + f)) << f;
   for (const auto& e : fs::directory_iterator(out)) EXPECT_NE(e.path().extension(), ".tmp") << e.path();
   auto m = lines(out + "/metrics.jsonl");
@@ -130,6 +130,11 @@ TEST(Run, StopWritesCheckpoint) {
   EXPECT_FALSE(fs::exists(dir.path() + "/run/last.pt"));
   EXPECT_FALSE(fs::exists(dir.path() + "/run/epoch_0001.pt"));
   EXPECT_EQ(lines(dir.path() + "/run/metrics.jsonl").size(), 1u);
+  // The curves of an interrupted run are drawn too, every metric a panel.
+  std::ifstream svg(dir.path() + "/run/curves.svg");
+  const std::string text((std::istreambuf_iterator<char>(svg)), std::istreambuf_iterator<char>());
+  for (const auto& [key, value] : read_last_metrics(dir.path() + "/run/metrics.jsonl"))
+    if (key != "epoch") EXPECT_NE(text.find(">" + key + "</text>"), std::string::npos) << key;
 }
 
 // A module initialised from a checkpoint starts from its weights: the trained

@@ -26,6 +26,7 @@
 //   checksums.sha256  the SHA-256 of every checkpoint above, as `sha256sum`
 //                   writes it; --resume and init.from refuse a checkpoint
 //                   that no longer matches it (digest.h)
+//   curves.svg      every metric per epoch, drawn when the run ends or stops (curves.h)
 //
 // SIGINT (Ctrl-C), SIGTERM, SIGHUP and SIGUSR1 are honoured after the current
 // step: interrupted.pt is written, last.pt keeps the last whole epoch, and the
