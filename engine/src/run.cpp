@@ -123,9 +123,6 @@ class ScalarMeans {
   std::map<std::string, std::pair<double, std::int64_t>> sums_;
 };
 
-/// One pass of the validation graph on copies of the training modules' weights.
-/// Returns the mean of every scalar its step nodes output ("node" for a loss,
-/// else "node.key"); its reports go to `out_dir`.
 /// The checkpoints a run can resume from, best first: last.pt, then
 /// epoch_NNNN.pt from the newest.
 std::vector<fs::path> resume_candidates(const fs::path& dir) {
