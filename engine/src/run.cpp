@@ -286,6 +286,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const bool terminal = !options.quiet && isatty(STDERR_FILENO);
 
   const torch::Device device = pick_device(graph.execution.device);
+  // cuDNN picks the fastest convolution algorithm for each shape once; a run's
+  // shapes repeat every step (results stay deterministic only up to its choice).
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
   const int threads = options.threads >= 0 ? options.threads : static_cast<int>(graph.execution.threads);
   log("run '" + graph.name + "' from " + graph.file + " into " + summary.run_dir + " (device " + device.str() +
       ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) + ", prefetch " +
