@@ -50,6 +50,10 @@ const ParamBindings<ExecutionSettings>& execution_bindings() {
                                        "bf16: autocast of the forward passes when training, on CUDA or the CPU (weights and optimizer stay fp32)"));
     d.bind(&E::channels_last, param::boolean("channels_last", false,
                                              "Conv3d weights and (B, C, X, Y, Z) batch tensors in channels-last-3D memory order"));
+    d.bind(&E::log_every, param::integer("log_every", 1,
+                                         "check the training loss for NaN and show it every N steps (and at each epoch's last); "
+                                         "the steps in between never wait for the device")
+                              .min(1));
     return d;
   }();
   return b;

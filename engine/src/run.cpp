@@ -100,27 +100,34 @@ class RunLog {
 
 /// Epoch means of the scalars step nodes output, named "node" for a `loss`
 /// and "node.key" otherwise.
+/// Epoch means of the scalars step nodes output ("node" for a loss, else
+/// "node.key"), summed on the device in float64 so that adding a step never
+/// waits for it; means() reads them once.
 class ScalarMeans {
  public:
   void add(const std::map<std::string, Packet>& outs, bool skip_non_finite) {
     for (const auto& [id, packet] : outs)
       for (const auto& [key, t] : packet.tensors)
         if (t.dim() == 0 && t.is_floating_point()) {
-          const double v = t.item<double>();
-          if (skip_non_finite && !std::isfinite(v)) continue;
+          torch::Tensor v = t.detach().to(torch::kDouble);
+          torch::Tensor n = torch::ones({}, v.options());
+          if (skip_non_finite) {
+            n = torch::isfinite(v).to(torch::kDouble);
+            v = torch::where(n > 0, v, torch::zeros({}, v.options()));
+          }
           auto& s = sums_[key == "loss" ? id : id + "." + key];
-          s.first += v;
-          s.second += 1;
+          s.first = s.first.defined() ? s.first + v : v;
+          s.second = s.second.defined() ? s.second + n : n;
         }
   }
   std::map<std::string, double> means() const {
     std::map<std::string, double> out;
-    for (const auto& [k, s] : sums_) out[k] = s.first / static_cast<double>(std::max<std::int64_t>(1, s.second));
+    for (const auto& [k, s] : sums_) out[k] = s.first.item<double>() / std::max(1.0, s.second.item<double>());
     return out;
   }
 
  private:
-  std::map<std::string, std::pair<double, std::int64_t>> sums_;
+  std::map<std::string, std::pair<torch::Tensor, torch::Tensor>> sums_;
 };
 
 /// The checkpoints a run can resume from, best first: last.pt, then
@@ -353,6 +360,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
                       [&](const std::string& l) { log(l, options.quiet); });
     const auto start = std::chrono::steady_clock::now();
     instance.set_training(training);
+    std::string shown;
     EpochResult r = run_epoch(plane, epoch, threads, [&](Packet& batch, std::int64_t index) {
       try {
         for (auto& [k, t] : batch.tensors) {
@@ -363,12 +371,14 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         throw NodeError(plane.batch_id, "batch", batch.sample_names(), std::string("moving the batch to ") + device.str() + ": " + e.what());
       }
       std::map<std::string, Packet> outs;
+      // Steps that wait for the device: the loss is checked and shown.
+      const bool checked = index % graph.execution.log_every == 0 || index + 1 == batches;
       if (training) {
         const std::string& objective_type = graph.find(graph.train.objective)->type;
         // The finite check and backward of one loss (the batch's, or one group's).
         const auto backward = [&](const torch::Tensor& loss, const std::string& part) {
           const AutocastScope::Pause pause;  // a group's backward comes between forwards
-          if (!torch::isfinite(loss).all().item<bool>())
+          if (checked && !torch::isfinite(loss).all().item<bool>())
             throw NodeError(graph.train.objective, objective_type, batch.sample_names(),
                             "the loss" + (part.empty() ? std::string() : " of " + part) +
                                 " is not finite (NaN or infinity); check the inputs and the learning rate");
@@ -411,10 +421,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         outs = instance.run_step(batch, epoch, index, false);
       }
       means.add(outs, /*skip_non_finite=*/false);
-      std::string shown;
-      if (auto it = outs.find(graph.train.objective); it != outs.end() && it->second.has("loss"))
+      if (auto it = outs.find(graph.train.objective); checked && it != outs.end() && it->second.has("loss"))
         shown = "loss " + json_number(it->second.at("loss").item<double>());
-      progress.advance(1, shown);
+      progress.advance(1, shown);  // the last checked step's loss
       return !stop.load();
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -12,6 +12,7 @@
 #include "umrflow/doc.h"
 #include "umrflow/node.h"
 #include "umrflow/registry.h"
+#include "umrflow/curves.h"
 #include "umrflow/files.h"
 #include "umrflow/run.h"
 
@@ -524,6 +525,46 @@ TEST(Run, NonFiniteInitWeightsAreRefused) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("net.weight"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("NaN"), std::string::npos) << e.what();
+  }
+}
+
+// With execution.log_every the steps between checks never read a value back,
+// yet the epoch means are the same to the last bit (they are summed on the
+// device in float64, in the same order).
+TEST(Run, LogEveryKeepsTheMetrics) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  const Graph every = load(dir, graph_text(), r, "a.yaml");
+  const Graph third = load(dir, "execution: {log_every: 3}\n" + graph_text(), r, "b.yaml");
+  run_graph(every, r, quiet_into(dir.path() + "/a"));
+  run_graph(third, r, quiet_into(dir.path() + "/b"));
+  const auto a = read_metrics(dir.path() + "/a/metrics.jsonl"), b = read_metrics(dir.path() + "/b/metrics.jsonl");
+  ASSERT_EQ(a.size(), 2u);
+  ASSERT_EQ(b.size(), 2u);
+  for (std::size_t e = 0; e < 2; ++e) {
+    EXPECT_EQ(a[e].at("mse"), b[e].at("mse")) << "epoch " << e + 1;
+    EXPECT_EQ(a[e].at("lr"), b[e].at("lr"));
+  }
+}
+
+// A loss that overflows (Adam at lr 1e30: weights near 1e30 after one step)
+// stops the run with "not finite", also when only every 1000th step is
+// checked: each epoch's last step always is.
+TEST(Run, DivergingLossIsAnErrorAtAnyLogEvery) {
+  for (const char* every : {"1", "1000"}) {
+    test::TempDir dir;
+    Registry r = test::builtin_registry();
+    const Graph g = load(dir, std::string("execution: {log_every: ") + every + "}\n" +
+                                  graph_text("", "train: {epochs: 2, objective: mse, optimizer: {type: adam, lr: 1.0e+30}}\n"),
+                         r);
+    try {
+      run_graph(g, r, quiet_into(dir.path() + "/run"));
+      FAIL() << "no error at log_every " << every;
+    } catch (const NodeError& e) {
+      EXPECT_EQ(e.node_id(), "mse");
+      EXPECT_NE(std::string(e.what()).find("not finite"), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir.path() + "/run/last.pt")) << every;  // no checkpoint of diverged weights
   }
 }
 

@@ -84,6 +84,7 @@ struct ExecutionSettings {
   std::int64_t threads = 0;   // data-plane worker threads; 0: all cores
   std::string autocast;       // "bf16": autocast of the step plane's forward passes when training (CUDA or CPU)
   bool channels_last = false;  // rank-5 weights and batch tensors in channels-last-3D memory order
+  std::int64_t log_every = 0;  // training steps between loss checks and shown values (each one waits for the device)
 };
 
 /// `train:` what training does; its presence switches training on.
