@@ -33,7 +33,7 @@ for size in $sizes; do
       --set train.validate=null --set train.epochs=1 --set modules.net.freeze_decoder=false \
       --set modules.net.encoder_bn_update=true --set "modules.net.widths=$widths" \
       --set "data.crop.size=[$size, $size, $size]" --set "data.foreground.k_divisible=[$size, $size, $size]" \
-      --set execution.threads=1 --set "$acc" --set "modules.net.group_bn=$bn" > /dev/null
+      --set execution.threads=1 --set "$acc" --set "modules.net.group_bn=$bn" > /dev/null 2>&1
     /usr/bin/python3 - "$out/metrics.jsonl" "$(cat "$work/rss")" "$size" "$widths" "$strategy" <<'PY'
 import json, sys
 m = [json.loads(l) for l in open(sys.argv[1])][-1]
