@@ -105,9 +105,12 @@ std::map<std::string, Packet> Instance::run_step_grouped(const Packet& batch, st
 
   // 2. The objective's unsplit terms (a weighted sum), backward first: the
   //    complete path's graph is freed before any group runs, as released.
-  std::map<std::string, Packet> zeros;
-  for (std::size_t i = 0; i < n; ++i) zeros[graph_.step[i].id] = zero_scalars(graph_.step[i], device_);
-  zeros[batch_id] = zero_scalars(graph_.batch(), device_);
+  std::map<std::string, Packet> zeros;  // made when the objective asks for a term it leaves out
+  const auto zero = [&](const std::string& id) -> const Packet& {
+    auto it = zeros.find(id);
+    if (it == zeros.end()) it = zeros.emplace(id, zero_scalars(id == batch_id ? graph_.batch() : *graph_.find(id), device_)).first;
+    return it->second;
+  };
   torch::Tensor total;
   const std::set<std::string> dependent(t.accumulate_dependent.begin(), t.accumulate_dependent.end());
   bool has_shared_terms = false;
@@ -116,7 +119,7 @@ std::map<std::string, Packet> Instance::run_step_grouped(const Packet& batch, st
   if (split_sum) {
     const Lookup only_shared = [&](const std::string& id) -> const Packet& {
       auto it = outs.find(id);
-      return it != outs.end() ? it->second : zeros.at(id);
+      return it != outs.end() ? it->second : zero(id);
     };
     total = run_node(objective, only_shared, batch, epoch, batch_index, true).at("loss");
     if (total.requires_grad()) backward(total, "the terms computed once per batch");
@@ -160,7 +163,7 @@ std::map<std::string, Packet> Instance::run_step_grouped(const Packet& batch, st
     };
     const Lookup objective_lookup = [&](const std::string& id) -> const Packet& {
       if (auto it = group_outs.find(id); it != group_outs.end()) return it->second;
-      return zeros.at(id);  // unsplit terms were counted in step 2
+      return zero(id);  // unsplit terms were counted in step 2
     };
     const double share = static_cast<double>(g.count) / static_cast<double>(nonzero);
     for (std::size_t i = 0; i < n; ++i) {

@@ -145,4 +145,10 @@ ArchiveCheck check_zip_archive(const std::string& path) {
   return out;
 }
 
+bool starts_like_zip(const std::string& path) {
+  char magic[2] = {};
+  std::ifstream(path, std::ios::binary).read(magic, 2);
+  return magic[0] == 'P' && magic[1] == 'K';
+}
+
 }  // namespace umrflow

@@ -724,7 +724,6 @@ struct Builder {
       if (auto r = producer("slice", ref)) split.insert(*r);
     // Dependent: reads a split tensor (or the whole packet holding one), or a dependent node.
     std::set<std::string> dependent;
-    std::map<std::string, bool> has_shared_input;
     for (const auto& n : g.step) {
       bool dep = false, shared = false, reads_groups = false;
       for (const auto& r : n.inputs) {
@@ -738,7 +737,6 @@ struct Builder {
       if (!dep) continue;
       dependent.insert(n.id);
       g.train.accumulate_dependent.push_back(n.id);
-      has_shared_input[n.id] = shared;
       const bool objective = n.id == g.train.objective;
       if (n.is(NodeKind::call) && !reads_groups) {
         diags.error(n.where, "node '" + n.id + "' runs module '" + n.module + "' on split rows but is not given `" +

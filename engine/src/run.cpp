@@ -15,7 +15,6 @@
 #include <optional>
 #include <sstream>
 
-
 #include "instance.h"
 #include "precision.h"
 #include "progress.h"
@@ -98,8 +97,6 @@ class RunLog {
   std::ofstream file_;
 };
 
-/// Epoch means of the scalars step nodes output, named "node" for a `loss`
-/// and "node.key" otherwise.
 /// Epoch means of the scalars step nodes output ("node" for a loss, else
 /// "node.key"), summed on the device in float64 so that adding a step never
 /// waits for it; means() reads them once.

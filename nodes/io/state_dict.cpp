@@ -10,7 +10,6 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <variant>
@@ -369,9 +368,7 @@ NamedTensors read_state_dict(const std::string& path) {
   try {
     check_zip_archive(path);
   } catch (const std::runtime_error&) {
-    char magic[2] = {};
-    std::ifstream(path, std::ios::binary).read(magic, 2);
-    if (magic[0] != 'P' || magic[1] != 'K') throw not_a_zip();
+    if (!starts_like_zip(path)) throw not_a_zip();
     throw;
   }
   std::unique_ptr<caffe2::serialize::PyTorchStreamReader> zip;

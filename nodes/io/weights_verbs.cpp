@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <sstream>
 
@@ -21,9 +20,7 @@ namespace {
 bool is_run_checkpoint(const std::string& path) {
   // Damage is reported as such, before libtorch's reader allocates whatever
   // a record declares.
-  char magic[2] = {};
-  std::ifstream(path, std::ios::binary).read(magic, 2);
-  if (magic[0] == 'P' && magic[1] == 'K') check_zip_archive(path);
+  if (starts_like_zip(path)) check_zip_archive(path);
   try {
     torch::serialize::InputArchive a;
     a.load_from(path);

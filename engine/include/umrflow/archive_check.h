@@ -23,7 +23,13 @@ std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size_t n);
 /// Reads the zip at `path` and checks each record's CRC-32 and extent. Throws
 /// std::runtime_error naming the file and the first damaged record (or what
 /// makes it no zip at all). Compressed records, which torch never writes, are
-/// counted but not verified.
+/// counted but not verified, except that a deflated record must not declare
+/// more bytes than deflate can produce from its size, and any other method is
+/// refused. A zip64 end record is followed whenever its locator is present.
 ArchiveCheck check_zip_archive(const std::string& path);
+
+/// Whether the file starts as a zip archive does ("PK"): a damaged zip is
+/// reported by check_zip_archive, anything else as another format.
+bool starts_like_zip(const std::string& path);
 
 }  // namespace umrflow
