@@ -50,4 +50,4 @@ for m in eval baseline_eval; do
   [ "$m" = eval ] || name=baseline
   grep -E '^\| (\*\*Average|Std Dev)' "$out/$m/report.md" | sed "s/^|/| $name |/"
 done
-echo "done in $(( $(date +%s) - start )) s; report: $out/eval/report.md (also .csv, .json, per_case.csv, dice_boxplot.svg)"
+echo "done in $(( $(date +%s) - start )) s; report: $out/eval/report.md (also .csv, .json, per_case.csv, dice_boxplot.svg and .png)"

@@ -24,7 +24,8 @@ std::vector<std::int64_t> window_starts(std::int64_t size, std::int64_t roi, dou
 
 using Forward = std::function<Packet(const std::vector<Packet>&)>;
 
-Packet sliding_window(const Forward& forward, const std::vector<Packet>& inputs, const std::vector<std::int64_t>& roi, double overlap) {
+Packet sliding_window(const Forward& forward, const std::vector<Packet>& inputs, const std::vector<std::int64_t>& roi, double overlap,
+                      std::int64_t batch) {
   const std::int64_t r = static_cast<std::int64_t>(roi.size());
   // The spatial size: the trailing axes of the first input tensor of rank > window rank + 1.
   std::vector<std::int64_t> size;
@@ -51,35 +52,51 @@ Packet sliding_window(const Forward& forward, const std::vector<Packet>& inputs,
       if (is_spatial(t)) t = torch::constant_pad_nd(t, pad_spec, 0);
   std::vector<std::vector<std::int64_t>> starts;
   for (std::int64_t a = 0; a < r; ++a) starts.push_back(window_starts(padded[a], roi[a], overlap));
-  std::map<std::string, torch::Tensor> sum;
-  torch::Tensor count;
-  std::vector<std::size_t> at(r, 0);
-  while (true) {
-    std::vector<Packet> part = full;
-    for (auto& p : part)
-      for (auto& [k, t] : p.tensors)
-        if (t.dim() >= r + 2 && std::equal(padded.begin(), padded.end(), t.sizes().end() - r))
-          for (std::int64_t a = 0; a < r; ++a) t = t.narrow(t.dim() - r + a, starts[a][at[a]], roi[a]);
-    Packet out = forward(part);
-    for (auto& [k, y] : out.tensors) {
-      if (y.dim() < r + 2 || !std::equal(roi.begin(), roi.end(), y.sizes().end() - r)) continue;
-      torch::Tensor& s = sum[k];
-      if (!s.defined()) {
-        auto shape = y.sizes().vec();
-        std::copy(padded.begin(), padded.end(), shape.end() - r);
-        s = torch::zeros(shape, y.options().dtype(torch::kFloat32));
-      }
-      torch::Tensor view = s;
-      for (std::int64_t a = 0; a < r; ++a) view = view.narrow(s.dim() - r + a, starts[a][at[a]], roi[a]);
-      view.add_(y.to(torch::kFloat32));
-    }
-    if (!count.defined()) count = torch::zeros(padded, sum.empty() ? torch::TensorOptions() : sum.begin()->second.options());
-    torch::Tensor cv = count;
-    for (std::int64_t a = 0; a < r; ++a) cv = cv.narrow(a, starts[a][at[a]], roi[a]);
-    cv.add_(1.0);
+  // Every window's start, the last axis fastest.
+  std::vector<std::vector<std::int64_t>> windows;
+  for (std::vector<std::size_t> at(r, 0);;) {
+    std::vector<std::int64_t> w(r);
+    for (std::int64_t a = 0; a < r; ++a) w[a] = starts[a][at[a]];
+    windows.push_back(w);
     std::int64_t a = r - 1;
     while (a >= 0 && ++at[a] == starts[a].size()) at[a--] = 0;
     if (a < 0) break;
+  }
+  auto narrowed = [&](torch::Tensor t, const std::vector<std::int64_t>& w, std::int64_t offset) {
+    for (std::int64_t a = 0; a < r; ++a) t = t.narrow(offset + a, w[a], roi[a]);
+    return t;
+  };
+  std::map<std::string, torch::Tensor> sum;
+  torch::Tensor count = torch::zeros(padded);
+  for (std::size_t first = 0; first < windows.size(); first += static_cast<std::size_t>(batch)) {
+    const std::size_t k = std::min(windows.size() - first, static_cast<std::size_t>(batch));
+    // Each input row followed by its k windows: row n, window j at n * k + j.
+    std::vector<Packet> part = full;
+    for (auto& p : part)
+      for (auto& [key, t] : p.tensors)
+        if (t.dim() >= r + 2 && std::equal(padded.begin(), padded.end(), t.sizes().end() - r)) {
+          if (k == 1) {
+            t = narrowed(t, windows[first], t.dim() - r);
+            continue;
+          }
+          std::vector<torch::Tensor> parts;
+          for (std::size_t j = 0; j < k; ++j) parts.push_back(narrowed(t, windows[first + j], t.dim() - r));
+          t = torch::stack(parts, 1).flatten(0, 1);
+        }
+    Packet out = forward(part);
+    for (auto& [key, y] : out.tensors) {
+      if (y.dim() < r + 2 || !std::equal(roi.begin(), roi.end(), y.sizes().end() - r)) continue;
+      torch::Tensor& s = sum[key];
+      const torch::Tensor rows = k == 1 ? y.unsqueeze(1) : y.unflatten(0, {y.size(0) / static_cast<std::int64_t>(k), static_cast<std::int64_t>(k)});
+      if (!s.defined()) {
+        auto shape = rows.select(1, 0).sizes().vec();
+        std::copy(padded.begin(), padded.end(), shape.end() - r);
+        s = torch::zeros(shape, y.options().dtype(torch::kFloat32));
+        count = count.to(s.device());
+      }
+      for (std::size_t j = 0; j < k; ++j) narrowed(s, windows[first + j], s.dim() - r).add_(rows.select(1, j).to(torch::kFloat32));
+    }
+    for (std::size_t j = 0; j < k; ++j) narrowed(count, windows[first + j], 0).add_(1.0);
   }
   Packet result;
   for (auto& [k, s] : sum) {
@@ -125,7 +142,7 @@ Packet call_module(ModuleNode& module, const std::vector<ChainLink>& then, const
   };
   const auto& window = call.get_ints("window");
   if (window.empty()) return forward(inputs);
-  return sliding_window(forward, inputs, window, call.get_number("overlap"));
+  return sliding_window(forward, inputs, window, call.get_number("overlap"), call.get_int("window_batch"));
 }
 
 }  // namespace umrflow

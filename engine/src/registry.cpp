@@ -118,6 +118,10 @@ void register_engine_nodes(Registry& registry) {
       param::boolean("eval", false, "run the module in eval mode for this call (BatchNorm uses running statistics)"),
       param::integers("window", std::vector<std::int64_t>{}, "sliding-window inference: window size over the trailing axes; empty: whole input").min(1),
       param::number("overlap", 0.5, "sliding-window overlap (uniform blending of the outputs)").range(0.0, 0.99),
+      param::integer("window_batch", 1,
+                     "windows run through the module at once (faster on a GPU): each input row is followed by its windows "
+                     "along axis 0, so rows that belong together stay together; the result equals one window at a time up to rounding")
+          .min(1),
       param::texts("then", std::vector<std::string>{},
                    "modules applied after `module`, each to the previous one's output as its first port (an encoder, then "
                    "a decoder); the call's outputs are the last one's, and a `window` covers the whole chain"),

@@ -78,11 +78,13 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, 
 
 class RunLog {
  public:
-  explicit RunLog(const std::string& path) : file_(path, std::ios::app) {
+  RunLog(const std::string& path, bool echo) : file_(path, std::ios::app), echo_(echo) {
     if (!file_) throw std::runtime_error("cannot write '" + path + "'");
   }
-  /// Writes a time-stamped line to log.txt and, unless `file_only`, to stderr.
-  void operator()(const std::string& line, bool file_only = false) {
+  /// Writes a time-stamped line to log.txt and, unless `file_only` (or the
+  /// log echoes only progress and this line is not), to stderr.
+  void operator()(const std::string& line, bool file_only = false, bool is_progress = false) {
+    file_only = file_only || (!echo_ && !is_progress);
     std::lock_guard<std::mutex> lock(mutex_);
     std::time_t now = std::time(nullptr);
     char stamp[32];
@@ -95,6 +97,7 @@ class RunLog {
  private:
   std::mutex mutex_;
   std::ofstream file_;
+  bool echo_ = true;
 };
 
 /// Epoch means of the scalars step nodes output ("node" for a loss, else
@@ -286,7 +289,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   fs::create_directories(summary.run_dir);
   const fs::path dir = summary.run_dir;
   if (!resuming) write_file_atomically((dir / "graph.yaml").string(), to_yaml(graph.resolved));
-  RunLog log((dir / "log.txt").string());
+  RunLog log((dir / "log.txt").string(), !options.progress_only);
   const bool terminal = !options.quiet && isatty(STDERR_FILENO);
 
   const torch::Device device = pick_device(graph.execution.device);
@@ -354,7 +357,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       for (auto& group : optimizer->param_groups()) group.options().set_lr(scheduled_lr(graph.train, epoch));
     // --quiet: progress lines go to log.txt only; epoch summaries still reach stderr.
     Progress progress("epoch " + std::to_string(epoch + 1) + "/" + std::to_string(epochs), batches, terminal,
-                      [&](const std::string& l) { log(l, options.quiet); });
+                      [&](const std::string& l) { log(l, options.quiet, true); });
     const auto start = std::chrono::steady_clock::now();
     instance.set_training(training);
     std::string shown;

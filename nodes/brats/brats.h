@@ -28,12 +28,19 @@ struct LoadedCase {
   torch::Tensor image;  // float32 (M, X, Y, Z)
   torch::Tensor label;  // uint8 (R, X, Y, Z), undefined when labels are not read
   std::vector<double> affine;  // 16, row-major
+  std::vector<std::int64_t> present;  // 1 per modality read, 0 per one left out (its channel is zeros)
 };
 
-/// Reads and checks one case: every modality present, same shapes, finite
-/// voxels, labels in {0, 1, 2, 4}. Throws std::runtime_error naming the file.
+/// Largest difference between two modalities' affine entries (mm, or mm per
+/// voxel for the rotation and zoom part) that read_case accepts.
+constexpr double kAffineTolerance = 1e-3;
+
+/// Reads and checks one case: every modality present (with `allow_missing`,
+/// a modality without a file is a channel of zeros, marked in `present`; at
+/// least one must exist), same shapes and affines (within kAffineTolerance),
+/// finite voxels, labels in {0, 1, 2, 4}. Throws std::runtime_error naming the file.
 LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities, const std::vector<std::string>& regions,
-                     bool labels);
+                     bool labels, bool allow_missing = false);
 
 /// Default modality order, as in the MONAI/SwinUNETR BraTS lists.
 const std::vector<std::string>& default_modalities();
@@ -43,6 +50,13 @@ const std::vector<std::string>& default_modalities();
 /// Throws std::invalid_argument naming the first value outside {0, 1, 2, 4}
 /// and how many voxels carry it. Returns uint8 (R, X, Y, Z).
 torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions);
+
+/// The inverse of labels_to_regions for thresholded region channels (bool or
+/// 0/1, (R, X, Y, Z)): a BraTS label map (uint8 0, 1, 2, 4) painted from the
+/// outermost region in: WT and ED as 2, TC and NCR as 1, ET as 4 (the order of
+/// the released inference script). Throws std::invalid_argument for a region
+/// name labels_to_regions does not know.
+torch::Tensor regions_to_labels(const torch::Tensor& regions_mask, const std::vector<std::string>& regions);
 
 /// The region names labels_to_regions accepts.
 const std::vector<std::string>& region_names();

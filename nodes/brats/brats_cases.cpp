@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
@@ -97,33 +98,64 @@ torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<st
   return torch::stack(channels).to(torch::kUInt8);
 }
 
+torch::Tensor regions_to_labels(const torch::Tensor& regions_mask, const std::vector<std::string>& regions) {
+  if (regions_mask.dim() < 1 || regions_mask.size(0) != static_cast<std::int64_t>(regions.size()))
+    throw std::invalid_argument("regions_to_labels: " + c10::str(regions_mask.sizes()) + " does not hold " +
+                                std::to_string(regions.size()) + " region channels");
+  const torch::Tensor mask = regions_mask.to(torch::kBool);
+  torch::Tensor labels = torch::zeros(mask[0].sizes(), torch::kUInt8);
+  const std::vector<std::pair<std::string, std::uint8_t>> painted = {{"WT", 2}, {"ED", 2}, {"TC", 1}, {"NCR", 1}, {"ET", 4}};
+  for (const auto& r : regions)
+    if (std::none_of(painted.begin(), painted.end(), [&](const auto& p) { return p.first == r; }))
+      throw std::invalid_argument("unknown region '" + r + "' (TC, WT, ET, NCR, ED)");
+  for (const auto& [name, value] : painted)
+    for (std::size_t r = 0; r < regions.size(); ++r)
+      if (regions[r] == name) labels.masked_fill_(mask[r], value);
+  return labels;
+}
+
 LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_, const std::vector<std::string>& regions_,
-                     bool need_label_) {
-    std::vector<torch::Tensor> channels;
+                     bool need_label_, bool allow_missing) {
+    std::vector<torch::Tensor> channels(modalities_.size());
     io::Affine affine{};
     std::vector<std::int64_t> shape;
+    std::string first;  // the file that set shape and affine
+    LoadedCase out;
     for (std::size_t m = 0; m < modalities_.size(); ++m) {
-      if (c.modality_files[m].empty())
+      out.present.push_back(!c.modality_files[m].empty());
+      if (c.modality_files[m].empty()) {
+        if (allow_missing) continue;
         throw std::runtime_error("missing modality '" + modalities_[m] + "' (no " + c.id + "_" + modalities_[m] +
                                  ".nii[.gz] in " + c.folder + ")");
+      }
       io::Volume v = io::read_nifti(c.modality_files[m]);
       if (v.data.dim() != 3)
         throw std::runtime_error("'" + c.modality_files[m] + "' has " + std::to_string(v.data.dim()) + " axes, expected 3");
       const std::vector<std::int64_t> s(v.data.sizes().begin(), v.data.sizes().end());
-      if (m == 0) {
+      if (first.empty()) {
         shape = s;
         affine = v.affine;
+        first = c.modality_files[m];
       } else if (s != shape) {
-        throw std::runtime_error("'" + c.modality_files[m] + "' has shape " + c10::str(v.data.sizes()) + " but '" +
-                                 c.modality_files[0] + "' has " + c10::str(c10::IntArrayRef(shape)));
+        throw std::runtime_error("'" + c.modality_files[m] + "' has shape " + c10::str(v.data.sizes()) + " but '" + first +
+                                 "' has " + c10::str(c10::IntArrayRef(shape)));
+      } else {
+        for (int k = 0; k < 16; ++k)
+          if (!(std::abs(v.affine[k] - affine[k]) <= kAffineTolerance))
+            throw std::runtime_error("'" + c.modality_files[m] + "' and '" + first + "' are on different grids: affine entry (" +
+                                     std::to_string(k / 4) + ", " + std::to_string(k % 4) + ") is " + std::to_string(v.affine[k]) +
+                                     " against " + std::to_string(affine[k]) + " (tolerance " + std::to_string(kAffineTolerance) +
+                                     "); register the scans to one grid first");
       }
       if (!torch::isfinite(v.data).all().item<bool>())
         throw std::runtime_error("'" + c.modality_files[m] + "' holds " +
                                  std::to_string((~torch::isfinite(v.data)).sum().item<std::int64_t>()) +
                                  " NaN or infinite voxel(s)");
-      channels.push_back(v.data);
+      channels[m] = v.data;
     }
-    LoadedCase out;
+    if (first.empty()) throw std::runtime_error("case " + c.id + ": no modality file at all");
+    for (auto& ch : channels)
+      if (!ch.defined()) ch = torch::zeros(shape, torch::kFloat32);
     out.image = torch::stack(channels);
     out.affine.assign(affine.begin(), affine.end());
     if (need_label_) {
@@ -181,6 +213,6 @@ Packet BratsCases::load(std::int64_t index, Context&) {
 
 namespace umrflow::nodes {
 
-void register_brats_nodes(Registry& registry) { add_nodes<brats::BratsCases, brats::BratsH5>(registry); }
+void register_brats_nodes(Registry& registry) { add_nodes<brats::BratsCases, brats::BratsH5, brats::BratsScans, brats::WriteLabels>(registry); }
 
 }  // namespace umrflow::nodes

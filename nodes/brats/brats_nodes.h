@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -87,6 +88,65 @@ class BratsH5 final : public SourceNode {
   std::int64_t limit_ = 0;
   std::unique_ptr<io::CacheReader> reader_;
   std::int64_t count_ = 0;
+};
+
+/// Source: the cases of a predict list (brats/predict.h), any subset of the
+/// modalities each. Provides `image` (M, X, Y, Z) with absent modalities as
+/// zeros, `affine`, and the tags `present` (1 per modality read) and `shape`.
+class BratsScans final : public SourceNode {
+ public:
+  static void declare(Declaration<BratsScans>& d) {
+    d.type("brats.scans", NodeKind::source,
+           "Unlabelled scans listed in a predict list (any subset of modalities per case): `image`, `affine`, tag `present`.");
+    d.output({"image", 4, "float32 (modalities, X, Y, Z), absent modalities zero"});
+    d.output({"affine", 2, "float64 4x4 voxel-to-world matrix"});
+    d.param(&BratsScans::list_, param::text("list", std::nullopt, "the predict list (written by `umrflow predict`, or by hand)"));
+  }
+  void setup();
+
+  std::int64_t size() const override { return static_cast<std::int64_t>(cases_.size()); }
+  Packet load(std::int64_t index, Context&) override;
+
+ private:
+  std::string list_;
+  std::vector<std::string> modalities_;
+  std::vector<Case> cases_;
+};
+
+/// Step: each case's prediction (sigmoid > threshold per region channel) as a
+/// BraTS label map on the grid of its scans: pasted back at the tag
+/// `foreground_start` when the data plane cropped (volume.crop_foreground),
+/// written with the header of the case's first modality file, to the `out` of
+/// its predict-list entry (a temporary file renamed into place, so no
+/// half-written map is left). Optionally the per-region probabilities.
+class WriteLabels final : public StepNode {
+ public:
+  static void declare(Declaration<WriteLabels>& d) {
+    d.type("brats.write_labels", NodeKind::step,
+           "Writes predictions as BraTS label maps (0, 1, 2, 4) on the scans' grid with their header, to the predict list's paths.");
+    d.input(PortSpec{"pred", {{"logits", 5, "(B, R, x, y, z)"}}, "the network's output"});
+    d.input(PortSpec{"case", {{"affine", 3, "(B, 4, 4)"}}, "the batch, for its case ids and tags"});
+    d.output({"foreground", 0, "share of voxels labelled non-zero, over the batch"});
+    d.summary_figure({"cases", 0, "label maps written"});
+    d.param(&WriteLabels::list_, param::text("list", std::nullopt, "the predict list that names each case's output"));
+    d.param(&WriteLabels::regions_,
+            param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "what the output channels are, in order"));
+    d.param(&WriteLabels::threshold_, param::number("threshold", 0.5, "sigmoid(logit) above this is foreground").range(0, 1));
+    d.param(&WriteLabels::probabilities_,
+            param::boolean("probabilities", false, "also write each region's sigmoid as float32 `<out>_<REGION>.nii.gz`"));
+  }
+  void setup();
+
+  Packet run(const std::vector<Packet>& inputs, Context&) override;
+  std::map<std::string, double> finish(const std::string&) override;
+
+ private:
+  std::string list_;
+  std::vector<std::string> regions_;
+  double threshold_ = 0.5;
+  bool probabilities_ = false;
+  std::map<std::string, std::vector<std::string>> outputs_;  // id -> {out, reference file}
+  std::int64_t written_ = 0;
 };
 
 }  // namespace umrflow::brats

@@ -11,7 +11,9 @@
 #include <set>
 #include <sstream>
 
+#include "brats/brats.h"
 #include "builtin.h"
+#include "eval/raster.h"
 #include "eval/seg_metrics.h"
 #include "io/nifti.h"
 #include "umrflow/declare.h"
@@ -65,7 +67,7 @@ class SubsetReport final : public StepNode {
   static void declare(Declaration<SubsetReport>& d) {
     d.type("eval.subset_report", NodeKind::step,
            "Dice (MONAI or RFNet rule) and HD95 per modality subset and case; at the end writes report.md/.csv/.json, "
-           "per_case.csv, dice_boxplot.svg (and NIfTI predictions) into the run directory.");
+           "per_case.csv, dice_boxplot.svg and .png (and NIfTI predictions) into the run directory.");
     d.input(PortSpec{"pred", {{"pred", 5, "logits (S*B, R, X, Y, Z), subset-major"}}, "the network's output for all subsets"});
     d.input(PortSpec{"label", {{"label", 5, "(B, R, X, Y, Z)"}}, "ground truth"});
     d.input(PortSpec{"present", {{"present", 2, "(S, M)"}}, "subset masks (modality.subsets)"});
@@ -84,10 +86,15 @@ class SubsetReport final : public StepNode {
     d.param(&SubsetReport::hd95_, param::boolean("hd95", true, "also compute the 95% Hausdorff distance (voxels)"));
     d.param(&SubsetReport::threshold_, param::number("threshold", 0.5, "sigmoid(logit) above this is foreground").range(0, 1));
     d.param(&SubsetReport::predictions_,
-            param::boolean("predictions", false, "write every subset's prediction as NIfTI (needs the `affine` port)"));
+            param::boolean("predictions", false,
+                           "write every subset's prediction as NIfTI into predictions/ (needs the `affine` port): a BraTS "
+                           "label map (0, 1, 2, 4) when the regions are BraTS regions"));
   }
   void setup() {
     rfnet_ = dice_ == "rfnet";
+    brats_regions_ = std::all_of(regions_.begin(), regions_.end(), [](const std::string& r) {
+      return std::find(brats::region_names().begin(), brats::region_names().end(), r) != brats::region_names().end();
+    });
     for (const auto& c : columns_) {
       auto it = std::find(regions_.begin(), regions_.end(), c);
       if (it == regions_.end()) throw std::invalid_argument("columns: '" + c + "' is not one of the regions");
@@ -249,6 +256,7 @@ class SubsetReport final : public StepNode {
     }
     write(dir / "per_case.csv", per_case.str());
     write(dir / "dice_boxplot.svg", boxplot(dice));
+    write(dir / "dice_boxplot.png", boxplot_png(dice));
     if (!pending_.empty()) {
       fs::create_directories(dir / "predictions");
       for (const auto& p : pending_) {
@@ -256,13 +264,18 @@ class SubsetReport final : public StepNode {
         io::Affine affine{};
         const torch::Tensor a = p.affine.to(torch::kFloat64).contiguous();
         std::copy(a.data_ptr<double>(), a.data_ptr<double>() + 16, affine.begin());
-        // One file per case and subset: region r is label r + 1; nested regions are painted largest
-        // first, so a region inside another keeps its own label.
-        std::vector<std::int64_t> order(p.mask.size(0));
-        std::iota(order.begin(), order.end(), 0);
-        std::sort(order.begin(), order.end(), [&](auto a, auto b) { return p.mask[a].sum().template item<std::int64_t>() > p.mask[b].sum().template item<std::int64_t>(); });
-        torch::Tensor labels = torch::zeros(p.mask[0].sizes(), torch::kUInt8);
-        for (std::int64_t r : order) labels.masked_fill_(p.mask[r], static_cast<std::uint8_t>(r + 1));
+        // One file per case and subset: BraTS region channels as a BraTS label map (0, 1, 2, 4, what
+        // `umrflow predict` writes); other channels as labels r + 1, nested regions painted largest first.
+        torch::Tensor labels;
+        if (brats_regions_) {
+          labels = brats::regions_to_labels(p.mask, regions_);
+        } else {
+          std::vector<std::int64_t> order(p.mask.size(0));
+          std::iota(order.begin(), order.end(), 0);
+          std::sort(order.begin(), order.end(), [&](auto a, auto b) { return p.mask[a].sum().template item<std::int64_t>() > p.mask[b].sum().template item<std::int64_t>(); });
+          labels = torch::zeros(p.mask[0].sizes(), torch::kUInt8);
+          for (std::int64_t r : order) labels.masked_fill_(p.mask[r], static_cast<std::uint8_t>(r + 1));
+        }
         io::write_nifti((dir / "predictions" / name).string(), labels, affine, io::dtype::uint8);
       }
     }
@@ -296,6 +309,31 @@ class SubsetReport final : public StepNode {
     return n;
   }
 
+  /// One box of the box plot: a region's per-subset mean Dice, sorted, with
+  /// its quartiles (linear interpolation between order statistics).
+  struct Box {
+    std::vector<double> values;
+    double q25 = 0, median = 0, q75 = 0;
+  };
+  std::vector<Box> boxes(const std::vector<std::vector<double>>& dice) const {
+    std::vector<Box> out(columns_.size());
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      auto& v = out[c].values;
+      for (const auto& row : dice)
+        if (!std::isnan(row[c])) v.push_back(row[c]);
+      if (v.empty()) continue;
+      std::sort(v.begin(), v.end());
+      auto q = [&](double f) {
+        const double pos = f * (v.size() - 1);
+        const std::size_t lo = static_cast<std::size_t>(pos);
+        const std::size_t hi = std::min(lo + 1, v.size() - 1);
+        return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+      };
+      out[c].q25 = q(0.25), out[c].median = q(0.5), out[c].q75 = q(0.75);
+    }
+    return out;
+  }
+
   /// Box plot (SVG) of the per-subset mean Dice for each column: median, quartiles,
   /// whiskers at the extremes, and the subsets as dots.
   std::string boxplot(const std::vector<std::vector<double>>& dice) const {
@@ -307,28 +345,47 @@ class SubsetReport final : public StepNode {
     for (int t = 0; t <= 100; t += 20)
       s << "<line x1=\"50\" x2=\"" << w - 10 << "\" y1=\"" << y_of(t) << "\" y2=\"" << y_of(t) << "\" stroke=\"#ddd\"/><text x=\"20\" y=\"" << y_of(t) + 4
         << "\">" << t << "</text>\n";
+    const auto bx = boxes(dice);
     for (std::size_t c = 0; c < columns_.size(); ++c) {
-      std::vector<double> v;
-      for (const auto& row : dice)
-        if (!std::isnan(row[c])) v.push_back(row[c]);
+      const auto& v = bx[c].values;
       const double x = 90.0 + 120.0 * c;
       s << "<text x=\"" << x - 10 << "\" y=\"308\">" << columns_[c] << "</text>\n";
       if (v.empty()) continue;
-      std::sort(v.begin(), v.end());
-      auto q = [&](double f) {
-        const double pos = f * (v.size() - 1);
-        const std::size_t lo = static_cast<std::size_t>(pos);
-        const std::size_t hi = std::min(lo + 1, v.size() - 1);
-        return v[lo] + (v[hi] - v[lo]) * (pos - lo);
-      };
       s << "<line x1=\"" << x << "\" x2=\"" << x << "\" y1=\"" << y_of(v.front()) << "\" y2=\"" << y_of(v.back()) << "\" stroke=\"black\"/>\n";
-      s << "<rect x=\"" << x - 25 << "\" y=\"" << y_of(q(0.75)) << "\" width=\"50\" height=\"" << y_of(q(0.25)) - y_of(q(0.75))
+      s << "<rect x=\"" << x - 25 << "\" y=\"" << y_of(bx[c].q75) << "\" width=\"50\" height=\"" << y_of(bx[c].q25) - y_of(bx[c].q75)
         << "\" fill=\"#9cf\" stroke=\"black\"/>\n";
-      s << "<line x1=\"" << x - 25 << "\" x2=\"" << x + 25 << "\" y1=\"" << y_of(q(0.5)) << "\" y2=\"" << y_of(q(0.5)) << "\" stroke=\"black\" stroke-width=\"2\"/>\n";
+      s << "<line x1=\"" << x - 25 << "\" x2=\"" << x + 25 << "\" y1=\"" << y_of(bx[c].median) << "\" y2=\"" << y_of(bx[c].median)
+        << "\" stroke=\"black\" stroke-width=\"2\"/>\n";
       for (double d : v) s << "<circle cx=\"" << x + 35 << "\" cy=\"" << y_of(d) << "\" r=\"2\" fill=\"#c33\"/>\n";
     }
     s << "</svg>\n";
     return s.str();
+  }
+
+  /// The same box plot as a PNG, pixel for pixel on the SVG's coordinates.
+  std::string boxplot_png(const std::vector<std::vector<double>>& dice) const {
+    const int w = 120 * static_cast<int>(columns_.size()) + 80, h = 320;
+    const raster::Rgb black{0, 0, 0}, grid{221, 221, 221}, fill{153, 204, 255}, dot{204, 51, 51};
+    raster::Canvas img(w, h, {255, 255, 255});
+    auto y_of = [&](double v) { return static_cast<int>(std::lround(290.0 - 2.5 * v)); };
+    img.text(10, 6, "Dice (%) of the " + std::to_string(dice.size()) + " modality subsets per region", black);
+    for (int t = 0; t <= 100; t += 20) {
+      img.hline(50, w - 10, y_of(t), grid);
+      img.text(20, y_of(t) - 3, std::to_string(t), black);
+    }
+    const auto bx = boxes(dice);
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      const auto& v = bx[c].values;
+      const int x = 90 + 120 * static_cast<int>(c);
+      img.text(x - raster::Canvas::text_width(columns_[c]) / 2, 301, columns_[c], black);
+      if (v.empty()) continue;
+      img.vline(x, y_of(v.back()), y_of(v.front()) + 1, black);
+      img.fill(x - 25, y_of(bx[c].q75), x + 25, y_of(bx[c].q25) + 1, fill);
+      img.outline(x - 25, y_of(bx[c].q75), x + 25, y_of(bx[c].q25) + 1, black);
+      img.hline(x - 25, x + 25, y_of(bx[c].median), black, 2);
+      for (double d : v) img.dot(x + 35, y_of(d), 2, dot);
+    }
+    return img.png();
   }
 
   std::vector<std::string> modalities_, regions_, columns_;
@@ -337,6 +394,7 @@ class SubsetReport final : public StepNode {
   bool rfnet_ = false, hd95_ = false;
   double threshold_ = 0;
   bool predictions_ = false;
+  bool brats_regions_ = false;
   std::vector<std::vector<std::int64_t>> masks_;
   std::vector<Row> rows_;
   std::vector<Pending> pending_;

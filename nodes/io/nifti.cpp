@@ -119,7 +119,10 @@ Volume read_nifti(const std::string& path) {
   return v;
 }
 
-void write_nifti(const std::string& path, const torch::Tensor& data, const Affine& affine, int datatype) {
+namespace {
+
+/// The on-disk values of `data` for `datatype`, in NIfTI order (X fastest).
+torch::Tensor stored_values(const torch::Tensor& data, int datatype) {
   torch::ScalarType type;
   switch (datatype) {
     case NIFTI_TYPE_UINT8: type = torch::kUInt8; break;
@@ -133,8 +136,27 @@ void write_nifti(const std::string& path, const torch::Tensor& data, const Affin
   if (type != torch::kFloat32) values = values.round();
   std::vector<std::int64_t> order;
   for (std::int64_t d = data.dim() - 1; d >= 0; --d) order.push_back(d);
-  torch::Tensor stored = values.to(type).permute(order).contiguous();
+  return values.to(type).permute(order).contiguous();
+}
 
+/// Copies `stored` into the image's data block and writes it to `path`.
+void write_image(nifti_image* nim, const torch::Tensor& stored, const std::string& path, std::int64_t axes) {
+  std::memcpy(nim->data, stored.data_ptr(), stored.nbytes());
+  if (nifti_set_filenames(nim, path.c_str(), 0, 1) != 0)
+    throw std::runtime_error("'" + path + "': not a NIfTI file name (use .nii or .nii.gz)");
+  nifti_image_write(nim);  // reports no status: read the header back to know it worked
+  bool ok = false;
+  try {
+    ok = std::filesystem::exists(path) && read_nifti_shape(path).size() == static_cast<std::size_t>(axes);
+  } catch (const std::exception&) {
+  }
+  if (!ok) throw std::runtime_error("'" + path + "': writing failed (folder missing, not writable, or disk full)");
+}
+
+}  // namespace
+
+void write_nifti(const std::string& path, const torch::Tensor& data, const Affine& affine, int datatype) {
+  const torch::Tensor stored = stored_values(data, datatype);
   int64_t dims[8] = {data.dim(), 1, 1, 1, 1, 1, 1, 1};
   for (int d = 0; d < data.dim(); ++d) dims[d + 1] = data.size(d);
   NimPtr nim(nifti_make_new_nim(dims, datatype, 1));  // 1: allocate the data block
@@ -153,16 +175,33 @@ void write_nifti(const std::string& path, const torch::Tensor& data, const Affin
   nim->qto_xyz = nifti_quatern_to_dmat44(nim->quatern_b, nim->quatern_c, nim->quatern_d, nim->qoffset_x, nim->qoffset_y,
                                          nim->qoffset_z, nim->dx, nim->dy, nim->dz, nim->qfac);
   nim->nifti_type = NIFTI_FTYPE_NIFTI1_1;
-  std::memcpy(nim->data, stored.data_ptr(), stored.nbytes());
-  if (nifti_set_filenames(nim.get(), path.c_str(), 0, 1) != 0)
-    throw std::runtime_error("'" + path + "': not a NIfTI file name (use .nii or .nii.gz)");
-  nifti_image_write(nim.get());  // reports no status: read the header back to know it worked
-  bool ok = false;
-  try {
-    ok = std::filesystem::exists(path) && read_nifti_shape(path).size() == static_cast<std::size_t>(data.dim());
-  } catch (const std::exception&) {
-  }
-  if (!ok) throw std::runtime_error("'" + path + "': writing failed (folder missing, not writable, or disk full)");
+  write_image(nim.get(), stored, path, data.dim());
+}
+
+void write_nifti_like(const std::string& path, const torch::Tensor& data, const std::string& reference, int datatype) {
+  check_file(reference);
+  nifti_set_debug_level(0);
+  NimPtr nim(nifti_image_read(reference.c_str(), 0));
+  if (!nim) throw std::runtime_error("'" + reference + "': cannot read the NIfTI header (not a NIfTI file, or corrupt)");
+  const auto dims = dims_of(nim.get());
+  if (data.dim() != 3 || dims.size() != 3 || !std::equal(dims.begin(), dims.end(), data.sizes().begin()))
+    throw std::invalid_argument("write_nifti_like: data " + c10::str(data.sizes()) + " does not have the shape of '" + reference + "'");
+  const torch::Tensor stored = stored_values(data, datatype);
+  int bytes_per_voxel = 0, swap = 0;
+  nifti_datatype_sizes(datatype, &bytes_per_voxel, &swap);
+  nim->datatype = datatype;
+  nim->nbyper = bytes_per_voxel;
+  nim->swapsize = swap;
+  nim->byteorder = nifti_short_order();
+  nim->scl_slope = 1;  // the values are stored as they are
+  nim->scl_inter = 0;
+  nim->cal_min = nim->cal_max = 0;
+  // One file (.nii or .nii.gz), NIfTI-1 or -2 as the reference.
+  nim->nifti_type = nim->nifti_type == NIFTI_FTYPE_NIFTI2_1 || nim->nifti_type == NIFTI_FTYPE_NIFTI2_2 ? NIFTI_FTYPE_NIFTI2_1
+                                                                                                       : NIFTI_FTYPE_NIFTI1_1;
+  nim->data = std::malloc(stored.nbytes() > 0 ? stored.nbytes() : 1);
+  if (!nim->data) throw std::runtime_error("'" + path + "': out of memory");
+  write_image(nim.get(), stored, path, 3);
 }
 
 }  // namespace umrflow::io

@@ -42,6 +42,12 @@ std::vector<std::int64_t> read_nifti_shape(const std::string& path);
 /// when the datatype is an integer type.
 void write_nifti(const std::string& path, const torch::Tensor& data, const Affine& affine, int datatype);
 
+/// Writes `data` (X, Y, Z), the shape of the volume in `reference`, with that
+/// file's header: sform and qform (codes and matrices), voxel sizes, units and
+/// description; only the datatype changes and the scaling is reset. For
+/// results on a scan's grid (a segmentation), which then overlay it in any viewer.
+void write_nifti_like(const std::string& path, const torch::Tensor& data, const std::string& reference, int datatype);
+
 /// The identity affine scaled by `spacing` on the diagonal.
 Affine diagonal_affine(double sx, double sy, double sz);
 

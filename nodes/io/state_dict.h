@@ -28,4 +28,14 @@ void write_state_dict(const std::string& path, const NamedTensors& tensors);
 /// name and the reason for anything that is not a dict of tensors.
 NamedTensors read_state_dict(const std::string& path);
 
+/// True when `path` is a umrflow run checkpoint (a libtorch archive), false for
+/// anything else (a PyTorch state dict). Damage to the zip container is an
+/// error naming the file. Defined with the `weights` verbs.
+bool is_run_checkpoint(const std::string& path);
+
+/// Writes the state dict at `state_dict` as a run checkpoint at `out` whose
+/// tensors are `MODULE.<key>`, for a module's `init: {from: out}`. Returns
+/// the number of tensors. Defined with the `weights` verbs.
+std::size_t import_state_dict(const std::string& state_dict, const std::string& out, const std::string& module);
+
 }  // namespace umrflow::io

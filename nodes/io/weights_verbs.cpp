@@ -13,9 +13,7 @@
 #include "umrflow/files.h"
 #include "umrflow/registry.h"
 
-namespace umrflow::nodes {
-
-namespace {
+namespace umrflow::io {
 
 bool is_run_checkpoint(const std::string& path) {
   // Damage is reported as such, before libtorch's reader allocates whatever
@@ -29,6 +27,25 @@ bool is_run_checkpoint(const std::string& path) {
     return false;
   }
 }
+
+std::size_t import_state_dict(const std::string& state_dict, const std::string& out, const std::string& module) {
+  const NamedTensors tensors = read_state_dict(state_dict);
+  torch::serialize::OutputArchive archive;
+  for (const auto& [k, t] : tensors) archive.write(module + "." + k, t);
+  archive.write("umrflow.epoch", torch::tensor(std::int64_t{0}));
+  const std::string tmp = out + ".tmp";
+  archive.save_to(tmp);
+  commit_file(tmp, out);
+  return tensors.size();
+}
+
+}  // namespace umrflow::io
+
+namespace umrflow::nodes {
+
+namespace {
+
+using io::is_run_checkpoint;
 
 /// Module weights of a run checkpoint, in the order they were written.
 io::NamedTensors checkpoint_tensors(const std::string& path) {
@@ -95,15 +112,8 @@ int weights_export(const std::string& checkpoint, const std::string& out, std::s
 }
 
 int weights_import(const std::string& state_dict, const std::string& out, const std::string& module) {
-  const io::NamedTensors tensors = io::read_state_dict(state_dict);
-  torch::serialize::OutputArchive archive;
-  for (const auto& [k, t] : tensors) archive.write(module + "." + k, t);
-  archive.write("umrflow.epoch", torch::tensor(std::int64_t{0}));
-  const std::string tmp = out + ".tmp";
-  archive.save_to(tmp);
-  commit_file(tmp, out);
-  std::printf("%s: %zu tensors as module '%s' (use it as `init: {from: %s}`)\n", out.c_str(), tensors.size(), module.c_str(),
-              out.c_str());
+  const std::size_t n = io::import_state_dict(state_dict, out, module);
+  std::printf("%s: %zu tensors as module '%s' (use it as `init: {from: %s}`)\n", out.c_str(), n, module.c_str(), out.c_str());
   return 0;
 }
 

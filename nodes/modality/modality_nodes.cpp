@@ -252,6 +252,10 @@ class ModalitySubsets final : public StepNode {
             param::choice("order", "code", {"code", "paper"}, "code: complete first, then by zeroed sets; paper: the tables' row order"));
     d.param(&ModalitySubsets::group_size_,
             param::integer("group_size", 2, "incomplete subsets per group in `group` (the released stage 3 uses pairs)").min(1));
+    d.param(&ModalitySubsets::from_tag_,
+            param::boolean("from_tag", false,
+                           "one subset only: the batch's tag `present` (every sample's must agree), for prediction on the "
+                           "modalities each case has"));
   }
 
   void setup() { masks_ = modality::subset_masks(modalities_, order_); }
@@ -261,9 +265,10 @@ class ModalitySubsets final : public StepNode {
     if (x.dim() < 2 || x.size(1) != static_cast<std::int64_t>(modalities_.size()))
       throw std::runtime_error("`image` has shape " + c10::str(x.sizes()) + "; expected " + std::to_string(modalities_.size()) +
                                " modalities on axis 1");
+    const std::vector<std::vector<std::int64_t>> masks = from_tag_ ? std::vector<std::vector<std::int64_t>>{tag_mask(in.at(0), x.size(1))} : masks_;
     std::vector<torch::Tensor> all, incomplete;
     std::vector<std::int64_t> flat;
-    for (const auto& mask : masks_) {
+    for (const auto& mask : masks) {
       std::vector<std::int64_t> shape(x.dim(), 1);
       shape[1] = x.size(1);
       torch::Tensor v = x * torch::tensor(mask, x.options().dtype(torch::kFloat32)).view(shape).to(x.dtype());
@@ -274,13 +279,13 @@ class ModalitySubsets final : public StepNode {
     Packet out;
     out.tensors["image"] = torch::cat(all);
     out.tensors["complete"] = x;
-    out.tensors["incomplete"] = torch::cat(incomplete);
-    out.tensors["present"] = torch::tensor(flat).view({static_cast<std::int64_t>(masks_.size()), x.size(1)});
+    out.tensors["incomplete"] = incomplete.empty() ? x.narrow(0, 0, 0) : torch::cat(incomplete);
+    out.tensors["present"] = torch::tensor(flat).view({static_cast<std::int64_t>(masks.size()), x.size(1)});
     // Groups as the released stage-3 trainer forms them: the complete set alone
     // (group 0), then the incomplete subsets in runs of group_size, in order.
     std::vector<std::int64_t> group;
     std::int64_t incomplete_seen = 0;
-    for (const auto& mask : masks_) {
+    for (const auto& mask : masks) {
       const bool complete = std::count(mask.begin(), mask.end(), 1) == static_cast<std::int64_t>(mask.size());
       group.push_back(complete ? 0 : 1 + incomplete_seen++ / group_size_);
     }
@@ -292,7 +297,22 @@ class ModalitySubsets final : public StepNode {
   std::vector<std::string> modalities_;
   std::string order_;
   std::int64_t group_size_ = 0;
+  bool from_tag_ = false;
   std::vector<std::vector<std::int64_t>> masks_;
+
+  static std::vector<std::int64_t> tag_mask(const Packet& batch, std::int64_t channels) {
+    if (batch.samples.empty()) throw std::runtime_error("from_tag: the batch carries no samples' tags");
+    const auto mask = present_of(batch, channels);
+    for (const auto& s : batch.samples) {
+      auto it = s.tags.find("present");
+      if (it == s.tags.end())
+        throw std::runtime_error("from_tag: sample " + s.id + " carries no tag `present` (brats.scans and modality.fill set it)");
+      if (it->second != mask)
+        throw std::runtime_error("from_tag: samples " + batch.sample_names() + " have different modalities present (use batch size 1)");
+    }
+    if (std::count(mask.begin(), mask.end(), 0) == channels) throw std::runtime_error("from_tag: no modality is present");
+    return mask;
+  }
 };
 
 /// Step plane, stage 2 (released): from samples A = x[0] and B = x[1] (B = A

@@ -50,8 +50,9 @@ class DoublerNode final : public ModuleNode {
   WindowMean net_;
 };
 
-Params call_params(std::vector<std::int64_t> window, double overlap, bool grad = true, bool eval = false) {
+Params call_params(std::vector<std::int64_t> window, double overlap, bool grad = true, bool eval = false, std::int64_t batch = 1) {
   Params p;
+  p.set("window_batch", batch, {});
   p.set("module", std::string("m"), {});
   p.set("grad", grad, {});
   p.set("eval", eval, {});
@@ -85,6 +86,20 @@ TEST(Call, SlidingWindowPositionsAndUniformBlend) {
       }
     EXPECT_NEAR(out.at("y")[0][0][i].item<double>(), sum / n, 1e-6) << "voxel " << i;
   }
+}
+
+// `window_batch` runs several windows per call, each input row followed by
+// its windows, and blends to what one window per call gives.
+TEST(Call, WindowBatchEqualsOneWindowAtATime) {
+  Packet in;
+  in.tensors["image"] = torch::arange(3 * 10, torch::kFloat32).view({3, 1, 10}) * torch::tensor({1.0f, -2.0f, 0.5f}).view({3, 1, 1});
+  Context ctx(1, 0, 0, "c", false);
+  WindowMeanNode one, three;
+  const Packet a = call_module(one, {}, call_params({4}, 0.5), {in}, ctx);
+  const Packet b = call_module(three, {}, call_params({4}, 0.5, true, false, 3), {in}, ctx);
+  EXPECT_EQ(one.calls, 4);
+  EXPECT_EQ(three.calls, 2);  // windows 0, 2, 4 together, then 6
+  EXPECT_TRUE(torch::allclose(a.at("y"), b.at("y"), 1e-6, 1e-6));
 }
 
 // BraTS arithmetic: 240 with 128 and overlap 0.5 gives 3 windows, 155 gives 2;

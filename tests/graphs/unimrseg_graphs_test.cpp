@@ -110,7 +110,7 @@ TEST(UniMRSegGraphs, PhantomStagesAndEvaluation) {
   EXPECT_EQ(rows[15].substr(0, 17), "Flair+T1ce+T1+T2,");
   EXPECT_EQ(rows[16].substr(0, 8), "Average,");
   EXPECT_EQ(rows[17].substr(0, 8), "Std Dev,");
-  for (const char* f : {"report.md", "report.json", "per_case.csv", "dice_boxplot.svg"})
+  for (const char* f : {"report.md", "report.json", "per_case.csv", "dice_boxplot.svg", "dice_boxplot.png"})
     EXPECT_TRUE(std::filesystem::exists(d + "/ev/" + f)) << f;
 
   // A network without adapter evaluates every subset by the plain path.

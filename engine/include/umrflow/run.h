@@ -51,6 +51,9 @@ struct RunOptions {
   std::string run_dir;       // empty: runs/<graph name>
   int threads = -1;          // -1: the graph's execution.threads
   bool quiet = false;        // no progress output on the terminal
+  /// Only progress reaches the terminal (log.txt keeps every line): for a verb
+  /// that runs a graph it built in a scratch directory and reports itself.
+  bool progress_only = false;
   /// Set to true (from a signal handler, another thread) to stop after the
   /// current step. Null: the process-wide SIGINT flag.
   std::atomic<bool>* stop = nullptr;

@@ -64,6 +64,41 @@ print('ok')
   EXPECT_DOUBLE_EQ(v.affine[10], 2.0);
 }
 
+// A map written like a reference scan keeps that scan's header as nibabel
+// reads it (sform and qform with their codes, voxel sizes, units,
+// description); only the datatype changes and the reference's scaling is dropped.
+TEST(Nifti, WriteLikeKeepsTheReferenceHeader) {
+  if (!have_nibabel()) GTEST_SKIP() << "python3-nibabel is not installed (tools/setup.sh installs it)";
+  test::TempDir dir;
+  const std::string make = dir.write("make.py", R"(import sys, nibabel as nib, numpy as np
+d = sys.argv[1]
+aff = np.array([[-1.0, 0, 0, 90], [0, 1.2, 0, -126], [0, 0, 2.0, -72], [0, 0, 0, 1]])
+im = nib.Nifti1Image(np.arange(60, dtype=np.int16).reshape(3, 4, 5), aff)
+im.header.set_sform(aff, code=1)
+im.header.set_qform(aff, code=2)
+im.header.set_xyzt_units('mm', 'sec')
+im.header['descrip'] = b'scanner X'
+im.header.set_slope_inter(2.0, 5.0)
+nib.save(im, d + '/ref.nii.gz')
+)");
+  std::string out;
+  ASSERT_EQ(test::run_command(std::string(kPython) + " " + make + " " + dir.path() + " 2>&1", &out), 0) << out;
+  const torch::Tensor labels = torch::tensor({0, 1, 2, 4}, torch::kFloat32).repeat({15}).view({3, 4, 5});
+  io::write_nifti_like(dir.path() + "/seg.nii.gz", labels, dir.path() + "/ref.nii.gz", io::dtype::uint8);
+  const std::string check = dir.write("check.py", R"(import sys, nibabel as nib, numpy as np
+d = sys.argv[1]
+r, s = nib.load(d + '/ref.nii.gz'), nib.load(d + '/seg.nii.gz')
+rh, sh = r.header, s.header
+print(s.get_data_dtype(), np.allclose(sh.get_sform(), rh.get_sform()), np.allclose(sh.get_qform(), rh.get_qform()),
+      int(sh['sform_code']), int(sh['qform_code']), sh.get_zooms() == rh.get_zooms(), sh.get_xyzt_units(),
+      sh['descrip'].tobytes().rstrip(bytes(1)).decode(), np.asarray(s.dataobj).ravel()[:5].tolist())
+)");
+  ASSERT_EQ(test::run_command(std::string(kPython) + " " + check + " " + dir.path() + " 2>&1", &out), 0) << out;
+  EXPECT_EQ(out, "uint8 True True 1 2 True ('mm', 'sec') scanner X [0, 1, 2, 4, 0]\n");
+  EXPECT_THROW(io::write_nifti_like(dir.path() + "/bad.nii.gz", torch::zeros({3, 4, 6}), dir.path() + "/ref.nii.gz", io::dtype::uint8),
+               std::invalid_argument);
+}
+
 // A phantom case opens in nibabel with the shape, affine and values umrflow reads.
 TEST(Nifti, PhantomOpensInNibabel) {
   if (!have_nibabel()) GTEST_SKIP() << "python3-nibabel is not installed (tools/setup.sh installs it)";

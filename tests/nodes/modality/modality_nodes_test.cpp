@@ -164,6 +164,31 @@ TEST(Modality, SubsetsExpandTheBatch) {
   EXPECT_TRUE(torch::equal(p.at("group"), torch::tensor({1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 0})));
 }
 
+// `from_tag` expands a batch into the one subset its samples' tag `present`
+// names; samples that disagree, or carry no tag, are an error.
+TEST(Modality, SubsetsFromTheBatchTag) {
+  auto node = make_node("modality.subsets", "{from_tag: true}");
+  torch::Tensor x = torch::rand({2, 4, 3, 3, 3}) + 1;
+  Packet in;
+  in.tensors["image"] = x;
+  in.samples.resize(2);
+  in.samples[0].tags["present"] = in.samples[1].tags["present"] = {1, 0, 0, 1};
+  Context ctx(1, 0, 0, "subsets", true);
+  Packet out = dynamic_cast<StepNode&>(*node).run({in}, ctx);
+  EXPECT_TRUE(torch::equal(out.at("image"), x * torch::tensor({1.0f, 0.0f, 0.0f, 1.0f}).view({1, 4, 1, 1, 1})));
+  EXPECT_TRUE(torch::equal(out.at("present"), torch::tensor({1, 0, 0, 1}).view({1, 4})));
+  EXPECT_TRUE(torch::equal(out.at("incomplete"), out.at("image")));
+  EXPECT_TRUE(torch::equal(out.at("group"), torch::tensor({1})));
+  in.samples[1].tags["present"] = {1, 1, 1, 1};
+  EXPECT_THROW(dynamic_cast<StepNode&>(*node).run({in}, ctx), std::runtime_error);
+  in.samples[0].tags["present"] = in.samples[1].tags["present"];
+  Packet complete = dynamic_cast<StepNode&>(*node).run({in}, ctx);
+  EXPECT_EQ(complete.at("incomplete").size(0), 0);
+  EXPECT_TRUE(torch::equal(complete.at("group"), torch::tensor({0})));
+  in.samples[1].tags.clear();
+  EXPECT_THROW(dynamic_cast<StepNode&>(*node).run({in}, ctx), std::runtime_error);
+}
+
 // Stage-2 views: row 0 of each pair is the sample itself, row 1 the same
 // sample with 1..M-1 whole channels zeroed (each count seen over many draws,
 // never 0 or M); labels are repeated; a batch of one uses A for B.

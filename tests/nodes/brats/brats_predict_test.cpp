@@ -1,0 +1,251 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "brats/brats.h"
+#include "brats/predict.h"
+#include "io/nifti.h"
+#include "test_paths.h"
+#include "test_util.h"
+
+namespace umrflow {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::string kBin = UMRFLOW_BINARY;
+const std::string kGraphs = std::string(UMRFLOW_SOURCE_DIR) + "/graphs/phantoms/";
+const char* const kPython = "/usr/bin/python3";
+
+std::string scan(const std::string& root, const std::string& id, const std::string& modality) {
+  return root + "/" + id + "/" + id + "_" + modality + ".nii.gz";
+}
+
+/// The validation case of test::phantom_root().
+std::string val_case() {
+  std::ifstream in(test::phantom_root() + "/split.yaml");
+  std::string line, section;
+  while (std::getline(in, line)) {
+    if (line.rfind("val:", 0) == 0) section = "val";
+    else if (line.rfind("  - ", 0) == 0 && section == "val") return line.substr(4);
+    else if (!line.empty() && line[0] != ' ') section.clear();
+  }
+  return "";
+}
+
+/// A stage-3 checkpoint of the tiny network on the phantoms (one epoch from
+/// random weights), made once per test process.
+const std::string& tiny_checkpoint() {
+  static test::TempDir dir;
+  static const std::string ck = [] {
+    const std::string r = test::phantom_root();
+    std::string out;
+    const int rc = test::run_command(kBin + " run " + kGraphs + "stage3.yaml --quiet --set data.cases.root=" + r +
+                                         " --set data.cases.split=" + r + "/split.yaml --set 'modules.net.widths=[4, 8, 8, 8]'"
+                                         " --set 'data.crop.size=[16, 16, 16]' --set modules.net.init=null --set train.validate=null"
+                                         " --set train.epochs=1 --out " + dir.path() + "/s3 2>&1",
+                                     &out);
+    if (rc != 0) throw std::runtime_error("cannot train the tiny network: " + out);
+    return dir.path() + "/s3/last.pt";
+  }();
+  return ck;
+}
+
+std::string predict_line(const std::string& id, const std::vector<std::string>& modalities, const std::string& out,
+                         const std::string& threshold = "0.5") {
+  std::string line = kBin + " predict --quiet --weights " + tiny_checkpoint() + " --window 16,16,16 --threshold " + threshold + " --out " + out;
+  for (const auto& m : modalities) line += " --" + m + " " + scan(test::phantom_root(), id, m);
+  return line;
+}
+
+torch::Tensor voxels(const std::string& path) { return io::read_nifti(path).data; }
+
+/// A threshold that splits the probabilities near their median, midway across
+/// a gap of at least 1e-4 between neighbouring values, so that rounding
+/// differences between two computations of them cannot move a voxel across it.
+std::string splitting_threshold(const torch::Tensor& prob) {
+  const torch::Tensor u = std::get<0>(at::_unique(prob.flatten(), /*sorted=*/true)).to(torch::kFloat64);
+  const std::int64_t n = u.numel(), mid = n / 2;
+  for (std::int64_t k = 0; k < n; ++k)
+    for (std::int64_t i : {mid + k, mid - k})
+      if (i >= 0 && i + 1 < n && u[i + 1].item<double>() - u[i].item<double>() > 1e-4) {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.9g", (u[i].item<double>() + u[i + 1].item<double>()) / 2);
+        return buf;
+      }
+  return "0.5";
+}
+
+}  // namespace
+
+// Label maps survive labels -> regions -> labels for every region set that
+// names the three tumour classes, voxel by voxel.
+TEST(BratsPredict, RegionsToLabelsInvertsLabelsToRegions) {
+  const torch::Tensor values = torch::tensor({0, 1, 2, 4}, torch::kFloat32);
+  const torch::Tensor label = values.index({torch::randint(0, 4, {6, 5, 4}, torch::kLong)});
+  for (const std::vector<std::string>& regions :
+       {std::vector<std::string>{"TC", "WT", "ET"}, {"ET", "TC", "WT"}, {"NCR", "ED", "ET"}, {"WT", "NCR", "ET"}}) {
+    const torch::Tensor back = brats::regions_to_labels(brats::labels_to_regions(label, regions), regions);
+    EXPECT_TRUE(torch::equal(back, label.to(torch::kUInt8))) << regions[0];
+  }
+  EXPECT_THROW(brats::regions_to_labels(torch::zeros({1, 2, 2}), {"XX"}), std::invalid_argument);
+}
+
+// A predict list written and read back keeps every case; a bad entry is refused at its line.
+TEST(BratsPredict, ListRoundTripsAndRefusesBadEntries) {
+  test::TempDir dir;
+  brats::PredictList list;
+  list.modalities = {"flair", "t1ce", "t1", "t2"};
+  list.cases.push_back({"a b", {"/x/a \"flair\".nii.gz", "", "/x/t1.nii", ""}, "/out/a.nii.gz"});
+  list.cases.push_back({"c", {"", "", "", "/x/c_t2.nii.gz"}, "/out/c.nii.gz"});
+  brats::write_predict_list(dir.path() + "/l.yaml", list);
+  const brats::PredictList back = brats::read_predict_list(dir.path() + "/l.yaml");
+  ASSERT_EQ(back.cases.size(), 2u);
+  EXPECT_EQ(back.modalities, list.modalities);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(back.cases[i].id, list.cases[i].id);
+    EXPECT_EQ(back.cases[i].files, list.cases[i].files);
+    EXPECT_EQ(back.cases[i].out, list.cases[i].out);
+  }
+  const std::string head = "modalities: [flair, t1]\ncases:\n";
+  auto error_of = [&](const std::string& text) {
+    try {
+      brats::read_predict_list(dir.write("bad.yaml", text));
+    } catch (const std::runtime_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(error_of(head + "  - {id: a, out: o.nii.gz, dwi: x.nii.gz}\n").find("bad.yaml:3: unknown modality 'dwi'"), std::string::npos);
+  EXPECT_NE(error_of(head + "  - {id: a, out: o.nii.gz}\n").find("names no modality file"), std::string::npos);
+  EXPECT_NE(error_of(head + "  - {id: a, out: o.nii.gz, t1: x}\n  - {id: a, out: p.nii.gz, t1: y}\n").find("listed twice"),
+            std::string::npos);
+}
+
+// Cases are found in the BraTS layout and in a flat folder named by a pattern;
+// a case may lack modalities.
+TEST(BratsPredict, FindsCasesByPattern) {
+  const std::string r = test::phantom_root();
+  const auto cases = brats::find_predict_cases(r, "{id}_{modality}.nii.gz", brats::default_modalities(), "/o");
+  ASSERT_EQ(cases.size(), 3u);
+  for (const auto& c : cases) {
+    EXPECT_EQ(c.out, "/o/" + c.id + ".nii.gz");
+    for (std::size_t m = 0; m < 4; ++m) EXPECT_EQ(c.files[m], scan(r, c.id, brats::default_modalities()[m]));
+  }
+  test::TempDir flat;
+  fs::copy_file(scan(r, cases[0].id, "t2"), flat.path() + "/T2-p1.nii.gz");
+  fs::copy_file(scan(r, cases[0].id, "flair"), flat.path() + "/FLAIR-p1.nii.gz");
+  fs::copy_file(scan(r, cases[1].id, "flair"), flat.path() + "/FLAIR-p2.nii.gz");
+  const auto found = brats::find_predict_cases(flat.path(), "{modality}-{id}.nii.gz", {"FLAIR", "T1", "T2"}, "/o");
+  ASSERT_EQ(found.size(), 2u);
+  EXPECT_EQ(found[0].id, "p1");
+  EXPECT_EQ(found[0].files, (std::vector<std::string>{flat.path() + "/FLAIR-p1.nii.gz", "", flat.path() + "/T2-p1.nii.gz"}));
+  EXPECT_EQ(found[1].files[2], "");
+  EXPECT_THROW(brats::find_predict_cases(flat.path(), "{id}.nii.gz", {"FLAIR"}, "/o"), std::runtime_error);
+  EXPECT_THROW(brats::find_predict_cases(flat.path(), "{id}_{modality}.nii.gz", {"FLAIR"}, "/o"), std::runtime_error);
+}
+
+// `predict` on a phantom case equals the evaluation graph's saved prediction
+// voxel for voxel, with all four modalities and with a subset; the map opens in
+// nibabel on the input's grid with only BraTS labels.
+TEST(Predict, EqualsTheEvaluationsPrediction) {
+  test::TempDir dir;
+  const std::string d = dir.path(), r = test::phantom_root(), id = val_case();
+  ASSERT_FALSE(id.empty());
+  std::string log;
+  // The tiny network is barely trained: a threshold at the median of its ET
+  // probabilities (the region painted last) gives maps with more than one
+  // label, which makes the comparison telling.
+  ASSERT_EQ(test::run_command(predict_line(id, {"flair", "t1ce", "t1", "t2"}, d + "/probe.nii.gz") + " --probabilities 2>&1", &log), 0)
+      << log;
+  const std::string t = splitting_threshold(voxels(d + "/probe_ET.nii.gz"));
+  ASSERT_EQ(test::run_command(kBin + " run " + kGraphs + "eval.yaml --set step.report.threshold=" + t + " --quiet --set data.cases.root=" + r + " --set data.cases.split=" + r +
+                                  "/split.yaml --set data.cases.subset=val --set 'modules.net.widths=[4, 8, 8, 8]' --set modules.net.init.from=" +
+                                  tiny_checkpoint() + " --set 'step.seg.window=[16, 16, 16]' --set step.report.hd95=false"
+                                  " --set step.report.predictions=true --out " + d + "/ev 2>&1",
+                              &log),
+            0)
+      << log;
+  ASSERT_EQ(test::run_command(predict_line(id, {"flair", "t1ce", "t1", "t2"}, d + "/full.nii.gz", t) + " 2>&1", &log), 0) << log;
+  const torch::Tensor full = voxels(d + "/full.nii.gz"), expected = voxels(d + "/ev/predictions/" + id + "_Flair-T1ce-T1-T2.nii.gz");
+  EXPECT_GT(std::get<0>(at::_unique(full)).numel(), 1) << "a constant prediction would make this comparison weak";
+  EXPECT_TRUE(torch::equal(full, expected));
+
+  ASSERT_EQ(test::run_command(predict_line(id, {"flair", "t1ce"}, d + "/sub.nii.gz", t) + " 2>&1", &log), 0) << log;
+  EXPECT_TRUE(torch::equal(voxels(d + "/sub.nii.gz"), voxels(d + "/ev/predictions/" + id + "_Flair-T1ce.nii.gz")));
+  ASSERT_EQ(test::run_command(predict_line(id, {"t2"}, d + "/t2.nii.gz", t) + " --window-batch 3 2>&1", &log), 0) << log;
+  EXPECT_TRUE(torch::equal(voxels(d + "/t2.nii.gz"), voxels(d + "/ev/predictions/" + id + "_T2.nii.gz")));
+
+  const std::string check = std::string(kPython) + " -c \"import nibabel as nib, numpy as np; p = nib.load('" + d +
+                            "/full.nii.gz'); i = nib.load('" + scan(r, id, "flair") +
+                            "'); v = np.asarray(p.dataobj); print(p.shape == i.shape, np.allclose(p.affine, i.affine), "
+                            "set(np.unique(v).tolist()) <= {0, 1, 2, 4}, v.dtype)\"";
+  if (test::run_command(std::string(kPython) + " -c 'import nibabel' 2>/dev/null", nullptr) == 0) {
+    std::string out;
+    ASSERT_EQ(test::run_command(check + " 2>&1", &out), 0) << out;
+    EXPECT_EQ(out, "True True True uint8\n");
+  }
+}
+
+// A folder of cases gives one label map per case; with --probabilities also
+// each region's map; the foreground crop keeps the input's grid.
+TEST(Predict, FolderOfCases) {
+  test::TempDir dir;
+  const std::string d = dir.path(), r = test::phantom_root();
+  std::string log;
+  ASSERT_EQ(test::run_command(kBin + " predict --weights " + tiny_checkpoint() + " --window 16,16,16 --input " + r + " --output " + d +
+                                  "/seg --crop foreground --probabilities 2>&1",
+                              &log),
+            0)
+      << log;
+  EXPECT_NE(log.find("3 case(s) in"), std::string::npos) << log;
+  for (const auto& c : brats::find_predict_cases(r, "{id}_{modality}.nii.gz", brats::default_modalities(), d + "/seg")) {
+    ASSERT_TRUE(fs::exists(c.out)) << c.out;
+    EXPECT_EQ(voxels(c.out).sizes(), voxels(c.files[0]).sizes());
+    const torch::Tensor wt = voxels(d + "/seg/" + c.id + "_WT.nii.gz"), tc = voxels(d + "/seg/" + c.id + "_TC.nii.gz"),
+                        et = voxels(d + "/seg/" + c.id + "_ET.nii.gz"), labels = voxels(c.out);
+    EXPECT_TRUE(((wt >= 0) & (wt <= 1)).all().item<bool>());
+    // The map follows the probabilities: ET above one half is 4, any region above it is labelled.
+    EXPECT_TRUE(torch::equal(et > 0.5, labels == 4));
+    EXPECT_TRUE(torch::equal((wt > 0.5) | (tc > 0.5) | (et > 0.5), labels > 0));
+  }
+  std::size_t partial = 0;
+  for (const auto& f : fs::directory_iterator(d + "/seg")) partial += f.path().filename().string().rfind(".umrflow", 0) == 0;
+  EXPECT_EQ(partial, 0u);
+}
+
+// Bad input stops with an error naming the file or option and the fix, and
+// leaves no output behind.
+TEST(Predict, BadInputIsAClearError) {
+  test::TempDir dir;
+  const std::string d = dir.path(), r = test::phantom_root(), id = val_case();
+  const io::Volume flair = io::read_nifti(scan(r, id, "flair"));
+  io::write_nifti(d + "/small_t1.nii.gz", flair.data.narrow(2, 0, 8), flair.affine, io::dtype::float32);
+  io::Affine moved = flair.affine;
+  moved[3] += 2.0;  // 2 mm along x
+  io::write_nifti(d + "/moved_t1.nii.gz", flair.data, moved, io::dtype::float32);
+  const std::string base = kBin + " predict --weights " + tiny_checkpoint() + " --window 16,16,16 --flair " + scan(r, id, "flair");
+  std::string log;
+  auto fails_with = [&](const std::string& args, const std::string& fragment) {
+    EXPECT_EQ(test::run_command(base + " " + args + " 2>&1", &log), 1) << log;
+    EXPECT_NE(log.find(fragment), std::string::npos) << log;
+  };
+  fails_with("--t1 " + d + "/small_t1.nii.gz --out " + d + "/a.nii.gz", "small_t1.nii.gz' has shape [16, 16, 8]");
+  fails_with("--t1 " + d + "/moved_t1.nii.gz --out " + d + "/a.nii.gz", "are on different grids");
+  fails_with("--scan dwi=" + d + "/small_t1.nii.gz --out " + d + "/a.nii.gz", "unknown modality 'dwi'");
+  fails_with("--out " + d + "/a.nii.gz --set 'modules.net.widths=[8, 16, 32, 32]'", "the weights do not fit this network");
+  EXPECT_NE(log.find(tiny_checkpoint()), std::string::npos) << log;
+  fails_with("--t2 " + d + "/none.nii.gz --out " + d + "/a.nii.gz", "none.nii.gz': no such file");
+  EXPECT_FALSE(fs::exists(d + "/a.nii.gz"));
+  for (const auto& f : fs::directory_iterator(d)) EXPECT_EQ(f.path().filename().string().rfind(".umrflow", 0), std::string::npos);
+
+  std::ofstream(d + "/kept.nii.gz") << "mine";
+  fails_with("--out " + d + "/kept.nii.gz", "exists; pass --overwrite");
+  EXPECT_EQ(fs::file_size(d + "/kept.nii.gz"), 4u);
+  ASSERT_EQ(test::run_command(base + " --out " + d + "/kept.nii.gz --overwrite --quiet 2>&1", &log), 0) << log;
+  EXPECT_EQ(voxels(d + "/kept.nii.gz").sizes(), flair.data.sizes());
+}
+
+}  // namespace umrflow
