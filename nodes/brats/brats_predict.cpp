@@ -151,6 +151,7 @@ PredictList read_predict_list(const std::string& path) {
     }
     if (c.id.empty()) fail(item, "a case needs an `id`");
     if (c.out.empty()) fail(item, "case " + c.id + " needs an `out` path");
+    if (nifti_stem(c.out) == c.out) fail(item, "case " + c.id + ": `out` must end in .nii.gz or .nii, not '" + c.out + "'");
     if (std::all_of(c.files.begin(), c.files.end(), [](const std::string& f) { return f.empty(); }))
       fail(item, "case " + c.id + " names no modality file");
     if (!ids.insert(c.id).second) fail(item, "case id " + c.id + " is listed twice");
@@ -234,10 +235,12 @@ void write_in_place(const std::string& path, const torch::Tensor& data, const st
   try {
     io::write_nifti_like(tmp.string(), data, reference, datatype);
     commit_file(tmp.string(), path);
-  } catch (...) {
+  } catch (const std::exception& e) {
     std::error_code ec;
     fs::remove(tmp, ec);
-    throw;
+    std::string why = e.what();
+    for (std::size_t at = 0; (at = why.find(tmp.string(), at)) != std::string::npos; at += path.size()) why.replace(at, tmp.string().size(), path);
+    throw std::runtime_error("writing '" + path + "': " + why);
   }
 }
 
@@ -270,10 +273,11 @@ Packet WriteLabels::run(const std::vector<Packet>& in, Context&) {
     if (meta.tags.count("shape")) shape = meta.tags.at("shape");
     if (meta.tags.count("foreground_start")) start = meta.tags.at("foreground_start");
     const torch::Tensor labels = paste(regions_to_labels(prob > threshold_, regions_), start, shape);
-    write_in_place(out, labels, reference, io::dtype::uint8);
+    // The label map last: a case whose map exists is complete.
     if (probabilities_)
       for (std::size_t r = 0; r < regions_.size(); ++r)
         write_in_place(nifti_stem(out) + "_" + regions_[r] + ".nii.gz", paste(prob[r], start, shape), reference, io::dtype::float32);
+    write_in_place(out, labels, reference, io::dtype::uint8);
     labelled += (labels > 0).sum().item<double>();
     voxels += static_cast<double>(labels.numel());
     ++written_;

@@ -30,9 +30,10 @@ struct ScratchDir {
   }
   ~ScratchDir() {
     std::error_code ec;
-    fs::remove_all(path, ec);
+    if (!keep) fs::remove_all(path, ec);
   }
   fs::path path;
+  bool keep = false;
 };
 
 std::string absolute(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
@@ -189,7 +190,9 @@ int predict(const VerbCall& call) {
     list.cases = brats::find_predict_cases(absolute(o.get_text("input")), o.get_text("pattern"), modalities, absolute(o.get_text("output")));
   }
   // Nothing is overwritten unless asked; every output is checked before any work.
+  const bool print_graph = o.get_bool("print-graph");
   for (const auto& c : list.cases) {
+    if (print_graph) break;
     const std::string out = c.out;
     if (out.size() < 5 || (brats::nifti_stem(out) == out))
       throw std::runtime_error("'" + out + "': the label map must be a .nii.gz or .nii file");
@@ -219,8 +222,12 @@ int predict(const VerbCall& call) {
   const Doc graph_doc = predict_graph(o, module, list_path, modalities);
   const std::string graph_path = (scratch.path / "predict.yaml").string();
   write_file_atomically(graph_path, "# built by umrflow predict\n" + to_yaml(graph_doc));
-  if (o.get_bool("print-graph")) {
-    std::printf("%s", to_yaml(graph_doc).c_str());
+  if (print_graph) {  // with the overrides, beside its case list, kept for `umrflow run`
+    const std::string text = "# built by umrflow predict\n" + to_yaml(load_graph_doc(graph_path, o.get_texts("set")));
+    write_file_atomically(graph_path, text);
+    scratch.keep = true;
+    std::printf("%s", text.c_str());
+    std::fprintf(stderr, "kept in %s (the graph and its case list): umrflow run %s\n", scratch.path.c_str(), graph_path.c_str());
     return 0;
   }
 
@@ -239,8 +246,8 @@ int predict(const VerbCall& call) {
     options.progress_only = true;
     install_interrupt_handler();
     summary = run_graph(graph, call.registry, options);
-  } catch (const GraphError&) {
-    throw;
+  } catch (const GraphError& e) {
+    throw std::runtime_error(std::string(e.what()) + "\n  (in the graph predict built from its options and --set; --print-graph shows it)");
   } catch (const std::exception& e) {
     std::string msg = replaced(e.what(), init_from, weights);
     if (msg.find("has no tensor") != std::string::npos || msg.find("has shape") != std::string::npos)

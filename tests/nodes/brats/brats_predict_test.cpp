@@ -120,6 +120,7 @@ TEST(BratsPredict, ListRoundTripsAndRefusesBadEntries) {
   };
   EXPECT_NE(error_of(head + "  - {id: a, out: o.nii.gz, dwi: x.nii.gz}\n").find("bad.yaml:3: unknown modality 'dwi'"), std::string::npos);
   EXPECT_NE(error_of(head + "  - {id: a, out: o.nii.gz}\n").find("names no modality file"), std::string::npos);
+  EXPECT_NE(error_of(head + "  - {id: a, out: o.NII.GZ, t1: x}\n").find("must end in .nii.gz or .nii"), std::string::npos);
   EXPECT_NE(error_of(head + "  - {id: a, out: o.nii.gz, t1: x}\n  - {id: a, out: p.nii.gz, t1: y}\n").find("listed twice"),
             std::string::npos);
 }
@@ -244,6 +245,14 @@ TEST(Predict, BadInputIsAClearError) {
   std::ofstream(d + "/kept.nii.gz") << "mine";
   fails_with("--out " + d + "/kept.nii.gz", "exists; pass --overwrite");
   EXPECT_EQ(fs::file_size(d + "/kept.nii.gz"), 4u);
+  // --print-graph shows the graph with the overrides and keeps it runnable; it checks no output.
+  ASSERT_EQ(test::run_command(base + " --out " + d + "/kept.nii.gz --print-graph --set step.write.threshold=0.25 2>&1", &log), 0) << log;
+  EXPECT_NE(log.find("threshold: 0.25"), std::string::npos) << log;
+  const auto kept = log.find("umrflow run ");
+  ASSERT_NE(kept, std::string::npos) << log;
+  const std::string graph = log.substr(kept + 12, log.find('\n', kept) - kept - 12);
+  EXPECT_TRUE(fs::exists(graph)) << graph;
+  fs::remove_all(fs::path(graph).parent_path());
   ASSERT_EQ(test::run_command(base + " --out " + d + "/kept.nii.gz --overwrite --quiet 2>&1", &log), 0) << log;
   EXPECT_EQ(voxels(d + "/kept.nii.gz").sizes(), flair.data.sizes());
 }
