@@ -2,7 +2,8 @@
 # Installs the Debian packages umrflow needs (only those missing), then
 # configures and builds into build/. Safe to run again: it does nothing twice.
 # mricron-data gives the phantoms their brain template; python3-nibabel lets the
-# tests check NIfTI files against an independent reader.
+# tests check NIfTI files against an independent reader; libgloo-dev has the headers
+# of the collectives (Gloo) that libtorch ships, for multi-process training.
 #   bash tools/setup.sh            # install + build
 #   UMRFLOW_BUILD_DIR=... UMRFLOW_JOBS=... bash tools/setup.sh
 set -euo pipefail
@@ -11,7 +12,7 @@ cd "$(dirname "$0")/.."
 packages=(
   cmake ninja-build g++ pkg-config
   libtorch-dev libtbb-dev libyaml-cpp-dev libfmt-dev libboost-dev
-  libhdf5-dev libnifti2-dev libniftiio-dev libcli11-dev libgtest-dev
+  libhdf5-dev libnifti2-dev libniftiio-dev libcli11-dev libgtest-dev libgloo-dev
   mricron-data python3-nibabel python3-numpy python3-h5py python3-torch
 )
 missing=()

@@ -149,6 +149,13 @@ std::vector<torch::Tensor> Instance::trainable_parameters() const {
   return out;
 }
 
+std::vector<torch::Tensor> Instance::buffers() const {
+  std::vector<torch::Tensor> out;
+  for (const auto& m : graph_.modules)
+    for (auto& b : static_cast<ModuleNode*>(modules_.at(m.id).get())->module().buffers()) out.push_back(b);
+  return out;
+}
+
 std::vector<std::pair<std::string, torch::Tensor>> Instance::weights() const {
   std::vector<std::pair<std::string, torch::Tensor>> out;
   // PyTorch's state_dict order: a module's own parameters, its own buffers, then its children.

@@ -48,6 +48,8 @@ class Instance {
 
   /// Parameters of the modules that are not frozen.
   std::vector<torch::Tensor> trainable_parameters() const;
+  /// Every module's buffers (BatchNorm running statistics), in weights() order.
+  std::vector<torch::Tensor> buffers() const;
   /// Every module parameter and buffer as `module.name` -> tensor.
   std::vector<std::pair<std::string, torch::Tensor>> weights() const;
   /// Applies `init:` of each module (include/exclude globs) from its checkpoint.

@@ -15,10 +15,12 @@
 #include <optional>
 #include <sstream>
 
+#include "collective.h"
 #include "instance.h"
 #include "precision.h"
 #include "progress.h"
 #include "umrflow/curves.h"
+#include "umrflow/distributed.h"
 #include "umrflow/files.h"
 #include "umrflow/random.h"
 
@@ -120,6 +122,17 @@ class ScalarMeans {
           s.second = s.second.defined() ? s.second + n : n;
         }
   }
+  /// Adds up the sums and counts of every rank (the same keys on each).
+  void reduce(Collective& group) {
+    std::vector<torch::Tensor> all;
+    for (auto& [k, s] : sums_) {
+      s.first = s.first.clone();
+      s.second = s.second.clone();
+      all.push_back(s.first);
+      all.push_back(s.second);
+    }
+    group.sum(all);
+  }
   std::map<std::string, double> means() const {
     std::map<std::string, double> out;
     for (const auto& [k, s] : sums_) out[k] = s.first.item<double>() / std::max(1.0, s.second.item<double>());
@@ -171,6 +184,9 @@ std::string skipped_list(const EpochResult& r) {
   return out + ")";
 }
 
+/// How long a collective waits for the other ranks before it gives up.
+constexpr std::chrono::milliseconds kCollectiveTimeout{120000};
+
 /// Below this busy fraction the run warns (once) that the data plane is the bottleneck.
 constexpr double kBusyWarning = 0.8;
 
@@ -210,7 +226,7 @@ std::string bottleneck_warning(const EpochResult& r, std::int64_t epoch) {
 /// The validation figures, or nothing when a stop cut the pass short (a
 /// partial mean is never a score).
 std::optional<std::map<std::string, double>> validate(const Graph& train_graph, const Registry& registry, const Instance& trained, torch::Device device,
-                                       int threads, const std::string& out_dir, std::atomic<bool>& stop) {
+                                       int threads, const std::string& out_dir, std::atomic<bool>& stop, Collective* group) {
   // load_graph built it up front; a graph from build_graph alone builds it now.
   const Graph graph = train_graph.validation ? *train_graph.validation
                                              : build_graph(load_graph_doc(train_graph.train.validate_graph, train_graph.train.validate_set),
@@ -236,9 +252,9 @@ std::optional<std::map<std::string, double>> validate(const Graph& train_graph, 
     for (auto& [k, t] : batch.tensors) t = t.to(device);
     torch::NoGradGuard no_grad;
     means.add(instance.run_step(batch, 0, index, false), /*skip_non_finite=*/true);
-    return !stop.load();
+    return !(group ? group->any(stop.load()) : stop.load());  // every rank stops at the same batch
   });
-  if (r.stopped || stop.load()) return std::nullopt;
+  if (r.stopped) return std::nullopt;
   if (r.samples == 0) throw std::runtime_error("train.validate: the validation graph " + train_graph.train.validate_graph +
                                                " saw no sample" + skipped_list(r));
   fs::create_directories(out_dir);
@@ -285,14 +301,37 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const std::vector<fs::path> candidates = resuming ? resume_candidates(options.resume) : std::vector<fs::path>{};
   if (resuming && candidates.empty())
     throw std::runtime_error("--resume " + options.resume + ": no last.pt or epoch_NNNN.pt there (a run writes them after its first whole epoch)");
-  summary.run_dir = resuming ? options.resume : fresh_run_dir(options.run_dir.empty() ? "runs/" + graph.name : options.run_dir);
+  // One writer: in a multi-process run only rank 0 writes into the run
+  // directory; the others' run directory is a scratch folder removed at the end.
+  const LaunchEnv launch = read_launch_env();
+  const bool writer = launch.rank == 0;
+  struct Scratch {
+    fs::path path;
+    ~Scratch() {
+      std::error_code ec;
+      if (!path.empty()) fs::remove_all(path, ec);
+    }
+  } scratch;
+  if (!writer)
+    scratch.path = fs::temp_directory_path() / ("umrflow-rank" + std::to_string(launch.rank) + "-" + std::to_string(::getpid()));
+  summary.run_dir = !writer ? scratch.path.string()
+                    : resuming ? options.resume
+                               : fresh_run_dir(options.run_dir.empty() ? "runs/" + graph.name : options.run_dir);
   fs::create_directories(summary.run_dir);
   const fs::path dir = summary.run_dir;
   if (!resuming) write_file_atomically((dir / "graph.yaml").string(), to_yaml(graph.resolved));
-  RunLog log((dir / "log.txt").string(), !options.progress_only);
-  const bool terminal = !options.quiet && isatty(STDERR_FILENO);
+  RunLog log((dir / "log.txt").string(), !options.progress_only && writer);
+  const bool terminal = !options.quiet && writer && isatty(STDERR_FILENO);
 
-  const torch::Device device = pick_device(graph.execution.device);
+  torch::Device device = pick_device(graph.execution.device);
+  if (device.is_cuda() && launch.distributed())  // one device per local rank
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank % std::max<int>(1, torch::cuda::device_count())));
+  std::unique_ptr<Collective> group;
+  if (launch.distributed()) {
+    group = std::make_unique<Collective>(launch, kCollectiveTimeout);
+    log("rank " + std::to_string(launch.rank) + " of " + std::to_string(launch.world_size) + " (" + launch.source + "), device " +
+        device.str() + "; gradients averaged over the ranks, rank 0 writes");
+  }
   // cuDNN picks the fastest convolution algorithm for each shape once; a run's
   // shapes repeat every step (results stay deterministic only up to its choice).
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
@@ -308,8 +347,14 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   if (training) optimizer = make_optimizer(graph.train, instance.trainable_parameters());
   const std::int64_t epochs = training ? graph.train.epochs : 1;
   const bool autocast = training && graph.execution.autocast == "bf16";
-  const DataPlane plane = instance.data_plane(training, graph.execution.prefetch);
-  const std::int64_t batches = batches_per_epoch(instance.samples_per_epoch(), plane.batch_size, plane.drop_last);
+  DataPlane plane = instance.data_plane(training, graph.execution.prefetch);
+  // Training shares each epoch's samples among the ranks; an evaluation runs
+  // whole on every rank, so rank 0's report is the single-process one.
+  const bool sharded = group && training;
+  if (sharded) plane.indices = shard_indices(instance.samples_per_epoch(), launch.rank, launch.world_size);
+  const std::int64_t batches = batches_per_epoch(sharded ? static_cast<std::int64_t>(plane.indices.size()) : instance.samples_per_epoch(),
+                                                 plane.batch_size, plane.drop_last);
+  const std::vector<torch::Tensor> buffers = instance.buffers();
   const std::int64_t graph_hash = static_cast<std::int64_t>(hash_name(to_yaml(graph.resolved)));
 
   std::int64_t first_epoch = 0;
@@ -341,8 +386,15 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     summary.epochs_done = first_epoch;
   }
 
+  if (group) {  // every rank starts from rank 0's weights
+    std::vector<torch::Tensor> weights;
+    for (auto& [name, t] : instance.weights()) weights.push_back(t);
+    group->broadcast(weights);
+  }
+
   bool warned_bottleneck = false;
   auto checkpoint = [&](const std::string& name, std::int64_t epoch) {
+    if (!writer) return;
     auto tensors = instance.weights();
     tensors.emplace_back("umrflow.epoch", torch::tensor(epoch, torch::kInt64));
     tensors.emplace_back("umrflow.seed", torch::tensor(static_cast<std::int64_t>(graph.seed), torch::kInt64));
@@ -390,6 +442,8 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
           }
         };
         const bool grouped = !graph.train.accumulate_groups.empty();
+        // As DDP: every step starts from rank 0's buffers (BatchNorm statistics).
+        if (sharded && !buffers.empty()) group->broadcast(buffers);
         try {
           const AutocastScope scope(autocast, device);
           if (grouped) {
@@ -409,6 +463,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
             optimizer->zero_grad();
             backward(outs.at(graph.train.objective).at("loss"), "");
           }
+          if (group) group->average_gradients(instance.trainable_parameters());
           optimizer->step();
         } catch (const NodeError&) {
           throw;
@@ -424,7 +479,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       if (auto it = outs.find(graph.train.objective); checked && it != outs.end() && it->second.has("loss"))
         shown = "loss " + json_number(it->second.at("loss").item<double>());
       progress.advance(1, shown);  // the last checked step's loss
-      return !stop.load();
+      return !(group ? group->any(stop.load()) : stop.load());  // every rank stops after the same step
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (r.samples == 0 && !r.stopped)
@@ -439,6 +494,12 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
           " sample(s), listed in " + (dir / "skipped.tsv").string());
     }
     progress.finish();
+    if (sharded) {  // the epoch's figures over every rank's samples
+      means.reduce(*group);
+      torch::Tensor seen = torch::tensor({static_cast<double>(r.samples)}, torch::kFloat64);
+      group->sum({seen});
+      r.samples = static_cast<std::int64_t>(seen.item<double>());
+    }
     std::map<std::string, double> metrics = means.means();
     metrics["epoch"] = static_cast<double>(epoch + 1);
     metrics["time_s"] = seconds;
@@ -456,7 +517,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       char name[32];
       std::snprintf(name, sizeof name, "epoch_%04lld", static_cast<long long>(epoch + 1));
       log("validating with " + graph.train.validate_graph + " into " + (dir / "val" / name).string());
-      const auto validated = validate(graph, registry, instance, device, threads, (dir / "val" / name).string(), stop);
+      const auto validated = validate(graph, registry, instance, device, threads, (dir / "val" / name).string(), stop, group.get());
       if (!validated) {
         stopped = true;
         log("stopped during the validation of epoch " + std::to_string(epoch + 1) + ": that validation is discarded (no score, no best.pt)");

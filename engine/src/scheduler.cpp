@@ -67,7 +67,7 @@ std::string sample_label(const Packet* p, std::int64_t index) {
 
 EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, const BatchHandler& on_batch) {
   EpochResult result;
-  const std::int64_t n = plane.source->size();
+  const std::int64_t n = plane.indices.empty() ? plane.source->size() : static_cast<std::int64_t>(plane.indices.size());
   FirstError error;
   std::vector<Packet> pending;  // the batch being filled; touched by the serial batcher only
   std::mutex skip_mutex;
@@ -117,8 +117,10 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
       return next_ticket++;
     });
     flow::limiter_node<std::int64_t> limiter(g, static_cast<std::size_t>(plane.prefetch));
-    flow::function_node<std::int64_t, Msg> load(g, flow::unlimited, [&](std::int64_t index) -> Msg {
-      Msg m{index, nullptr};
+    flow::function_node<std::int64_t, Msg> load(g, flow::unlimited, [&](std::int64_t position) -> Msg {
+      // Tickets are positions in the epoch's list; the sequencer restores their order.
+      const std::int64_t index = plane.indices.empty() ? position : plane.indices[static_cast<std::size_t>(position)];
+      Msg m{position, nullptr};
       if (error.failed()) return m;
       const Clock::time_point start = Clock::now();
       try {
@@ -142,15 +144,16 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
       stages.push_back(std::make_unique<flow::function_node<Msg, Msg>>(g, flow::unlimited, [&, stage, clock](Msg m) -> Msg {
         if (error.failed() || !m.packet) return m;
         const Clock::time_point start = Clock::now();
+        const std::int64_t index = m.packet->samples.at(0).index;  // the sample's own, not its position
         try {
-          Context ctx(plane.seed, epoch, m.seq, stage.id, plane.training);
+          Context ctx(plane.seed, epoch, index, stage.id, plane.training);
           stage.node->apply(*m.packet, ctx);
           clock->add(start);
         } catch (const SkipSample& e) {
-          skip(sample_label(m.packet.get(), m.seq), stage.id, e.what());
+          skip(sample_label(m.packet.get(), index), stage.id, e.what());
           m.packet.reset();
         } catch (const std::exception& e) {
-          error.record(std::make_exception_ptr(NodeError(stage.id, stage.type, sample_label(m.packet.get(), m.seq), e.what())));
+          error.record(std::make_exception_ptr(NodeError(stage.id, stage.type, sample_label(m.packet.get(), index), e.what())));
           g.cancel();
         }
         return m;

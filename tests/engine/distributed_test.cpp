@@ -1,8 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <torch/torch.h>
+
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 
+#include "test_paths.h"
 #include "test_util.h"
 #include "umrflow/distributed.h"
 
@@ -15,6 +21,67 @@ std::function<const char*(const char*)> env_of(const std::map<std::string, std::
     auto it = vars.find(name);
     return it == vars.end() ? nullptr : it->second.c_str();
   };
+}
+
+const std::string kBin = UMRFLOW_BINARY;
+// The demo graph with plain SGD on 4^3 volumes: float32 sums in another order
+// (two half batches, then the average) differ in the last bits, and Adam
+// (dividing by each gradient's root mean square) or long reductions over big
+// volumes would enlarge that past 1e-6; here it stays near 5e-7.
+const std::string kDemo = std::string(UMRFLOW_SOURCE_DIR) +
+                          "/graphs/demo.yaml --set train.optimizer.type=sgd --set train.optimizer.lr=0.1 --set 'data.source.shape=[4, 4, 4, 4]'";
+
+/// Starts `world` processes of `umrflow ARGS` with the variables torchrun
+/// sets (rank r logs to DIR/rank<r>.log, its shell's pid in DIR/pid<r>) and
+/// waits for all; returns their exit statuses. `after_start` runs in the shell
+/// once they are started. Rank 0 runs under `timeout 150`.
+std::vector<int> run_ranks(int world, const std::string& args, const std::string& dir, const std::string& after_start = "") {
+  static std::mt19937 rng(std::random_device{}());
+  const int port = 20000 + static_cast<int>(rng() % 30000);
+  std::string script;
+  for (int r = 0; r < world; ++r) {
+    const std::string n = std::to_string(r);
+    script += "(RANK=" + n + " WORLD_SIZE=" + std::to_string(world) + " LOCAL_RANK=" + n + " MASTER_ADDR=127.0.0.1 MASTER_PORT=" +
+              std::to_string(port) + (r == 0 ? " timeout 150 " : " ") + kBin + " " + args + " > " + dir + "/rank" + n +
+              ".log 2>&1; echo $? > " + dir + "/rc" + n + ") & echo $! > " + dir + "/pid" + n + "\n";
+  }
+  script += after_start + "\nwait\n";
+  std::ofstream(dir + "/ranks.sh") << script;
+  test::run_command("bash " + dir + "/ranks.sh", nullptr);
+  std::vector<int> rc;
+  for (int r = 0; r < world; ++r) {
+    std::ifstream in(dir + "/rc" + std::to_string(r));
+    int v = -1;
+    in >> v;
+    rc.push_back(v);
+  }
+  return rc;
+}
+
+torch::Tensor tensor_of(const std::string& checkpoint, const std::string& key) {
+  torch::serialize::InputArchive a;
+  a.load_from(checkpoint);
+  torch::Tensor t;
+  a.read(key, t);
+  return t;
+}
+
+std::string log_of(const std::string& dir, int rank) {
+  std::ifstream in(dir + "/rank" + std::to_string(rank) + ".log");
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// Weights of the demo's network in two checkpoints agree within `tol`
+/// relative to the network's largest weight (the bias is near zero, so
+/// relative to itself it would measure nothing but rounding).
+void expect_same_weights(const std::string& a, const std::string& b, double tol) {
+  const double scale = tensor_of(a, "net.weight").abs().max().item<double>();
+  for (const char* key : {"net.weight", "net.bias"}) {
+    const torch::Tensor x = tensor_of(a, key), y = tensor_of(b, key);
+    EXPECT_LE((x - y).abs().max().item<double>() / scale, tol) << key << " of " << a << " and " << b;
+  }
 }
 
 std::string error_of(const std::map<std::string, std::string>& vars) {
@@ -75,6 +142,62 @@ TEST(Distributed, ReadsTheLauncherEnvironment) {
   EXPECT_NE(error_of({{"RANK", "0"}, {"WORLD_SIZE", "two"}}).find("WORLD_SIZE='two'"), std::string::npos);
   EXPECT_NE(error_of({{"RANK", "0"}, {"WORLD_SIZE", "2"}}).find("needs MASTER_ADDR and MASTER_PORT"), std::string::npos);
   EXPECT_NE(error_of({{"WORLD_SIZE", "2"}}).find("RANK is not"), std::string::npos);
+}
+
+// Two processes with half the batch each train the weights of one process
+// with the whole batch (gradients averaged, DistributedSampler's shares);
+// only rank 0 writes a run directory, and its epoch losses are the whole
+// batch's.
+TEST(Distributed, TwoRanksTrainAsOneProcessWithTheGlobalBatch) {
+  test::TempDir dir;
+  const std::string d = dir.path();
+  std::string log;
+  ASSERT_EQ(test::run_command(kBin + " run " + kDemo + " --quiet --set train.epochs=2 --set data.source.count=64 --out " + d + "/one 2>&1", &log), 0) << log;
+  const auto rc = run_ranks(2, "run " + kDemo + " --quiet --set train.epochs=2 --set data.source.count=64 --set data.batch.size=4 --out " + d + "/two", d);
+  ASSERT_EQ(rc, (std::vector<int>{0, 0})) << log_of(d, 0) << log_of(d, 1);
+  EXPECT_NE(log_of(d, 0).find("rank 0 of 2 (torchrun)"), std::string::npos) << log_of(d, 0);
+  EXPECT_TRUE(log_of(d, 1).empty()) << log_of(d, 1);
+  expect_same_weights(d + "/one/last.pt", d + "/two/last.pt", 1e-6);
+  std::ifstream a(d + "/one/metrics.jsonl"), b(d + "/two/metrics.jsonl");
+  for (std::string la, lb; std::getline(a, la) && std::getline(b, lb);) {
+    const auto mse = [](const std::string& l) { return std::stod(l.substr(l.find("\"mse\": ") + 7)); };
+    EXPECT_NEAR(mse(la), mse(lb), 1e-5 * mse(la));  // a mean over the epoch's batches, in float32
+  }
+  EXPECT_FALSE(std::filesystem::exists(d + "/two.1"));
+}
+
+// A run written by two ranks resumes in one process, and a one-process run in
+// two ranks, each ending with the weights of the uninterrupted run.
+TEST(Distributed, ResumesAtAnotherWorldSize) {
+  test::TempDir dir;
+  const std::string d = dir.path();
+  std::string log;
+  const std::string common = " --quiet --set data.source.count=64 ";
+  ASSERT_EQ(test::run_command(kBin + " run " + kDemo + common + "--set train.epochs=2 --out " + d + "/whole 2>&1", &log), 0) << log;
+  ASSERT_EQ(run_ranks(2, "run " + kDemo + common + "--set train.epochs=1 --set data.batch.size=4 --out " + d + "/a", d),
+            (std::vector<int>{0, 0}))
+      << log_of(d, 0) << log_of(d, 1);
+  ASSERT_EQ(test::run_command(kBin + " run " + kDemo + common + "--set train.epochs=2 --resume " + d + "/a 2>&1", &log), 0) << log;
+  expect_same_weights(d + "/whole/last.pt", d + "/a/last.pt", 1e-6);
+
+  ASSERT_EQ(test::run_command(kBin + " run " + kDemo + common + "--set train.epochs=1 --out " + d + "/b 2>&1", &log), 0) << log;
+  ASSERT_EQ(run_ranks(2, "run " + kDemo + common + "--set train.epochs=2 --set data.batch.size=4 --resume " + d + "/b", d),
+            (std::vector<int>{0, 0}))
+      << log_of(d, 0) << log_of(d, 1);
+  expect_same_weights(d + "/whole/last.pt", d + "/b/last.pt", 1e-6);
+}
+
+// When a rank is killed, the other stops with an error that says a rank is
+// gone, instead of waiting for ever.
+TEST(Distributed, AKilledRankStopsTheOthers) {
+  test::TempDir dir;
+  const std::string d = dir.path();
+  const auto rc = run_ranks(2, "run " + kDemo + " --quiet --set data.source.count=200000 --set train.epochs=1 --set data.batch.size=4 --out " + d + "/k",
+                            d, "sleep 4; pkill -9 -P $(cat " + d + "/pid1)");
+  EXPECT_NE(rc[1], 0);
+  EXPECT_EQ(rc[0], 1) << log_of(d, 0);  // not 124: `timeout` did not have to end it
+  EXPECT_NE(log_of(d, 0).find("rank 0:"), std::string::npos) << log_of(d, 0);
+  EXPECT_NE(log_of(d, 0).find("another rank stopped, died or timed out"), std::string::npos) << log_of(d, 0);
 }
 
 }  // namespace umrflow

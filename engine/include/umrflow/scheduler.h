@@ -49,6 +49,10 @@ struct DataPlane {
   std::int64_t prefetch = 8;  // must be >= batch_size
   std::uint64_t seed = 0;
   bool training = true;
+  /// The epoch's samples in order; empty: 0 .. size - 1. A process of a
+  /// multi-process run takes its share (shard_indices, umrflow/distributed.h);
+  /// each sample's random draws stay keyed by its own index.
+  std::vector<std::int64_t> indices;
 };
 
 struct EpochResult {
