@@ -187,6 +187,28 @@ TEST(Distributed, ResumesAtAnotherWorldSize) {
   expect_same_weights(d + "/whole/last.pt", d + "/b/last.pt", 1e-6);
 }
 
+// An evaluation started on two ranks writes rank 0's report, and it is the
+// single-process report (every rank evaluates every case).
+TEST(Distributed, EvaluationReportEqualsOneProcess) {
+  test::TempDir dir;
+  const std::string d = dir.path(), r = test::phantom_root();
+  const std::string eval = "run " + std::string(UMRFLOW_SOURCE_DIR) + "/graphs/phantoms/eval.yaml --quiet --set data.cases.root=" + r +
+                           " --set data.cases.split=" + r + "/split.yaml --set data.cases.subset=all --set modules.net.init=null" +
+                           " --set 'modules.net.widths=[4, 8, 8, 8]' --set 'step.seg.window=[16, 16, 16]' --set step.report.hd95=false";
+  std::string log;
+  ASSERT_EQ(test::run_command(kBin + " " + eval + " --out " + d + "/one 2>&1", &log), 0) << log;
+  ASSERT_EQ(run_ranks(2, eval + " --out " + d + "/two", d), (std::vector<int>{0, 0})) << log_of(d, 0) << log_of(d, 1);
+  const auto text = [](const std::string& f) {
+    std::ifstream in(f);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+  };
+  EXPECT_FALSE(text(d + "/one/report.csv").empty());
+  EXPECT_EQ(text(d + "/one/report.csv"), text(d + "/two/report.csv"));
+  EXPECT_EQ(text(d + "/one/per_case.csv"), text(d + "/two/per_case.csv"));
+}
+
 // When a rank is killed, the other stops with an error that says a rank is
 // gone, instead of waiting for ever.
 TEST(Distributed, AKilledRankStopsTheOthers) {
