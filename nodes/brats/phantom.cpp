@@ -81,6 +81,19 @@ Anatomy procedural_head(const std::vector<std::int64_t>& shape, torch::Generator
   return {a.csf.to(torch::kFloat32), a.gm.to(torch::kFloat32), a.wm.to(torch::kFloat32), a.brain};
 }
 
+/// torch::quantile (linear interpolation) for any size: libtorch refuses more
+/// than 2^24 values (BraTS-size phantoms have more brain voxels), so those are
+/// sorted here instead.
+double quantile_of(const torch::Tensor& v, double q) {
+  if (v.numel() <= (std::int64_t{1} << 24)) return v.quantile(q).item<double>();
+  const torch::Tensor s = std::get<0>(v.flatten().sort());
+  const double pos = q * static_cast<double>(s.numel() - 1);
+  const auto lo = static_cast<std::int64_t>(pos);
+  const auto hi = std::min<std::int64_t>(lo + 1, s.numel() - 1);
+  const double a = s[lo].item<double>(), b = s[hi].item<double>();
+  return a + (b - a) * (pos - static_cast<double>(lo));
+}
+
 Anatomy template_head(const std::string& path, const std::vector<std::int64_t>& shape, torch::Generator& gen) {
   torch::Tensor t = io::read_nifti(path).data;
   t = t / t.max();
@@ -93,7 +106,7 @@ Anatomy template_head(const std::string& path, const std::vector<std::int64_t>& 
                                         F::GridSampleFuncOptions().mode(torch::kBilinear).align_corners(true))[0][0];
   const auto brain = warped > 0.05;
   const auto v = warped.masked_select(brain);
-  const double q1 = v.quantile(0.18).item<double>(), q2 = v.quantile(0.55).item<double>();
+  const double q1 = quantile_of(v, 0.18), q2 = quantile_of(v, 0.55);
   Anatomy a;
   a.brain = brain;
   a.csf = (brain & (warped < q1)).to(torch::kFloat32);
