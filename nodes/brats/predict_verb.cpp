@@ -292,7 +292,7 @@ void register_predict_verb(Registry& registry) {
       param::number("overlap", 0.5, "sliding window overlap").range(0, 0.99),
       param::integer("window-batch", 1, "windows per forward pass (4 as released; faster on a GPU)").min(1),
       param::choice("crop", "none", {"none", "foreground"},
-                    "none: the whole volume, as the released evaluation; foreground: only the box of non-zero voxels (faster)"),
+                    "none: the whole volume, as the released evaluation; foreground: only the box of non-zero voxels (faster when it needs fewer windows)"),
       param::number("threshold", 0.5, "sigmoid(logit) above this is foreground").range(0, 1),
       param::boolean("probabilities", false, "also write each region's probability map, <out>_<REGION>.nii.gz"),
       param::choice("device", "auto", {"auto", "cpu", "cuda"}, "where the network runs (auto: CUDA when available)"),
