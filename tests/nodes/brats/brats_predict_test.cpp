@@ -217,6 +217,28 @@ TEST(Predict, FolderOfCases) {
   EXPECT_EQ(partial, 0u);
 }
 
+// A PyTorch state dict with the authors' key names (here the checkpoint's
+// network exported by `weights export`) gives the checkpoint's maps, its
+// probabilities voxel for voxel.
+TEST(Predict, StateDictGivesTheCheckpointsMaps) {
+  test::TempDir dir;
+  const std::string d = dir.path(), r = test::phantom_root(), id = val_case();
+  std::string log;
+  ASSERT_EQ(test::run_command(kBin + " weights export " + tiny_checkpoint() + " " + d + "/net.pt 2>&1", &log), 0) << log;
+  const std::string scans = " --window 16,16,16 --probabilities --quiet --flair " + scan(r, id, "flair") + " --t2 " + scan(r, id, "t2");
+  ASSERT_EQ(test::run_command(kBin + " predict --weights " + tiny_checkpoint() + scans + " --out " + d + "/ck.nii.gz 2>&1", &log), 0) << log;
+  ASSERT_EQ(test::run_command(kBin + " predict --weights " + d + "/net.pt --set 'modules.net.widths=[4, 8, 8, 8]'" + scans + " --out " + d +
+                                  "/sd.nii.gz 2>&1",
+                              &log),
+            0)
+      << log;
+  EXPECT_TRUE(torch::equal(voxels(d + "/ck.nii.gz"), voxels(d + "/sd.nii.gz")));
+  EXPECT_TRUE(torch::equal(voxels(d + "/ck_WT.nii.gz"), voxels(d + "/sd_WT.nii.gz")));
+  // Without the widths the weights do not fit the default network: an error naming the file.
+  EXPECT_EQ(test::run_command(kBin + " predict --weights " + d + "/net.pt" + scans + " --out " + d + "/x.nii.gz 2>&1", &log), 1) << log;
+  EXPECT_NE(log.find(d + "/net.pt"), std::string::npos) << log;
+}
+
 // Bad input stops with an error naming the file or option and the fix, and
 // leaves no output behind.
 TEST(Predict, BadInputIsAClearError) {
