@@ -54,6 +54,9 @@ const ParamBindings<ExecutionSettings>& execution_bindings() {
                                          "check the training loss for NaN and show it every N steps (and at each epoch's last); "
                                          "the steps in between never wait for the device")
                               .min(1));
+    d.bind(&E::sync_bn, param::boolean("sync_bn", false,
+                                       "with several ranks (torchrun, srun): BatchNorm in training normalises with the statistics of "
+                                       "the global batch, every rank's rows (PyTorch's SyncBatchNorm); false: each rank's own, as DDP"));
     return d;
   }();
   return b;

@@ -11,6 +11,8 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
 #include <mutex>
 #include <optional>
 #include <sstream>
@@ -21,6 +23,7 @@
 #include "progress.h"
 #include "umrflow/curves.h"
 #include "umrflow/distributed.h"
+#include "umrflow/rank_sync.h"
 #include "umrflow/files.h"
 #include "umrflow/random.h"
 
@@ -122,12 +125,19 @@ class ScalarMeans {
           s.second = s.second.defined() ? s.second + n : n;
         }
   }
-  /// Adds up the sums and counts of every rank (the same keys on each).
+  /// Adds up the sums and counts of every rank, over the union of their keys
+  /// (a rank may lack one: a scalar absent from all its batches).
   void reduce(Collective& group) {
+    std::string names;
+    for (const auto& [k, s] : sums_) names += k + "\n";
+    for (const auto& list : group.gather(names)) {
+      std::istringstream in(list);
+      for (std::string k; std::getline(in, k);) sums_[k];
+    }
     std::vector<torch::Tensor> all;
-    for (auto& [k, s] : sums_) {
-      s.first = s.first.clone();
-      s.second = s.second.clone();
+    for (auto& [k, s] : sums_) {  // in key order: the same on every rank
+      s.first = s.first.defined() ? s.first.to(torch::kCPU).clone() : torch::zeros({}, torch::kDouble);
+      s.second = s.second.defined() ? s.second.to(torch::kCPU).clone() : torch::zeros({}, torch::kDouble);
       all.push_back(s.first);
       all.push_back(s.second);
     }
@@ -223,6 +233,70 @@ std::string bottleneck_warning(const EpochResult& r, std::int64_t epoch) {
   return out + "; raise execution.threads or lighten that node (per-node times: node_times.tsv)";
 }
 
+/// Whether a pass of `graph` may share its samples among the ranks: every
+/// step node is per-batch or gathers its results in finish() (Sharding).
+bool shardable(const Graph& graph) {
+  for (const auto& d : graph.step)
+    if (d.spec && d.spec->kind == NodeKind::step && d.spec->sharding_given(d.params) == Sharding::whole) return false;
+  return true;
+}
+
+/// A sharded pass's batches from `first_padding` on repeat samples that other
+/// ranks hold (DistributedSampler's padding): their scalars are left out.
+std::int64_t first_padding_batch(std::int64_t samples, int rank, int world, std::int64_t batch_size) {
+  std::int64_t real = 0;
+  for (std::int64_t i = rank; i < samples; i += world) ++real;
+  return (real + batch_size - 1) / batch_size;
+}
+
+/// What a pass without training did; `sharded` when the ranks shared its samples.
+struct PassResult : EpochResult {
+  bool sharded = false;
+};
+
+/// One pass of `instance` without training. With several ranks and a
+/// shardable graph the ranks share the samples (DistributedSampler's split)
+/// and every step opens with a count of the ranks that still have a batch, so
+/// a rank whose share ran short (a skipped case) joins the rest until all are
+/// done; otherwise every rank runs the whole pass. `step(batch, index,
+/// padding)` runs one batch; `padding`: it only repeats other ranks' samples.
+PassResult run_sharded_pass(const Graph& graph, Instance& instance, DataPlane& plane, Collective* group, int threads,
+                            std::atomic<bool>& stop, const std::function<void(Packet&, std::int64_t, bool)>& step) {
+  PassResult out;
+  out.sharded = group && shardable(graph);
+  std::int64_t padding_from = std::numeric_limits<std::int64_t>::max();
+  if (out.sharded) {
+    const std::int64_t n = instance.samples_per_epoch();
+    plane.indices = shard_indices(n, group->rank(), group->size());
+    padding_from = first_padding_batch(n, group->rank(), group->size(), plane.batch_size);
+  }
+  static_cast<EpochResult&>(out) = run_epoch(plane, 0, threads, [&](Packet& batch, std::int64_t index) {
+    if (out.sharded) group->count(true);
+    step(batch, index, index >= padding_from);
+    return !(group ? group->any(stop.load()) : stop.load());  // every rank stops at the same batch
+  });
+  while (out.sharded && !out.stopped && group->count(false) > 0) out.stopped = group->any(stop.load());
+  if (out.sharded) {
+    torch::Tensor seen = torch::tensor({static_cast<double>(out.samples)}, torch::kFloat64);
+    group->sum({seen});
+    out.samples = static_cast<std::int64_t>(seen.item<double>());
+  }
+  return out;
+}
+
+/// The step nodes' finish(); in a sharded pass with `gather` active, so that
+/// nodes merge every rank's results.
+std::map<std::string, double> finish_pass(const Instance& instance, const std::string& dir, Collective* group, bool sharded) {
+  RankSync merge;
+  if (sharded) {
+    merge.rank = group->rank();
+    merge.size = group->size();
+    merge.gather = [group](const std::string& bytes) { return group->gather(bytes); };
+  }
+  const RankSyncScope scope(sharded ? &merge : nullptr);
+  return instance.finish(dir);
+}
+
 /// The validation figures, or nothing when a stop cut the pass short (a
 /// partial mean is never a score).
 std::optional<std::map<std::string, double>> validate(const Graph& train_graph, const Registry& registry, const Instance& trained, torch::Device device,
@@ -246,20 +320,21 @@ std::optional<std::map<std::string, double>> validate(const Graph& train_graph, 
     }
   }
   instance.set_training(false);
-  const DataPlane plane = instance.data_plane(false, graph.execution.prefetch);
+  DataPlane plane = instance.data_plane(false, graph.execution.prefetch);
   ScalarMeans means;
-  const EpochResult r = run_epoch(plane, 0, threads, [&](Packet& batch, std::int64_t index) {
+  const PassResult r = run_sharded_pass(graph, instance, plane, group, threads, stop, [&](Packet& batch, std::int64_t index, bool padding) {
     for (auto& [k, t] : batch.tensors) t = t.to(device);
     torch::NoGradGuard no_grad;
-    means.add(instance.run_step(batch, 0, index, false), /*skip_non_finite=*/true);
-    return !(group ? group->any(stop.load()) : stop.load());  // every rank stops at the same batch
+    auto outs = instance.run_step(batch, 0, index, false);
+    if (!padding) means.add(outs, /*skip_non_finite=*/true);
   });
   if (r.stopped) return std::nullopt;
   if (r.samples == 0) throw std::runtime_error("train.validate: the validation graph " + train_graph.train.validate_graph +
                                                " saw no sample" + skipped_list(r));
   fs::create_directories(out_dir);
+  if (group && r.sharded) means.reduce(*group);
   auto metrics = means.means();
-  for (const auto& [k, v] : instance.finish(out_dir)) metrics[k] = v;
+  for (const auto& [k, v] : finish_pass(instance, out_dir, group, r.sharded)) metrics[k] = v;
   return metrics;
 }
 
@@ -348,10 +423,20 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const std::int64_t epochs = training ? graph.train.epochs : 1;
   const bool autocast = training && graph.execution.autocast == "bf16";
   DataPlane plane = instance.data_plane(training, graph.execution.prefetch);
-  // Training shares each epoch's samples among the ranks; an evaluation runs
-  // whole on every rank, so rank 0's report is the single-process one.
-  const bool sharded = group && training;
-  if (sharded) plane.indices = shard_indices(instance.samples_per_epoch(), launch.rank, launch.world_size);
+  // Training shares each epoch's samples among the ranks; so does an
+  // evaluation whose step nodes allow it (Sharding: its report node merges
+  // every rank's cases), else it runs whole on every rank. Either way rank
+  // 0's report is the single-process one.
+  const bool sharded = group && (training || shardable(graph));
+  std::int64_t padding_from = std::numeric_limits<std::int64_t>::max();
+  if (sharded) {
+    plane.indices = shard_indices(instance.samples_per_epoch(), launch.rank, launch.world_size);
+    if (!training) {
+      padding_from = first_padding_batch(instance.samples_per_epoch(), launch.rank, launch.world_size, plane.batch_size);
+      log("the " + std::to_string(launch.world_size) + " ranks share the " + std::to_string(instance.samples_per_epoch()) +
+          " samples; rank 0 merges the results");
+    }
+  }
   const std::int64_t batches = batches_per_epoch(sharded ? static_cast<std::int64_t>(plane.indices.size()) : instance.samples_per_epoch(),
                                                  plane.batch_size, plane.drop_last);
   const std::vector<torch::Tensor> buffers = instance.buffers();
@@ -384,6 +469,22 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     if (state.best) best = *state.best;
     log("resuming " + summary.run_dir + " after epoch " + std::to_string(first_epoch));
     summary.epochs_done = first_epoch;
+  }
+
+  const auto uneven_with_sync_bn = [&] {
+    return std::string("the ranks hold different numbers of batches in this epoch (a sample was skipped on some rank, whose "
+                       "error message names it), and execution.sync_bn needs every rank in every step: fix or remove that "
+                       "case, or train without sync_bn");
+  };
+  // execution.sync_bn: BatchNorm layers sum their statistics over the ranks
+  // during each training step (umrflow/rank_sync.h).
+  RankSync batch_sync;
+  const bool sync_bn = sharded && graph.execution.sync_bn;
+  if (sync_bn) {
+    batch_sync.rank = launch.rank;
+    batch_sync.size = launch.world_size;
+    batch_sync.sum = [&group](const torch::Tensor& t) { group->sum({t}); };
+    log("execution.sync_bn: BatchNorm statistics over the " + std::to_string(launch.world_size) + " ranks' rows");
   }
 
   if (group) {  // every rank starts from rank 0's weights
@@ -422,6 +523,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       } catch (const std::exception& e) {
         throw NodeError(plane.batch_id, "batch", batch.sample_names(), std::string("moving the batch to ") + device.str() + ": " + e.what());
       }
+      // Every step opens with a count of the ranks that still have a batch
+      // (a rank whose epoch ran out early joins the rest, below).
+      if (sharded && group->count(true) < launch.world_size && sync_bn) throw std::runtime_error(uneven_with_sync_bn());
       std::map<std::string, Packet> outs;
       // Steps that wait for the device: the loss is checked and shown.
       const bool checked = index % graph.execution.log_every == 0 || index + 1 == batches;
@@ -444,6 +548,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         const bool grouped = !graph.train.accumulate_groups.empty();
         // As DDP: every step starts from rank 0's buffers (BatchNorm statistics).
         if (sharded && !buffers.empty()) group->broadcast(buffers);
+        const RankSyncScope synced(sync_bn ? &batch_sync : nullptr);
         try {
           const AutocastScope scope(autocast, device);
           if (grouped) {
@@ -475,13 +580,31 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         torch::NoGradGuard no_grad;
         outs = instance.run_step(batch, epoch, index, false);
       }
-      means.add(outs, /*skip_non_finite=*/false);
+      if (index < padding_from) means.add(outs, /*skip_non_finite=*/false);  // an evaluation's padding repeats others' samples
       if (auto it = outs.find(graph.train.objective); checked && it != outs.end() && it->second.has("loss"))
         shown = "loss " + json_number(it->second.at("loss").item<double>());
       progress.advance(1, shown);  // the last checked step's loss
       return !(group ? group->any(stop.load()) : stop.load());  // every rank stops after the same step
     });
+    // A rank whose epoch held fewer batches (a sample skipped on it) takes
+    // part in the others' remaining steps with no gradient of its own, so the
+    // collectives stay in step and its weights follow theirs (PyTorch's Join).
+    while (sharded && !r.stopped && group->count(false) > 0) {
+      if (training) {
+        if (sync_bn) throw std::runtime_error(uneven_with_sync_bn());
+        if (!buffers.empty()) group->broadcast(buffers);
+        optimizer->zero_grad();
+        group->average_gradients(instance.trainable_parameters());
+        optimizer->step();
+      }
+      r.stopped = group->any(stop.load());
+    }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (sharded) {  // whether any rank saw a sample, before the check below
+      torch::Tensor seen = torch::tensor({static_cast<double>(r.samples)}, torch::kFloat64);
+      group->sum({seen});
+      r.samples = static_cast<std::int64_t>(seen.item<double>());
+    }
     if (r.samples == 0 && !r.stopped)
       throw std::runtime_error("epoch " + std::to_string(epoch + 1) + " of " + graph.file + " saw no sample" + skipped_list(r) +
                                "; nothing was trained or evaluated" + (training ? ", and no checkpoint of this epoch is written" : ""));
@@ -494,12 +617,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
           " sample(s), listed in " + (dir / "skipped.tsv").string());
     }
     progress.finish();
-    if (sharded) {  // the epoch's figures over every rank's samples
-      means.reduce(*group);
-      torch::Tensor seen = torch::tensor({static_cast<double>(r.samples)}, torch::kFloat64);
-      group->sum({seen});
-      r.samples = static_cast<std::int64_t>(seen.item<double>());
-    }
+    if (sharded) means.reduce(*group);  // the epoch's figures over every rank's samples
     std::map<std::string, double> metrics = means.means();
     metrics["epoch"] = static_cast<double>(epoch + 1);
     metrics["time_s"] = seconds;
@@ -574,7 +692,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     }
   }
   if (write_curves(summary.run_dir)) log("curves: " + (dir / "curves.svg").string());
-  const auto figures = instance.finish(summary.run_dir);
+  const auto figures = finish_pass(instance, summary.run_dir, group.get(), sharded && shardable(graph));
   if (!figures.empty()) {
     std::string text;
     for (const auto& [k, v] : figures) {

@@ -3,6 +3,8 @@
 #include <torch/torch.h>
 
 #include <cmath>
+#include <cstring>
+#include <tuple>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -19,6 +21,7 @@
 #include "umrflow/declare.h"
 #include "umrflow/node.h"
 #include "umrflow/files.h"
+#include "umrflow/rank_sync.h"
 
 namespace umrflow::nodes {
 
@@ -30,7 +33,54 @@ struct Row {
   std::int64_t subset;
   std::string case_id;
   std::vector<double> dice, hd95;  // per region, in label channel order
+  std::int64_t index = -1;         // the case's sample index in the pass
 };
+
+// Rows as bytes for a gather across ranks (the same machine type on every rank).
+template <typename T>
+void put(std::string& b, const T& v) {
+  b.append(reinterpret_cast<const char*>(&v), sizeof v);
+}
+template <typename T>
+T take(const std::string& b, std::size_t& at) {
+  if (at + sizeof(T) > b.size()) throw std::runtime_error("eval.subset_report: a rank's rows arrived cut short");
+  T v;
+  std::memcpy(&v, b.data() + at, sizeof v);
+  at += sizeof v;
+  return v;
+}
+
+std::string rows_to_bytes(const std::vector<Row>& rows) {
+  std::string b;
+  put<std::uint64_t>(b, rows.size());
+  for (const auto& r : rows) {
+    put(b, r.subset);
+    put(b, r.index);
+    put<std::uint64_t>(b, r.case_id.size());
+    b += r.case_id;
+    put<std::uint64_t>(b, r.dice.size());
+    for (double v : r.dice) put(b, v);
+    for (double v : r.hd95) put(b, v);
+  }
+  return b;
+}
+
+std::vector<Row> rows_from_bytes(const std::string& b) {
+  std::size_t at = 0;
+  std::vector<Row> rows(take<std::uint64_t>(b, at));
+  for (auto& r : rows) {
+    r.subset = take<std::int64_t>(b, at);
+    r.index = take<std::int64_t>(b, at);
+    const auto n = take<std::uint64_t>(b, at);
+    if (at + n > b.size()) throw std::runtime_error("eval.subset_report: a rank's rows arrived cut short");
+    r.case_id = b.substr(at, n);
+    at += n;
+    const auto regions = take<std::uint64_t>(b, at);
+    for (std::uint64_t k = 0; k < regions; ++k) r.dice.push_back(take<double>(b, at));
+    for (std::uint64_t k = 0; k < regions; ++k) r.hd95.push_back(take<double>(b, at));
+  }
+  return rows;
+}
 
 std::string display_name(std::string m) {
   if (!m.empty()) m[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(m[0])));
@@ -72,6 +122,9 @@ class SubsetReport final : public StepNode {
     d.input(PortSpec{"label", {{"label", 5, "(B, R, X, Y, Z)"}}, "ground truth"});
     d.input(PortSpec{"present", {{"present", 2, "(S, M)"}}, "subset masks (modality.subsets)"});
     d.input(PortSpec{"affine", {{"affine", 3, "(B, 4, 4)"}}, "voxel-to-world matrices, for NIfTI predictions", true});
+    // Predictions are written by finish() on each rank, so with them every
+    // rank evaluates every case; without, ranks share the cases and merge.
+    d.sharding_for([](const Params& p) { return p.get_bool("predictions") ? Sharding::whole : Sharding::gathers; });
     d.output({"dice", 3, "float64 (S, B, R), NaN where left out"});
     d.output({"mean_dice", 0, "mean of `dice` over subsets, cases and regions (absent when all are left out); for train.validate"});
     d.summary_figure({"average_*", 0, "the report's Average row: Dice % of each `columns` region, mean over the subsets"});
@@ -119,12 +172,17 @@ class SubsetReport final : public StepNode {
       }
     const torch::Tensor pred = torch::sigmoid(logits) > threshold_;
     std::vector<std::string> names;
-    for (const auto& m : in.at(1).samples) names.push_back(m.id);
+    std::vector<std::int64_t> indices;
+    for (const auto& m : in.at(1).samples) {
+      names.push_back(m.id);
+      indices.push_back(m.index);
+    }
     Packet out;
     torch::Tensor dice = torch::full({subsets, cases, regions}, std::nan(""), torch::kFloat64);
     for (std::int64_t s = 0; s < subsets; ++s)
       for (std::int64_t b = 0; b < cases; ++b) {
-        Row row{s, b < static_cast<std::int64_t>(names.size()) ? names[b] : "case" + std::to_string(b), {}, {}};
+        const bool named = b < static_cast<std::int64_t>(names.size());
+        Row row{s, named ? names[b] : "case" + std::to_string(b), {}, {}, named ? indices[b] : -1};
         for (std::int64_t r = 0; r < regions; ++r) {
           const torch::Tensor p = pred[s * cases + b][r], g = label[b][r];
           row.dice.push_back(rfnet_ ? metrics::dice_rfnet(p, g) : metrics::dice_monai(p, g));
@@ -143,6 +201,7 @@ class SubsetReport final : public StepNode {
   /// Writes the report; returns the Average and Std Dev rows (Dice %) as
   /// `average_<region>` and `std_dev_<region>`, what a sweep tabulates.
   std::map<std::string, double> finish(const std::string& run_dir) override {
+    gather_rows();
     if (rows_.empty()) return {};
     const fs::path dir = run_dir;
     const std::int64_t subsets = static_cast<std::int64_t>(masks_.size());
@@ -397,6 +456,24 @@ class SubsetReport final : public StepNode {
   bool brats_regions_ = false;
   std::vector<std::vector<std::int64_t>> masks_;
   std::vector<Row> rows_;
+
+  /// In a sharded pass, every rank's rows; then sorted by case (sample index)
+  /// and subset, each (case, subset) once (a share is padded with repeats).
+  void gather_rows() {
+    if (const RankSync* sync = rank_sync(); sync && sync->gather) {
+      std::vector<Row> all;
+      for (const auto& bytes : sync->gather(rows_to_bytes(rows_))) {
+        auto part = rows_from_bytes(bytes);
+        all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
+      }
+      rows_ = std::move(all);
+    }
+    std::stable_sort(rows_.begin(), rows_.end(),
+                     [](const Row& a, const Row& b) { return std::tie(a.index, a.subset) < std::tie(b.index, b.subset); });
+    rows_.erase(std::unique(rows_.begin(), rows_.end(),
+                            [](const Row& a, const Row& b) { return a.index >= 0 && a.index == b.index && a.subset == b.subset; }),
+                rows_.end());
+  }
   std::vector<Pending> pending_;
 };
 

@@ -15,6 +15,7 @@ class MeanSquaredError final : public StepNode {
  public:
   static void declare(Declaration<MeanSquaredError>& d) {
     d.type("loss.mse", NodeKind::step, "Mean squared error between `pred` and `target` over all elements.");
+    d.sharding(Sharding::per_batch);
     d.rows(RowRule::mean);
     d.input(PortSpec{"pred", {{"pred", -1, "prediction"}}, "prediction"});
     d.input(PortSpec{"target", {{"target", -1, "same shape as pred"}}, "target"});
@@ -41,6 +42,7 @@ class BinaryCrossEntropy final : public StepNode {
     d.type("loss.bce", NodeKind::step,
            "Binary cross-entropy of sigmoid(`pred`) against `target` in [0, 1], mean over all elements "
            "(BCEWithLogitsLoss; with loss.dice and loss.sum it makes MONAI's DiceCELoss).");
+    d.sharding(Sharding::per_batch);
     d.rows(RowRule::mean);
     d.input(PortSpec{"pred", {{"pred", -1, "logits"}}, "logits"});
     d.input(PortSpec{"target", {{"target", -1, "same shape as pred, values in [0, 1]"}}, "target"});
@@ -69,6 +71,7 @@ class WeightedSum final : public StepNode {
  public:
   static void declare(Declaration<WeightedSum>& d) {
     d.type("loss.sum", NodeKind::step, "Weighted sum of scalar losses: sum_i weights[i] * terms[i].");
+    d.sharding(Sharding::per_batch);
     d.rows(RowRule::linear);
     d.input(PortSpec{"terms", {{"loss", 0, "scalar"}}, "the losses to add", false, true});
     d.output({"loss", 0, "scalar"});
@@ -119,6 +122,7 @@ class DiceNode final : public StepNode {
     d.type("loss.dice", NodeKind::step,
            "Soft Dice on sigmoid(pred) (MONAI DiceLoss, sigmoid=True, smoothing 1e-5, mean over samples and channels); "
            "a target of B rows is repeated over k*B prediction rows.");
+    d.sharding(Sharding::per_batch);
     d.rows(RowRule::mean);
     pair_ports(d, "pred", "target");
     d.param(&DiceNode::target_,
@@ -162,6 +166,7 @@ class SsimNode final : public StepNode {
  public:
   static void declare(Declaration<SsimNode>& d) {
     d.type("loss.ssim", NodeKind::step, "1 - SSIM in 3D (MONAI 1.2 SSIMLoss: Gaussian window, valid convolution), mean over samples.");
+    d.sharding(Sharding::per_batch);
     d.rows(RowRule::mean);
     pair_ports(d, "pred", "target");
     d.param(&SsimNode::win_, param::integer("window", 11, "window side").min(1));
@@ -194,6 +199,7 @@ class L1Node final : public StepNode {
   static void declare(Declaration<L1Node>& d) {
     d.type("loss.l1", NodeKind::step,
            "Mean absolute error of pred against target, or summed over `keys` of two packets (feature consistency).");
+    d.sharding(Sharding::per_batch);
     d.rows(RowRule::mean);
     pair_ports(d, "", "");
     d.param(&L1Node::keys_, param::texts("keys", std::vector<std::string>{}, "keys compared level by level; empty: pred vs target"));
@@ -230,6 +236,7 @@ class NtXentNode final : public StepNode {
   static void declare(Declaration<NtXentNode>& d) {
     d.type("loss.nt_xent", NodeKind::step,
            "NT-Xent between complete and missing views, summed over feature levels (GAP + L2 norm per level).");
+    d.sharding(Sharding::per_batch);
     pair_ports(d, "", "");
     d.param(&NtXentNode::keys_,
             param::texts("keys", std::vector<std::string>{"features.1", "features.2", "features.3", "features.4", "features.5"},

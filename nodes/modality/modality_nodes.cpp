@@ -240,6 +240,7 @@ class ModalitySubsets final : public StepNode {
   static void declare(Declaration<ModalitySubsets>& d) {
     d.type("modality.subsets", NodeKind::step,
            "Expands a batch into all 2^M - 1 modality subsets (absent channels zeroed), in the code's or the paper's order.");
+    d.sharding(Sharding::per_batch);
     d.input(PortSpec{"x", {{"image", -1, "(B, M, ...)"}}, "the batch"});
     d.output({"image", -1, "(S*B, M, ...) every subset, subset-major"});
     d.output({"complete", -1, "(B, M, ...)"});
@@ -324,6 +325,7 @@ class ModalityViews final : public StepNode {
   static void declare(Declaration<ModalityViews>& d) {
     d.type("modality.views", NodeKind::step,
            "Stage-2 views of the first two samples: complete and missing-modality pairs (A, A'), (B, B'), (B, B'').");
+    d.sharding(Sharding::per_batch);
     d.input(PortSpec{"x", {{"image", -1, "(B, M, ...)"}, {"label", -1, "(B, R, ...)"}}, "the batch"});
     d.output({"first", -1, "(2, M, ...) A and A with 1..M-1 channels zeroed"});
     d.output({"second", -1, "(2, M, ...) B and B'"});

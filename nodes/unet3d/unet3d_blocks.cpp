@@ -1,5 +1,7 @@
 #include "unet3d/unet3d_blocks.h"
 
+#include "umrflow/rank_sync.h"
+
 namespace umrflow::model {
 
 namespace nn = torch::nn;
@@ -21,9 +23,64 @@ BatchNormGroups::BatchNormGroups(std::int64_t groups) : previous_(bn_groups) {
 BatchNormGroups::~BatchNormGroups() { bn_groups = previous_; }
 std::int64_t BatchNormGroups::current() { return bn_groups; }
 
+namespace {
+
+/// Sum over the ranks whose backward is the same sum of the gradients: rank
+/// r's rows feed every rank's statistics, so each rank's loss reaches them.
+struct RankSumFunction : torch::autograd::Function<RankSumFunction> {
+  static torch::Tensor forward(torch::autograd::AutogradContext*, const torch::Tensor& x) {
+    torch::Tensor y = x.clone();
+    rank_sync()->sum(y);
+    return y;
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*, torch::autograd::variable_list grads) {
+    const RankSync* sync = rank_sync();
+    if (!sync) throw std::runtime_error("SyncBatchNorm: a backward pass outside the training step that made its forward");
+    torch::Tensor g = grads[0].contiguous().clone();
+    sync->sum(g);
+    return {g};
+  }
+};
+
+/// Training-mode batch norm of xt (N, C, ...) over the rows of every rank:
+/// each rank's count, mean and sum of squared deviations are gathered (a sum
+/// of tensors zero outside the rank's own row) and merged as Chan et al.'s
+/// parallel variance does, in the input's dtype. Returns the output and sets
+/// `mean` and `unbiased` (detached) for the running statistics.
+torch::Tensor synced_batch_norm(const RankSync& sync, const torch::Tensor& xt, const torch::Tensor& weight, const torch::Tensor& bias,
+                                double eps, torch::Tensor& mean_out, torch::Tensor& unbiased_out) {
+  const std::int64_t c = xt.size(1);
+  std::vector<std::int64_t> dims = {0}, column = {1, c};
+  for (std::int64_t a = 2; a < xt.dim(); ++a) {
+    dims.push_back(a);
+    column.push_back(1);
+  }
+  const double n = static_cast<double>(xt.numel() / std::max<std::int64_t>(c, 1));
+  const torch::Tensor local_mean = xt.mean(dims);
+  const torch::Tensor local_m2 = (xt - local_mean.view(column)).square().sum(dims);
+  const torch::Tensor own = torch::stack({torch::full_like(local_mean, n), local_mean, local_m2}).unsqueeze(0);
+  const auto opts = own.options();
+  const torch::Tensor padded = torch::cat({torch::zeros({sync.rank, 3, c}, opts), own, torch::zeros({sync.size - sync.rank - 1, 3, c}, opts)});
+  const torch::Tensor all = RankSumFunction::apply(padded);  // (ranks, 3, C)
+  const torch::Tensor counts = all.select(1, 0), means = all.select(1, 1), m2s = all.select(1, 2);
+  const torch::Tensor total = counts.sum(0);
+  const torch::Tensor mean = (counts * means).sum(0) / total;
+  const torch::Tensor m2 = (m2s + counts * (means - mean).square()).sum(0);
+  const torch::Tensor var = m2 / total;
+  torch::Tensor y = (xt - mean.view(column)) * torch::rsqrt(var + eps).view(column);
+  if (weight.defined()) y = y * weight.view(column);
+  if (bias.defined()) y = y + bias.view(column);
+  mean_out = mean.detach();
+  unbiased_out = (m2 / (total - 1).clamp_min(1)).detach();
+  return y;
+}
+
+}  // namespace
+
 torch::Tensor batch_norm(nn::BatchNorm3dImpl& bn, const torch::Tensor& x) {
   const std::int64_t g = bn_groups;
-  if (g == 1 || !bn.is_training()) return bn.forward(x);
+  const RankSync* sync = bn.is_training() ? rank_sync() : nullptr;
+  if ((g == 1 && !sync) || !bn.is_training()) return bn.forward(x);
   if (x.size(0) % g != 0)
     throw std::runtime_error("batch norm over " + std::to_string(g) + " groups: " + std::to_string(x.size(0)) +
                              " rows do not split into groups of equal size");
@@ -42,8 +99,9 @@ torch::Tensor batch_norm(nn::BatchNorm3dImpl& bn, const torch::Tensor& x) {
   // mean and unbiased variance, what BatchNorm folds into its running ones.
   torch::Tensor mean = tracking ? torch::zeros({g * c}, bn.running_mean.options()) : torch::Tensor();
   torch::Tensor var = tracking ? torch::ones({g * c}, bn.running_var.options()) : torch::Tensor();
-  const torch::Tensor yt = torch::batch_norm(xt, weight, bias, mean, var, /*training=*/true, /*momentum=*/1.0, o.eps(),
-                                             at::globalContext().userEnabledCuDNN());
+  const torch::Tensor yt = sync ? synced_batch_norm(*sync, xt, weight, bias, o.eps(), mean, var)
+                                : torch::batch_norm(xt, weight, bias, mean, var, /*training=*/true, /*momentum=*/1.0, o.eps(),
+                                                    at::globalContext().userEnabledCuDNN());
   if (tracking) {
     // Updated as BatchNorm's kernel does, without bumping the version counters:
     // an earlier forward of this layer (the complete path) keeps its running
@@ -64,7 +122,7 @@ torch::Tensor batch_norm(nn::BatchNorm3dImpl& bn, const torch::Tensor& x) {
 }
 
 torch::Tensor run_sequential(nn::Sequential& seq, torch::Tensor x) {
-  if (bn_groups == 1) return seq->forward(x);
+  if (bn_groups == 1 && !rank_sync()) return seq->forward(x);
   for (auto& m : *seq) {
     if (auto bn = std::dynamic_pointer_cast<nn::BatchNorm3dImpl>(m.ptr())) x = batch_norm(*bn, x);
     else x = m.forward(x);

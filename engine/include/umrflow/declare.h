@@ -60,6 +60,9 @@ class Declaration {
   void summary_figure(KeySpec figure) { spec_.figures.push_back(std::move(figure)); }
   /// How the scalar outputs relate to the input rows (RowRule; default coupled).
   void rows(RowRule rule) { spec_.rows = rule; }
+  /// Whether a multi-process pass may share its samples (Sharding; default whole).
+  void sharding(Sharding rule) { spec_.sharding = rule; }
+  void sharding_for(std::function<Sharding(const Params&)> f) { spec_.sharding_for = std::move(f); }
 
   /// A parameter and the member its value lands in.
   template <class M>

@@ -85,6 +85,7 @@ struct ExecutionSettings {
   std::string autocast;       // "bf16": autocast of the step plane's forward passes when training (CUDA or CPU)
   bool channels_last = false;  // rank-5 weights and batch tensors in channels-last-3D memory order
   std::int64_t log_every = 0;  // training steps between loss checks and shown values (each one waits for the device)
+  bool sync_bn = false;        // multi-process training: BatchNorm statistics over every rank's rows (umrflow/rank_sync.h)
 };
 
 /// `train:` what training does; its presence switches training on.

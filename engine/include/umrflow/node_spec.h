@@ -68,6 +68,20 @@ using NodeFactory = std::function<std::unique_ptr<Node>(const Params&)>;
 ///            (a weighted sum of losses)
 enum class RowRule { coupled, mean, linear };
 
+/// Whether a step node lets a multi-process evaluation or validation pass
+/// share its samples among the ranks (each rank sees about 1/W of them):
+///   whole      it needs every sample on one rank (it collects, counts or
+///              writes what a share would get wrong): the pass runs whole on
+///              every rank. The default, safe for any node.
+///   per_batch  its outputs depend on the batch alone and finish() collects
+///              nothing (a network call, a loss)
+///   gathers    it collects over batches and its finish() merges every rank's
+///              collection through rank_sync()->gather (umrflow/rank_sync.h),
+///              dropping the repeats with which a share is padded (same
+///              sample index)
+/// A pass is sharded when every step node is per_batch or gathers.
+enum class Sharding { whole, per_batch, gathers };
+
 struct NodeSpec {
   std::string type;     // registered name, e.g. "tensor.gaussian_noise"
   std::string summary;  // one line for listings
@@ -83,11 +97,16 @@ struct NodeSpec {
   std::vector<KeySpec> figures;
   /// Step nodes: see RowRule.
   RowRule rows = RowRule::coupled;
+  /// Step nodes: see Sharding; `sharding_for`, when set, decides from the
+  /// parameters instead.
+  Sharding sharding = Sharding::whole;
+  std::function<Sharding(const Params&)> sharding_for;
   NodeFactory create;
 
   std::vector<KeySpec> outputs_given(const Params& params) const {
     return outputs_for ? outputs_for(params) : outputs;
   }
+  Sharding sharding_given(const Params& params) const { return sharding_for ? sharding_for(params) : sharding; }
 };
 
 }  // namespace umrflow

@@ -23,7 +23,7 @@
 #include "umrflow/registry.h"
 
 /// Bumped whenever a public header changes in a way that breaks plugins.
-#define UMRFLOW_PLUGIN_API_VERSION 2
+#define UMRFLOW_PLUGIN_API_VERSION 3
 
 namespace umrflow {
 
