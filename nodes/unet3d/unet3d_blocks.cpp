@@ -121,10 +121,22 @@ torch::Tensor batch_norm(nn::BatchNorm3dImpl& bn, const torch::Tensor& x) {
   return yt.reshape(back).transpose(0, 1).reshape(x.sizes());
 }
 
+torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
+  // The reference-kernel case of libtorch 1.13's choice (ConvParams::use_mkldnn
+  // for a 5-D float input): one row, no groups, kernel not larger than 3 in
+  // its last two axes, N*C*D*H <= 20480.
+  const auto& k = conv.options.kernel_size();
+  const bool reference = x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.size(0) == 1 &&
+                         conv.options.groups() == 1 && (*k)[1] <= 3 && (*k)[2] <= 3 && ((*k)[0] > 1 || (*k)[1] > 1 || (*k)[2] > 1) &&
+                         x.size(1) * x.size(2) * x.size(3) <= 20480 && at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
+  if (!reference) return conv.forward(x);
+  return conv.forward(torch::cat({x, torch::zeros_like(x)})).narrow(0, 0, 1);
+}
+
 torch::Tensor run_sequential(nn::Sequential& seq, torch::Tensor x) {
-  if (bn_groups == 1 && !rank_sync()) return seq->forward(x);
   for (auto& m : *seq) {
     if (auto bn = std::dynamic_pointer_cast<nn::BatchNorm3dImpl>(m.ptr())) x = batch_norm(*bn, x);
+    else if (auto conv = std::dynamic_pointer_cast<nn::Conv3dImpl>(m.ptr())) x = conv3d(*conv, x);
     else x = m.forward(x);
   }
   return x;
@@ -180,7 +192,7 @@ ASPP3DImpl::ASPP3DImpl(std::int64_t in, std::int64_t out, std::vector<std::int64
 
 torch::Tensor ASPP3DImpl::forward(const torch::Tensor& x) {
   std::vector<torch::Tensor> branches;
-  for (const auto& c : *convs) branches.push_back(c->as<nn::Conv3d>()->forward(x));
+  for (const auto& c : *convs) branches.push_back(conv3d(*c->as<nn::Conv3d>(), x));
   branches.push_back(pooling->forward(x).expand({-1, -1, x.size(2), x.size(3), x.size(4)}));
   return torch::relu(batch_norm(*bn, final_conv->forward(torch::cat(branches, 1))));
 }

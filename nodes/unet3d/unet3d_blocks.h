@@ -28,8 +28,20 @@ class BatchNormGroups {
 /// `bn` on x (N, C, ...), honouring the active BatchNormGroups: in training
 /// with G > 1 groups, N must be a multiple of G.
 torch::Tensor batch_norm(torch::nn::BatchNorm3dImpl& bn, const torch::Tensor& x);
-/// seq->forward(x), with its BatchNorm3d children through batch_norm().
+/// seq->forward(x), with its BatchNorm3d children through batch_norm() and
+/// its Conv3d children through conv3d().
 torch::Tensor run_sequential(torch::nn::Sequential& seq, torch::Tensor x);
+
+/// conv.forward(x), on oneDNN's kernel for a batch of one on the CPU. For a
+/// float32 CPU input of one row whose N*C*D*H is at most 20480 (a 32^3 crop
+/// with up to 20 channels), libtorch 1.13 picks its reference 3D convolution
+/// (im2col and a matrix product), about ten times slower than oneDNN forward
+/// and backward, where a batch of two goes to oneDNN. Such an input gets an
+/// all-zero second row and row 0 of the result is returned: the same
+/// convolution, within float32 rounding of the other kernel, and its gradients
+/// (the zero row adds nothing to the weight's). Kernels of 1 are left alone
+/// (the reference kernel is a plain matrix product there).
+torch::Tensor conv3d(torch::nn::Conv3dImpl& conv, const torch::Tensor& x);
 
 /// (Conv3d k3 p1 no bias -> BatchNorm3d -> ReLU) x 2. Keys: double_conv.{0,1,3,4}.*
 struct DoubleConv3DImpl : torch::nn::Module {

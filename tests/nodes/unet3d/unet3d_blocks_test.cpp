@@ -140,3 +140,31 @@ TEST(Unet3dBlocks, GroupedBatchNormEqualsOneCallPerGroup) {
 }
 
 }  // namespace umrflow
+
+namespace umrflow {
+
+// conv3d (a batch of one padded onto oneDNN's kernel) gives the convolution
+// and its input and weight gradients: against the same convolution in
+// float64, for plain and dilated kernels, one row and (passed through) two.
+TEST(UNet3DBlocks, Conv3dOfOneRowEqualsTheConvolution) {
+  torch::manual_seed(3);
+  for (const std::int64_t dilation : {1, 2}) {
+    for (const std::int64_t rows : {1, 2}) {
+      torch::nn::Conv3d conv(torch::nn::Conv3dOptions(6, 5, 3).padding(dilation).dilation(dilation).bias(false));
+      const torch::Tensor x = torch::randn({rows, 6, 12, 10, 8}).requires_grad_();
+      const torch::Tensor y = model::conv3d(*conv, x);
+      const torch::Tensor up = torch::randn(y.sizes());
+      const auto grads = torch::autograd::grad({(y * up).sum()}, {x, conv->weight});
+      const torch::Tensor x64 = x.detach().to(torch::kFloat64).requires_grad_();
+      const torch::Tensor w64 = conv->weight.detach().to(torch::kFloat64).requires_grad_();
+      const torch::Tensor y64 = torch::conv3d(x64, w64, {}, 1, dilation, dilation);
+      const auto grads64 = torch::autograd::grad({(y64 * up.to(torch::kFloat64)).sum()}, {x64, w64});
+      SCOPED_TRACE("dilation " + std::to_string(dilation) + ", rows " + std::to_string(rows));
+      expect_close(y.to(torch::kFloat64), y64);
+      expect_close(grads[0].to(torch::kFloat64), grads64[0]);
+      expect_close(grads[1].to(torch::kFloat64), grads64[1]);
+    }
+  }
+}
+
+}  // namespace umrflow
