@@ -234,8 +234,11 @@ std::string bottleneck_warning(const EpochResult& r, std::int64_t epoch) {
 }
 
 /// Whether a pass of `graph` may share its samples among the ranks: every
-/// step node is per-batch or gathers its results in finish() (Sharding).
+/// step node is per-batch or gathers its results in finish() (Sharding), and
+/// batches hold one sample, so that the repeats a share is padded with fill
+/// whole batches, which the pass leaves out of its scalars.
 bool shardable(const Graph& graph) {
+  if (graph.data.empty() || graph.batch().params.get_int("size") != 1) return false;
   for (const auto& d : graph.step)
     if (d.spec && d.spec->kind == NodeKind::step && d.spec->sharding_given(d.params) == Sharding::whole) return false;
   return true;
@@ -479,7 +482,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   // execution.sync_bn: BatchNorm layers sum their statistics over the ranks
   // during each training step (umrflow/rank_sync.h).
   RankSync batch_sync;
-  const bool sync_bn = sharded && graph.execution.sync_bn;
+  const bool sync_bn = sharded && training && graph.execution.sync_bn;
   if (sync_bn) {
     batch_sync.rank = launch.rank;
     batch_sync.size = launch.world_size;

@@ -457,17 +457,18 @@ class SubsetReport final : public StepNode {
   std::vector<std::vector<std::int64_t>> masks_;
   std::vector<Row> rows_;
 
-  /// In a sharded pass, every rank's rows; then sorted by case (sample index)
-  /// and subset, each (case, subset) once (a share is padded with repeats).
+  /// In a sharded pass, every rank's rows, sorted by case (sample index) and
+  /// subset (the order of one process with batches of one), each (case,
+  /// subset) once (a share is padded with repeats). Otherwise unchanged.
   void gather_rows() {
-    if (const RankSync* sync = rank_sync(); sync && sync->gather) {
-      std::vector<Row> all;
-      for (const auto& bytes : sync->gather(rows_to_bytes(rows_))) {
-        auto part = rows_from_bytes(bytes);
-        all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
-      }
-      rows_ = std::move(all);
+    const RankSync* sync = rank_sync();
+    if (!sync || !sync->gather) return;
+    std::vector<Row> all;
+    for (const auto& bytes : sync->gather(rows_to_bytes(rows_))) {
+      auto part = rows_from_bytes(bytes);
+      all.insert(all.end(), std::make_move_iterator(part.begin()), std::make_move_iterator(part.end()));
     }
+    rows_ = std::move(all);
     std::stable_sort(rows_.begin(), rows_.end(),
                      [](const Row& a, const Row& b) { return std::tie(a.index, a.subset) < std::tie(b.index, b.subset); });
     rows_.erase(std::unique(rows_.begin(), rows_.end(),

@@ -2,6 +2,10 @@
 
 #include "umrflow/rank_sync.h"
 
+#include <ATen/autocast_mode.h>
+
+#include <algorithm>
+
 namespace umrflow::model {
 
 namespace nn = torch::nn;
@@ -49,15 +53,18 @@ struct RankSumFunction : torch::autograd::Function<RankSumFunction> {
 /// `mean` and `unbiased` (detached) for the running statistics.
 torch::Tensor synced_batch_norm(const RankSync& sync, const torch::Tensor& xt, const torch::Tensor& weight, const torch::Tensor& bias,
                                 double eps, torch::Tensor& mean_out, torch::Tensor& unbiased_out) {
-  const std::int64_t c = xt.size(1);
+  // Statistics in float32 whatever the input (bf16 under autocast): Gloo sums
+  // no bf16, and counts such as 26880 have no exact bf16 value.
+  const torch::Tensor x = xt.scalar_type() == torch::kFloat ? xt : xt.to(torch::kFloat);
+  const std::int64_t c = x.size(1);
   std::vector<std::int64_t> dims = {0}, column = {1, c};
-  for (std::int64_t a = 2; a < xt.dim(); ++a) {
+  for (std::int64_t a = 2; a < x.dim(); ++a) {
     dims.push_back(a);
     column.push_back(1);
   }
-  const double n = static_cast<double>(xt.numel() / std::max<std::int64_t>(c, 1));
-  const torch::Tensor local_mean = xt.mean(dims);
-  const torch::Tensor local_m2 = (xt - local_mean.view(column)).square().sum(dims);
+  const double n = static_cast<double>(x.numel() / std::max<std::int64_t>(c, 1));
+  const torch::Tensor local_mean = x.mean(dims);
+  const torch::Tensor local_m2 = (x - local_mean.view(column)).square().sum(dims);
   const torch::Tensor own = torch::stack({torch::full_like(local_mean, n), local_mean, local_m2}).unsqueeze(0);
   const auto opts = own.options();
   const torch::Tensor padded = torch::cat({torch::zeros({sync.rank, 3, c}, opts), own, torch::zeros({sync.size - sync.rank - 1, 3, c}, opts)});
@@ -67,12 +74,12 @@ torch::Tensor synced_batch_norm(const RankSync& sync, const torch::Tensor& xt, c
   const torch::Tensor mean = (counts * means).sum(0) / total;
   const torch::Tensor m2 = (m2s + counts * (means - mean).square()).sum(0);
   const torch::Tensor var = m2 / total;
-  torch::Tensor y = (xt - mean.view(column)) * torch::rsqrt(var + eps).view(column);
+  torch::Tensor y = (x - mean.view(column)) * torch::rsqrt(var + eps).view(column);
   if (weight.defined()) y = y * weight.view(column);
   if (bias.defined()) y = y + bias.view(column);
   mean_out = mean.detach();
   unbiased_out = (m2 / (total - 1).clamp_min(1)).detach();
-  return y;
+  return y.to(xt.scalar_type());
 }
 
 }  // namespace
@@ -80,6 +87,7 @@ torch::Tensor synced_batch_norm(const RankSync& sync, const torch::Tensor& xt, c
 torch::Tensor batch_norm(nn::BatchNorm3dImpl& bn, const torch::Tensor& x) {
   const std::int64_t g = bn_groups;
   const RankSync* sync = bn.is_training() ? rank_sync() : nullptr;
+  if (sync && !sync->sum) sync = nullptr;  // a gather-only sync (an evaluation's finish)
   if ((g == 1 && !sync) || !bn.is_training()) return bn.forward(x);
   if (x.size(0) % g != 0)
     throw std::runtime_error("batch norm over " + std::to_string(g) + " groups: " + std::to_string(x.size(0)) +
@@ -125,10 +133,19 @@ torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
   // The reference-kernel case of libtorch 1.13's choice (ConvParams::use_mkldnn
   // for a 5-D float input): one row, no groups, kernel not larger than 3 in
   // its last two axes, N*C*D*H <= 20480.
-  const auto& k = conv.options.kernel_size();
+  const auto& o = conv.options;
+  const auto& k = *o.kernel_size();
+  const auto& stride = *o.stride();
+  const auto& dilation = *o.dilation();
+  const bool spread = std::any_of(stride.begin(), stride.end(), [](std::int64_t v) { return v > 1; }) ||
+                      std::any_of(dilation.begin(), dilation.end(), [](std::int64_t v) { return v > 1; });
+  // oneDNN takes two rows unless the kernel is 1x1 in its last two axes on one thread.
+  const bool onednn_for_two = spread || k[1] != 1 || k[2] != 1 || at::get_num_threads() > 1;
+  // ... and one row only with groups, a kernel above 3 in both last axes, or a large input.
+  const bool onednn_for_one = o.groups() > 1 || (k[1] > 3 && k[2] > 3) || x.size(1) * x.size(2) * x.size(3) > 20480;
   const bool reference = x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.size(0) == 1 &&
-                         conv.options.groups() == 1 && (*k)[1] <= 3 && (*k)[2] <= 3 && ((*k)[0] > 1 || (*k)[1] > 1 || (*k)[2] > 1) &&
-                         x.size(1) * x.size(2) * x.size(3) <= 20480 && at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
+                         !at::autocast::is_cpu_enabled() && onednn_for_two && !onednn_for_one &&
+                         at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
   if (!reference) return conv.forward(x);
   return conv.forward(torch::cat({x, torch::zeros_like(x)})).narrow(0, 0, 1);
 }
