@@ -15,5 +15,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 echo "cases: $(ls data/bench/phantoms | wc -l); NIfTI $(du -sh data/bench/phantoms | cut -f1), HDF5 $(du -sh data/bench/phantoms.h5 | cut -f1)"
 echo; echo "NIfTI (brats.cases + crop_foreground + random_crop + flip + zscore + scale + shift):"
 $bin bench graphs/bench/data_stage2_nifti.yaml --threads 1,2 --repeat 3
-echo; echo "HDF5 cache (brats.h5 hyperslab crop + flip + zscore + scale + shift):"
+echo; echo "HDF5 cache, first epoch (brats.h5 chunks decoded for the crop + flip + zscore + scale + shift):"
 $bin bench graphs/bench/data_stage2_h5.yaml --threads 1,2 --repeat 3
+echo; echo "HDF5 cache, second epoch (decoded chunks kept in memory, data.cases.memory_cache):"
+$bin bench graphs/bench/data_stage2_h5.yaml --threads 1,2 --repeat 3 --passes 2

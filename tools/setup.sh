@@ -3,7 +3,9 @@
 # configures and builds into build/. Safe to run again: it does nothing twice.
 # mricron-data gives the phantoms their brain template; python3-nibabel lets the
 # tests check NIfTI files against an independent reader; libgloo-dev has the headers
-# of the collectives (Gloo) that libtorch ships, for multi-process training.
+# of the collectives (Gloo) that libtorch ships, for multi-process training;
+# libdeflate-dev inflates HDF5 cache chunks outside HDF5's lock; libpng and
+# libjpeg decode the 2D data sets, and python3-pil checks them independently.
 #   bash tools/setup.sh            # install + build
 #   UMRFLOW_BUILD_DIR=... UMRFLOW_JOBS=... bash tools/setup.sh
 set -euo pipefail
@@ -12,8 +14,9 @@ cd "$(dirname "$0")/.."
 packages=(
   cmake ninja-build g++ pkg-config
   libtorch-dev libtbb-dev libyaml-cpp-dev libfmt-dev libboost-dev
-  libhdf5-dev libnifti2-dev libniftiio-dev libcli11-dev libgtest-dev libgloo-dev
-  mricron-data python3-nibabel python3-numpy python3-h5py python3-torch
+  libhdf5-dev libdeflate-dev libnifti2-dev libniftiio-dev libcli11-dev libgtest-dev libgloo-dev
+  libpng-dev libjpeg62-turbo-dev
+  mricron-data python3-nibabel python3-numpy python3-h5py python3-torch python3-pil
 )
 missing=()
 for p in "${packages[@]}"; do

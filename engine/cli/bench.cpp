@@ -18,11 +18,13 @@ void register_bench_verb(Registry& registry) {
   v.summary = "time a graph at several data-plane thread counts (samples per second)";
   v.options = {param::text("graph", std::nullopt, "graph file (YAML)"),
                param::integers("threads", std::vector<std::int64_t>{1, 2}, "thread counts to compare").range(0, 1024),
-               param::integer("repeat", 3, "runs per thread count; the median is reported").range(1, 100), set_option()};
+               param::integer("repeat", 3, "runs per thread count; the median is reported").range(1, 100),
+               param::integer("passes", 1, "epochs per run, timed by the last one (2 or more: memory caches are warm)").range(1, 100),
+               set_option()};
   v.positional = {"graph"};
   v.existing_files = {"graph"};
   v.comma_lists = {"threads"};
-  v.footer = "Each run is one full epoch of the graph into a temporary folder; prints a Markdown table.";
+  v.footer = "Each run is --passes full epochs of the graph into a temporary folder, timed by the last; prints a Markdown table.";
   v.run = [](const VerbCall& c) {
     LoadChecks checks;
     checks.init_exists = false;  // timing needs no trained weights
@@ -37,6 +39,7 @@ void register_bench_verb(Registry& registry) {
         o.run_dir = (tmp / (std::to_string(t) + "_" + std::to_string(r))).string();
         o.threads = static_cast<int>(t);
         o.quiet = true;
+        o.passes = c.options.get_int("passes");
         rates.push_back(run_graph(graph, c.registry, o).final_metrics.at("samples_per_s"));
       }
       std::sort(rates.begin(), rates.end());

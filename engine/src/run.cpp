@@ -423,7 +423,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const bool training = graph.train.enabled;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
   if (training) optimizer = make_optimizer(graph.train, instance.trainable_parameters());
-  const std::int64_t epochs = training ? graph.train.epochs : 1;
+  const std::int64_t epochs = training ? graph.train.epochs : std::max<std::int64_t>(1, options.passes);
   const bool autocast = training && graph.execution.autocast == "bf16";
   DataPlane plane = instance.data_plane(training, graph.execution.prefetch);
   // Training shares each epoch's samples among the ranks; so does an

@@ -29,7 +29,7 @@ void convert_to_cache(const std::string& src, const std::string& out, const std:
 }
 
 void BratsH5::setup() {
-  reader_ = std::make_unique<io::CacheReader>(file_);
+  reader_ = std::make_unique<io::CacheReader>(file_, static_cast<std::size_t>(memory_mib_) << 20);
   count_ = static_cast<std::int64_t>(reader_->cases().size());
   if (limit_ > 0) count_ = std::min(count_, limit_);
 }

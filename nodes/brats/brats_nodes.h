@@ -75,6 +75,10 @@ class BratsH5 final : public SourceNode {
                               .length(3)
                               .min(1));
     d.param(&BratsH5::limit_, param::integer("limit", 0, "use only the first N cases; 0 = all").min(0));
+    d.param(&BratsH5::memory_mib_,
+            param::integer("memory_cache", 2048,
+                           "MiB of decoded chunks kept in memory (first come, kept for the run); 0 decodes every read")
+                .range(0, 1 << 22));
   }
   /// Opens the cache file and counts the cases to use.
   void setup();
@@ -85,7 +89,7 @@ class BratsH5 final : public SourceNode {
  private:
   std::string file_;
   std::vector<std::int64_t> crop_, k_;
-  std::int64_t limit_ = 0;
+  std::int64_t limit_ = 0, memory_mib_ = 0;
   std::unique_ptr<io::CacheReader> reader_;
   std::int64_t count_ = 0;
 };

@@ -5,6 +5,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
@@ -182,7 +183,7 @@ void write_cache(const std::string& out, const std::vector<std::string>& modalit
   commit_file(tmp, out);
 }
 
-CacheReader::CacheReader(const std::string& path) : path_(path) {
+CacheReader::CacheReader(const std::string& path, std::size_t memory_budget) : path_(path), decoded_(memory_budget) {
   quiet();
   if (!std::filesystem::exists(path)) throw std::runtime_error("'" + path + "': no such file (write it with `umrflow convert brats`)");
   if (H5Fis_hdf5(path.c_str()) <= 0)
@@ -243,41 +244,173 @@ CacheReader::~CacheReader() {
   if (file_ >= 0) H5Fclose(file_);
 }
 
+namespace {
+
+/// The stored element type of a dataset, when the chunk decoder can convert it.
+enum class Stored { int16, float32, uint8, other };
+Stored stored_type(hid_t ds) {
+  Handle t(H5Dget_type(ds), H5Tclose);
+  if (H5Tequal(t, H5T_NATIVE_INT16) > 0) return Stored::int16;
+  if (H5Tequal(t, H5T_NATIVE_FLOAT) > 0) return Stored::float32;
+  if (H5Tequal(t, H5T_NATIVE_UINT8) > 0) return Stored::uint8;
+  return Stored::other;
+}
+
+/// The filter pipeline of `ds` when it is one decode_chunk undoes (shuffle,
+/// deflate, Fletcher-32, each optional, in that order), and its chunk shape.
+bool chunk_layout(hid_t ds, ChunkFilters& filters, hsize_t chunk[4]) {
+  Handle dcpl(H5Dget_create_plist(ds), H5Pclose);
+  if (dcpl < 0 || H5Pget_layout(dcpl) != H5D_CHUNKED || H5Pget_chunk(dcpl, 4, chunk) != 4 || chunk[0] != 1) return false;
+  for (int a = 1; a < 4; ++a)
+    if (chunk[a] < 1 || chunk[a] > 1024) return false;
+  filters = ChunkFilters{false, false, false, -1, -1, -1};
+  const int n = H5Pget_nfilters(dcpl);
+  int last = -1;
+  for (int f = 0; f < n; ++f) {
+    unsigned flags = 0, info = 0;
+    std::size_t nvalues = 8;
+    unsigned values[8];
+    char name[64];
+    const H5Z_filter_t id = H5Pget_filter2(dcpl, static_cast<unsigned>(f), &flags, &nvalues, values, sizeof name, name, &info);
+    const int order = id == H5Z_FILTER_SHUFFLE ? 0 : id == H5Z_FILTER_DEFLATE ? 1 : id == H5Z_FILTER_FLETCHER32 ? 2 : -1;
+    if (order <= last) return false;
+    last = order;
+    if (order == 0) filters.shuffle = true, filters.shuffle_bit = f;
+    if (order == 1) filters.deflate = true, filters.deflate_bit = f;
+    if (order == 2) filters.fletcher32 = true, filters.fletcher_bit = f;
+  }
+  return true;
+}
+
+/// Copies the part of a decoded chunk (origin `at`, shape `cs`) that lies in
+/// [lo, hi) into `out` (shape `size`, origin `start` in stored voxels), or
+/// zeros there when `src` is null (a chunk never written holds the fill value 0).
+template <class From, class To>
+void place_chunk(const std::uint8_t* src, const hsize_t at[4], const hsize_t cs[4], const std::int64_t lo[3], const std::int64_t hi[3],
+                 const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& size, To* out) {
+  std::int64_t a[3], b[3];
+  for (int d = 0; d < 3; ++d) {
+    a[d] = std::max<std::int64_t>(lo[d], static_cast<std::int64_t>(at[d + 1]));
+    b[d] = std::min<std::int64_t>(hi[d], static_cast<std::int64_t>(at[d + 1] + cs[d + 1]));
+  }
+  const std::int64_t run = b[2] - a[2];
+  for (std::int64_t x = a[0]; x < b[0]; ++x)
+    for (std::int64_t y = a[1]; y < b[1]; ++y) {
+      To* dst = out + ((static_cast<std::int64_t>(at[0]) * size[0] + x - start[0]) * size[1] + y - start[1]) * size[2] + a[2] - start[2];
+      if (!src) {
+        std::fill(dst, dst + run, To(0));
+        continue;
+      }
+      const std::int64_t offset = ((x - static_cast<std::int64_t>(at[1])) * static_cast<std::int64_t>(cs[2]) + y - static_cast<std::int64_t>(at[2])) *
+                                      static_cast<std::int64_t>(cs[3]) + a[2] - static_cast<std::int64_t>(at[3]);
+      From v[32];
+      const std::uint8_t* p = src + offset * static_cast<std::int64_t>(sizeof(From));
+      for (std::int64_t z = 0; z < run; z += 32) {
+        const std::int64_t m = std::min<std::int64_t>(32, run - z);
+        std::memcpy(v, p + z * static_cast<std::int64_t>(sizeof(From)), m * sizeof(From));
+        for (std::int64_t k = 0; k < m; ++k) dst[z + k] = static_cast<To>(v[k]);
+      }
+    }
+}
+
+}  // namespace
+
 std::pair<torch::Tensor, torch::Tensor> CacheReader::read(std::size_t i, const std::vector<std::int64_t>& start,
                                                           const std::vector<std::int64_t>& size) const {
+  return {read_dataset(i, 0, start, size, true), read_dataset(i, 1, start, size, true)};
+}
+
+std::pair<torch::Tensor, torch::Tensor> CacheReader::read_by_hyperslab(std::size_t i, const std::vector<std::int64_t>& start,
+                                                                       const std::vector<std::int64_t>& size) const {
+  return {read_dataset(i, 0, start, size, false), read_dataset(i, 1, start, size, false)};
+}
+
+torch::Tensor CacheReader::read_dataset(std::size_t i, int which, const std::vector<std::int64_t>& start,
+                                        const std::vector<std::int64_t>& size, bool by_chunks) const {
   const CachedCase& c = cases_.at(i);
-  auto read_one = [&](const char* name, hid_t mem_type, torch::ScalarType dtype) {
-    const std::string where = "'" + path_ + "', case " + c.id + ", /" + name;
-    Handle ds(H5Dopen2(file_, ("cases/" + c.id + "/" + name).c_str(), H5P_DEFAULT), H5Dclose);
-    if (ds < 0) throw std::runtime_error(where + ": cannot open");
-    Handle space(H5Dget_space(ds), H5Sclose);
-    hsize_t dims[4];
-    if (H5Sget_simple_extent_ndims(space) != 4) throw std::runtime_error(where + ": not 4-D (the file is damaged; convert it again)");
-    H5Sget_simple_extent_dims(space, dims, nullptr);
-    for (int a = 0; a < 3; ++a)
-      if (static_cast<std::int64_t>(dims[a + 1]) != c.stored_shape[a + 1])
-        throw std::runtime_error(where + ": its shape disagrees with the image's (the file is damaged; convert it again)");
-    if (dims[0] > 64) throw std::runtime_error(where + ": " + std::to_string(dims[0]) + " channels (the file is damaged; convert it again)");
-    torch::Tensor out = torch::zeros({static_cast<std::int64_t>(dims[0]), size[0], size[1], size[2]}, dtype);
-    // The part of the requested window that lies inside the stored box.
+  const char* name = which == 0 ? "image" : "label";
+  const torch::ScalarType dtype = which == 0 ? torch::kFloat32 : torch::kUInt8;
+  const std::string where = "'" + path_ + "', case " + c.id + ", /" + name;
+  Handle ds(H5Dopen2(file_, ("cases/" + c.id + "/" + name).c_str(), H5P_DEFAULT), H5Dclose);
+  if (ds < 0) throw std::runtime_error(where + ": cannot open");
+  Handle space(H5Dget_space(ds), H5Sclose);
+  hsize_t dims[4];
+  if (H5Sget_simple_extent_ndims(space) != 4) throw std::runtime_error(where + ": not 4-D (the file is damaged; convert it again)");
+  H5Sget_simple_extent_dims(space, dims, nullptr);
+  for (int a = 0; a < 3; ++a)
+    if (static_cast<std::int64_t>(dims[a + 1]) != c.stored_shape[a + 1])
+      throw std::runtime_error(where + ": its shape disagrees with the image's (the file is damaged; convert it again)");
+  if (dims[0] > 64) throw std::runtime_error(where + ": " + std::to_string(dims[0]) + " channels (the file is damaged; convert it again)");
+  // The part of the requested window that lies inside the stored box.
+  std::int64_t lo[3], hi[3];
+  bool inside = true, empty = false;
+  for (int a = 0; a < 3; ++a) {
+    lo[a] = std::max<std::int64_t>(0, start[a]);
+    hi[a] = std::min<std::int64_t>(static_cast<std::int64_t>(dims[a + 1]), start[a] + size[a]);
+    inside = inside && lo[a] == start[a] && hi[a] == start[a] + size[a];
+    empty = empty || hi[a] <= lo[a];
+  }
+  const std::int64_t channels = static_cast<std::int64_t>(dims[0]);
+  ChunkFilters filters;
+  hsize_t cs[4];
+  const Stored type = stored_type(ds);
+  const bool decodable = by_chunks && type != Stored::other && (which == 0) == (type != Stored::uint8) && chunk_layout(ds, filters, cs);
+  torch::Tensor out = decodable && inside ? torch::empty({channels, size[0], size[1], size[2]}, dtype)
+                                          : torch::zeros({channels, size[0], size[1], size[2]}, dtype);
+  if (empty) return out;
+  if (!decodable) {
     hsize_t file_start[4] = {0}, count[4] = {dims[0]}, mem_start[4] = {0};
     for (int a = 0; a < 3; ++a) {
-      const std::int64_t lo = std::max<std::int64_t>(0, start[a]);
-      const std::int64_t hi = std::min<std::int64_t>(static_cast<std::int64_t>(dims[a + 1]), start[a] + size[a]);
-      if (hi <= lo) return out;
-      file_start[a + 1] = lo;
-      count[a + 1] = hi - lo;
-      mem_start[a + 1] = lo - start[a];
+      file_start[a + 1] = lo[a];
+      count[a + 1] = hi[a] - lo[a];
+      mem_start[a + 1] = lo[a] - start[a];
     }
     hsize_t mem_dims[4] = {dims[0], static_cast<hsize_t>(size[0]), static_cast<hsize_t>(size[1]), static_cast<hsize_t>(size[2])};
     Handle mem(H5Screate_simple(4, mem_dims, nullptr), H5Sclose);
     check(H5Sselect_hyperslab(space, H5S_SELECT_SET, file_start, nullptr, count, nullptr), where + ": bad selection");
     check(H5Sselect_hyperslab(mem, H5S_SELECT_SET, mem_start, nullptr, count, nullptr), where + ": bad selection");
-    if (H5Dread(ds, mem_type, mem, space, H5P_DEFAULT, out.data_ptr()) < 0)
+    if (H5Dread(ds, which == 0 ? H5T_NATIVE_FLOAT : H5T_NATIVE_UINT8, mem, space, H5P_DEFAULT, out.data_ptr()) < 0)
       throw std::runtime_error(where + ": read failed (the file is truncated or damaged; convert it again)");
     return out;
-  };
-  return {read_one("image", H5T_NATIVE_FLOAT, torch::kFloat32), read_one("label", H5T_NATIVE_UINT8, torch::kUInt8)};
+  }
+  for (int a = 0; a < 3; ++a)
+    if (dims[a + 1] / cs[a + 1] >= 4096) throw std::runtime_error(where + ": too many chunks (the file is damaged; convert it again)");
+  const std::size_t element = type == Stored::int16 ? 2 : type == Stored::float32 ? 4 : 1;
+  const std::size_t chunk_bytes = static_cast<std::size_t>(cs[1] * cs[2] * cs[3]) * element;
+  for (hsize_t ch = 0; ch < dims[0]; ++ch)
+    for (hsize_t x = lo[0] / cs[1] * cs[1]; x < static_cast<hsize_t>(hi[0]); x += cs[1])
+      for (hsize_t y = lo[1] / cs[2] * cs[2]; y < static_cast<hsize_t>(hi[1]); y += cs[2])
+        for (hsize_t z = lo[2] / cs[3] * cs[3]; z < static_cast<hsize_t>(hi[2]); z += cs[3]) {
+          const hsize_t at[4] = {ch, x, y, z};
+          // Key: case, dataset, channel and chunk position (each position below 2^12 chunks per axis).
+          const std::uint64_t key = ((((static_cast<std::uint64_t>(i) * 2 + which) * 64 + ch) << 36) | (x / cs[1]) << 24 |
+                                     (y / cs[2]) << 12 | (z / cs[3]));
+          DecodedChunks::Chunk chunk = decoded_.find(key);
+          if (!chunk) {
+            hsize_t stored = 0;  // 0: a chunk never written
+            if (H5Dget_chunk_storage_size(ds, at, &stored) < 0)
+              throw std::runtime_error(where + ": cannot find a chunk (the file is damaged; convert it again)");
+            if (stored > 0) {
+              if (stored > 2 * chunk_bytes + 4096)
+                throw std::runtime_error(where + ": a chunk of " + std::to_string(stored) + " bytes (the file is damaged; convert it again)");
+              std::vector<std::uint8_t> raw(stored);
+              std::uint32_t mask = 0;
+              if (H5Dread_chunk(ds, H5P_DEFAULT, at, &mask, raw.data()) < 0)
+                throw std::runtime_error(where + ": read failed (the file is truncated or damaged; convert it again)");
+              try {
+                chunk = std::make_shared<const Bytes>(decode_chunk(raw, mask, filters, chunk_bytes, element));
+              } catch (const std::exception& e) {
+                throw std::runtime_error(where + ": " + e.what() + " (the file is damaged; convert it again)");
+              }
+              decoded_.offer(key, chunk);
+            }
+          }
+          const std::uint8_t* src = chunk ? chunk->data() : nullptr;
+          if (type == Stored::int16) place_chunk<std::int16_t>(src, at, cs, lo, hi, start, size, out.data_ptr<float>());
+          else if (type == Stored::float32) place_chunk<float>(src, at, cs, lo, hi, start, size, out.data_ptr<float>());
+          else place_chunk<std::uint8_t>(src, at, cs, lo, hi, start, size, out.data_ptr<std::uint8_t>());
+        }
+  return out;
 }
 
 }  // namespace umrflow::io

@@ -23,6 +23,8 @@
 
 #include <torch/types.h>
 
+#include "io/h5chunks.h"
+
 namespace umrflow::io {
 
 struct CachedCase {
@@ -45,13 +47,15 @@ void write_cache(const std::string& out, const std::vector<std::string>& modalit
                  std::int64_t count, const std::function<CaseData(std::int64_t)>& next,
                  const std::function<void(std::int64_t, std::int64_t)>& progress = {});
 
-/// An open cache file. Reads may come from several threads (HDF5 serialises
-/// them internally).
+/// An open cache file. Reads may come from several threads: HDF5 serialises
+/// its own calls, so a read fetches the window's stored chunks from HDF5 and
+/// decodes them on the calling thread (io/h5chunks.h), in parallel with other
+/// readers. Decoded chunks are kept in memory up to `memory_budget` bytes.
 class CacheReader {
  public:
   /// Opens and checks the file; throws std::runtime_error naming it when it is
   /// missing, truncated, not HDF5 or not a umrflow cache.
-  explicit CacheReader(const std::string& path);
+  explicit CacheReader(const std::string& path, std::size_t memory_budget = 0);
   ~CacheReader();
   CacheReader(const CacheReader&) = delete;
   CacheReader& operator=(const CacheReader&) = delete;
@@ -63,12 +67,23 @@ class CacheReader {
   /// Reads [start, start + size) of the stored (cropped) arrays of case `i`, per
   /// spatial axis; parts outside the stored box are zero. Returns float32 image
   /// and uint8 label.
+  /// Datasets whose filters or types the chunk decoder does not know are read
+  /// through HDF5 instead (`read_by_hyperslab`), with the same result.
   std::pair<torch::Tensor, torch::Tensor> read(std::size_t i, const std::vector<std::int64_t>& start,
                                                const std::vector<std::int64_t>& size) const;
+  /// The same window read by HDF5 itself (a hyperslab, converted by HDF5).
+  std::pair<torch::Tensor, torch::Tensor> read_by_hyperslab(std::size_t i, const std::vector<std::int64_t>& start,
+                                                            const std::vector<std::int64_t>& size) const;
+  /// Bytes of decoded chunks held in memory.
+  std::size_t memory_cached() const { return decoded_.bytes(); }
 
  private:
+  torch::Tensor read_dataset(std::size_t i, int which, const std::vector<std::int64_t>& start, const std::vector<std::int64_t>& size,
+                             bool by_chunks) const;
+
   std::string path_;
   std::int64_t file_ = -1;
+  mutable DecodedChunks decoded_;
   std::vector<CachedCase> cases_;
   std::vector<std::string> modalities_, regions_;
 };

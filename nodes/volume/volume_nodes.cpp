@@ -5,6 +5,8 @@
 // transforms change `image` only.
 #include <torch/torch.h>
 
+#include <algorithm>
+
 #include "builtin.h"
 #include "umrflow/declare.h"
 #include "umrflow/node.h"
@@ -27,6 +29,52 @@ std::vector<torch::Tensor*> volumes(Packet& s, const std::vector<std::string>& k
     if (t->sizes().slice(1) != out.front()->sizes().slice(1))
       throw std::runtime_error("spatial shapes differ between keys: " + c10::str(out.front()->sizes()) + " and " + c10::str(t->sizes()));
   return out;
+}
+
+/// Whether `t` is the only reference to its memory (no other tensor, view or
+/// packet sees it), so that an in-place change is invisible elsewhere.
+bool sole_owner(const torch::Tensor& t) {
+  return t.defined() && t.use_count() == 1 && t.storage().use_count() == 1 && !t.requires_grad() && t.is_contiguous();
+}
+bool owned(const torch::Tensor& t) { return sole_owner(t) && t.is_floating_point(); }
+
+/// Flips a contiguous (C, X, Y, Z) tensor in place along the spatial axes
+/// marked in `flip`: each pair of rows (x, y) and their mirror is swapped once,
+/// reversed along Z when Z flips. Elements of `E` bytes, moved as they are.
+template <class E>
+void flip_rows_in_place(E* data, std::int64_t channels, std::int64_t nx, std::int64_t ny, std::int64_t nz, const bool flip[3]) {
+  for (std::int64_t c = 0; c < channels; ++c) {
+    E* base = data + c * nx * ny * nz;
+    for (std::int64_t x = 0; x < nx; ++x)
+      for (std::int64_t y = 0; y < ny; ++y) {
+        const std::int64_t r = x * ny + y, m = (flip[0] ? nx - 1 - x : x) * ny + (flip[1] ? ny - 1 - y : y);
+        if (m < r) continue;  // this pair was swapped from its mirror
+        E *a = base + r * nz, *b = base + m * nz;
+        if (m == r) {
+          if (flip[2]) std::reverse(a, a + nz);
+        } else if (flip[2]) {
+          for (std::int64_t z = 0; z < nz; ++z) std::swap(a[z], b[nz - 1 - z]);
+        } else {
+          std::swap_ranges(a, a + nz, b);
+        }
+      }
+  }
+}
+
+/// `t` flipped along `dims` (tensor axes 1-3): in place when nothing else holds it.
+torch::Tensor flip_volume(torch::Tensor t, const std::vector<std::int64_t>& dims) {
+  if (t.dim() != 4 || !sole_owner(t)) return t.flip(dims);
+  bool flip[3] = {false, false, false};
+  for (auto d : dims) flip[d - 1] = true;
+  const auto c = t.size(0), x = t.size(1), y = t.size(2), z = t.size(3);
+  switch (t.element_size()) {
+    case 1: flip_rows_in_place(static_cast<std::uint8_t*>(t.data_ptr()), c, x, y, z, flip); break;
+    case 2: flip_rows_in_place(static_cast<std::uint16_t*>(t.data_ptr()), c, x, y, z, flip); break;
+    case 4: flip_rows_in_place(static_cast<std::uint32_t*>(t.data_ptr()), c, x, y, z, flip); break;
+    case 8: flip_rows_in_place(static_cast<std::uint64_t*>(t.data_ptr()), c, x, y, z, flip); break;
+    default: return t.flip(dims);
+  }
+  return t;
 }
 
 /// Crops (and zero-pads where the box leaves the volume) to [start, start+size) per spatial axis.
@@ -142,7 +190,7 @@ class RandomFlipVolume final : public SampleNode {
     for (auto a : axes_)
       if (u(ctx.engine()) < p_) dims.push_back(a + 1);
     if (!dims.empty())
-      for (auto* t : vols) *t = t->flip(dims);
+      for (auto* t : vols) *t = flip_volume(std::move(*t), dims);
   }
 
  private:
@@ -189,19 +237,36 @@ class ZScoreNonzero final : public SampleNode {
                 "Per channel, z-scores the non-zero voxels of `image` (population std; zeros stay 0; std 0 counts as 1).");
   }
 
+  // One pass gathers a channel's non-zero voxels as float64 (the statistics are
+  // libtorch's mean and std over them, as masked_select would give), one pass
+  // writes the result: the values equal the tensor-op formulation bit for bit.
   void apply(Packet& s, Context&) override {
-    torch::Tensor x = s.at("image").to(torch::kFloat32).clone();
-    for (std::int64_t c = 0; c < x.size(0); ++c) {
-      torch::Tensor ch = x[c];
-      const torch::Tensor nz = ch != 0;
-      if (!nz.any().item<bool>()) continue;
-      const torch::Tensor v = ch.masked_select(nz).to(torch::kFloat64);
+    torch::Tensor& image = s.at("image");
+    const bool in_place = image.scalar_type() == torch::kFloat32 && sole_owner(image);
+    const torch::Tensor x = in_place ? image : image.to(torch::kFloat32).contiguous();
+    torch::Tensor out = in_place ? x : torch::empty_like(x);
+    const std::int64_t channels = x.dim() > 0 ? x.size(0) : 1, n = channels > 0 ? x.numel() / channels : 0;
+    thread_local std::vector<double> values;  // kept between samples: no allocation per sample
+    values.resize(static_cast<std::size_t>(n) + 1);
+    for (std::int64_t c = 0; c < channels; ++c) {
+      const float* src = x.data_ptr<float>() + c * n;
+      float* dst = out.data_ptr<float>() + c * n;
+      std::int64_t count = 0;
+      for (std::int64_t i = 0; i < n; ++i) {  // without a branch: every value is written, non-zeros advance
+        values[count] = src[i];
+        count += src[i] != 0;
+      }
+      if (count == 0) {
+        if (!in_place) std::copy(src, src + n, dst);
+        continue;
+      }
+      const torch::Tensor v = torch::from_blob(values.data(), {count}, torch::kFloat64);
       const double mean = v.mean().item<double>();
       double std = v.std(/*unbiased=*/false).item<double>();
       if (std == 0) std = 1;
-      ch.masked_scatter_(nz, ((v - mean) / std).to(torch::kFloat32));
+      for (std::int64_t i = 0; i < n; ++i) dst[i] = src[i] != 0 ? static_cast<float>((static_cast<double>(src[i]) - mean) / std) : src[i];
     }
-    s.at("image") = x;
+    image = out;
   }
 };
 
@@ -242,7 +307,8 @@ class RandomScaleIntensity final : public SampleNode {
     std::uniform_real_distribution<double> u(0, 1);
     if (u(ctx.engine()) >= prob_) return;
     const double f = std::uniform_real_distribution<double>(-range_, range_)(ctx.engine());
-    s.at("image") = s.at("image") * (1.0 + f);
+    torch::Tensor& x = s.at("image");
+    x = owned(x) ? x.mul_(1.0 + f) : x * (1.0 + f);
   }
 
  private:
@@ -262,7 +328,8 @@ class RandomShiftIntensity final : public SampleNode {
     std::uniform_real_distribution<double> u(0, 1);
     if (u(ctx.engine()) >= prob_) return;
     const double o = std::uniform_real_distribution<double>(-range_, range_)(ctx.engine());
-    s.at("image") = s.at("image") + o;
+    torch::Tensor& x = s.at("image");
+    x = owned(x) ? x.add_(o) : x + o;
   }
 
  private:

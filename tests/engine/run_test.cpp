@@ -116,6 +116,24 @@ TEST(Run, SameSeedSameResultAtAnyThreadCount) {
   EXPECT_EQ(one.at("mse"), two.at("mse"));
 }
 
+// A graph that does not train runs `passes` epochs (benchmarks time the last),
+// each with its own random draws; a training graph ignores passes.
+TEST(Run, PassesRepeatAGraphThatDoesNotTrain) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text("", ""), r);
+  RunOptions o = quiet_into(dir.path() + "/three");
+  o.passes = 3;
+  RunSummary s = run_graph(g, r, o);
+  EXPECT_EQ(s.epochs_done, 3);
+  const auto metrics = lines(s.run_dir + "/metrics.jsonl");
+  ASSERT_EQ(metrics.size(), 3u);
+  EXPECT_NE(metrics[0].substr(metrics[0].find("\"mse\"")), metrics[1].substr(metrics[1].find("\"mse\"")));
+  Graph trained = load(dir, graph_text(), r, "t.yaml");
+  o.run_dir = dir.path() + "/train";
+  EXPECT_EQ(run_graph(trained, r, o).epochs_done, 2);
+}
+
 // A stop request ends the run after the current step; the cut epoch's weights
 // go to interrupted.pt and no last.pt claims a whole epoch.
 TEST(Run, StopWritesCheckpoint) {

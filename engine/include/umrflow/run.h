@@ -61,6 +61,9 @@ struct RunOptions {
   /// epoch; every random draw derives from seed, epoch and index, so the rest
   /// of the run is the one an uninterrupted run would have had).
   std::string resume;
+  /// Epochs of a graph that does not train (for benchmarks of data graphs:
+  /// later epochs find the loaders' memory caches warm). Ignored when training.
+  std::int64_t passes = 1;
 };
 
 /// The learning rate of `epoch` (0-based) under the graph's schedule.

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <random>
 
 #include "brats/brats.h"
 #include "io/h5cache.h"
@@ -101,6 +102,43 @@ TEST(BratsH5, BadFilesAreNamed) {
       FAIL() << p;
     } catch (const std::runtime_error& e) {
       EXPECT_NE(std::string(e.what()).find(p), std::string::npos) << e.what();
+    }
+  }
+}
+
+// Reads decoded chunk by chunk outside HDF5 equal HDF5's own hyperslab reads:
+// windows across chunk borders and past the stored box, int16 and float32
+// images, with the memory cache off, partly full and holding everything.
+TEST(BratsH5, ChunkReadsEqualHdf5Reads) {
+  test::TempDir dir;
+  for (bool integral : {true, false}) {
+    const std::string path = dir.path() + (integral ? "/int16.h5" : "/float32.h5");
+    torch::manual_seed(5);
+    io::write_cache(path, {"a", "b", "c", "d"}, {"x", "y", "z"}, 2, [&](std::int64_t i) {
+      torch::Tensor image = torch::randint(1, 900, {4, 70, 45, 66 - 3 * i}).to(torch::kFloat32);
+      if (!integral) image = image + 0.25f;
+      image.slice(2, 0, 5).zero_();  // a margin outside the brain box
+      return io::CaseData{"case" + std::to_string(i), image, torch::randint(0, 2, {3, 70, 45, 66 - 3 * i}).to(torch::kUInt8),
+                          std::vector<double>(16, 1.0)};
+    });
+    for (std::size_t budget : {std::size_t{0}, std::size_t{300} << 10, std::size_t{64} << 20}) {
+      io::CacheReader reader(path, budget);
+      std::mt19937 rng(budget + integral);
+      for (int k = 0; k < 12; ++k) {
+        const std::size_t i = k % 2;
+        std::vector<std::int64_t> start(3), size(3);
+        for (int a = 0; a < 3; ++a) {
+          const std::int64_t len = reader.cases()[i].stored_shape[a + 1];
+          size[a] = 1 + static_cast<std::int64_t>(rng() % (len + 10));
+          start[a] = static_cast<std::int64_t>(rng() % (len + 10)) - 10;
+        }
+        auto [image, label] = reader.read(i, start, size);
+        auto [image_ref, label_ref] = reader.read_by_hyperslab(i, start, size);
+        EXPECT_TRUE(torch::equal(image, image_ref)) << integral << " " << budget << " " << k;
+        EXPECT_TRUE(torch::equal(label, label_ref)) << integral << " " << budget << " " << k;
+      }
+      EXPECT_LE(reader.memory_cached(), budget);
+      if (budget > 0) EXPECT_GT(reader.memory_cached(), 0u);
     }
   }
 }

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "nodes/node_harness.h"
 
 namespace umrflow {
@@ -110,6 +112,67 @@ TEST(VolumeTransforms, ZScoreNonzero) {
   }
   EXPECT_EQ(out[2][0][0][0].item<float>(), 0.f);
   EXPECT_EQ(out[2].abs().max().item<float>(), 0.f);
+}
+
+// A flip of tensors that only the sample holds happens in place and equals
+// libtorch's flip for every combination of axes, on odd and even sizes, for
+// float images and uint8 labels alike.
+TEST(VolumeTransforms, InPlaceFlipEqualsTorchFlip) {
+  torch::manual_seed(6);
+  const torch::Tensor img = torch::randn({2, 5, 4, 7});
+  const torch::Tensor label = torch::randint(0, 255, {3, 5, 4, 7}).to(torch::kUInt8);
+  for (int mask = 1; mask < 8; ++mask) {
+    std::vector<std::int64_t> axes, dims;
+    for (int a = 0; a < 3; ++a)
+      if (mask >> a & 1) axes.push_back(a), dims.push_back(a + 1);
+    std::string list;
+    for (auto a : axes) list += (list.empty() ? "" : ", ") + std::to_string(a);
+    auto node = make_node("volume.random_flip", "{axes: [" + list + "], p: 1.0}");
+    Packet p = sample({});
+    p.tensors["image"] = img.clone();
+    p.tensors["label"] = label.clone();
+    const void* before = p.tensors["image"].data_ptr();
+    Packet out = apply(*node, std::move(p));
+    EXPECT_EQ(out.at("image").data_ptr(), before) << mask;  // no copy was made
+    EXPECT_TRUE(torch::equal(out.at("image"), img.flip(dims))) << mask;
+    EXPECT_TRUE(torch::equal(out.at("label"), label.flip(dims))) << mask;
+  }
+}
+
+// The single-pass z-score equals the tensor-op formulation (masked_select,
+// float64 mean and population std, masked_scatter) bit for bit, on a volume
+// large enough for vectorised kernels, with negative zeros kept.
+TEST(VolumeTransforms, ZScoreNonzeroEqualsTheTensorOpsBitForBit) {
+  torch::manual_seed(4);
+  torch::Tensor img = torch::randn({4, 37, 29, 33}) * 300 + 80;
+  img.masked_fill_(torch::rand_like(img) < 0.3, 0);
+  img[1][2][3][4] = -0.0f;
+  img[3].zero_();
+  torch::Tensor expected = img.clone();
+  for (std::int64_t c = 0; c < 3; ++c) {
+    torch::Tensor ch = expected[c];
+    const torch::Tensor nz = ch != 0;
+    const torch::Tensor v = ch.masked_select(nz).to(torch::kFloat64);
+    const double mean = v.mean().item<double>();
+    const double std = v.std(false).item<double>();
+    ch.masked_scatter_(nz, ((v - mean) / std).to(torch::kFloat32));
+  }
+  torch::Tensor out = apply(*make_node("volume.zscore_nonzero"), sample({{"image", img}})).at("image");
+  EXPECT_TRUE(torch::equal(out, expected));
+  EXPECT_TRUE(std::signbit(out[1][2][3][4].item<float>()));
+  EXPECT_FALSE(torch::equal(out, img));
+}
+
+// Scaling and shifting in place never changes a tensor that something else
+// still holds (the caller's copy stays as it was).
+TEST(VolumeTransforms, IntensityChangesLeaveSharedTensorsAlone) {
+  torch::Tensor img = torch::rand({2, 4, 4, 4}) + 0.5;
+  const torch::Tensor before = img.clone();
+  for (const char* type : {"volume.random_scale_intensity", "volume.random_shift_intensity"}) {
+    torch::Tensor changed = apply(*make_node(type), sample({{"image", img}}), 3).at("image");
+    EXPECT_TRUE(torch::equal(img, before)) << type;
+    EXPECT_FALSE(torch::equal(changed, before)) << type;
+  }
 }
 
 // Intensity scale multiplies every voxel by one factor in [0.9, 1.1]; shift adds
