@@ -237,6 +237,10 @@ std::string bottleneck_warning(const EpochResult& r, std::int64_t epoch) {
 /// step node is per-batch or gathers its results in finish() (Sharding), and
 /// batches hold one sample, so that the repeats a share is padded with fill
 /// whole batches, which the pass leaves out of its scalars.
+constexpr const char* kUnevenWithSyncBn =
+    "the ranks hold different numbers of batches in this epoch (a sample was skipped on some rank, whose error message names "
+    "it), and execution.sync_bn needs every rank in every step: fix or remove that case, or train without sync_bn";
+
 bool shardable(const Graph& graph) {
   if (graph.data.empty() || graph.batch().params.get_int("size") != 1) return false;
   for (const auto& d : graph.step)
@@ -244,47 +248,51 @@ bool shardable(const Graph& graph) {
   return true;
 }
 
-/// A sharded pass's batches from `first_padding` on repeat samples that other
-/// ranks hold (DistributedSampler's padding): their scalars are left out.
-std::int64_t first_padding_batch(std::int64_t samples, int rank, int world, std::int64_t batch_size) {
-  std::int64_t real = 0;
-  for (std::int64_t i = rank; i < samples; i += world) ++real;
-  return (real + batch_size - 1) / batch_size;
-}
-
-/// What a pass without training did; `sharded` when the ranks shared its samples.
-struct PassResult : EpochResult {
-  bool sharded = false;
+/// How this rank takes part in a pass: its share of the samples when the
+/// ranks share them, and from which batch on its share only repeats samples
+/// of other ranks (DistributedSampler's padding; scalars leave those out).
+struct Shares {
+  Collective* group = nullptr;  // the ranks, when there are several: they stop together
+  bool shared = false;          // false: this rank runs the whole pass
+  std::int64_t padding_from = std::numeric_limits<std::int64_t>::max();
 };
 
-/// One pass of `instance` without training. With several ranks and a
-/// shardable graph the ranks share the samples (DistributedSampler's split)
-/// and every step opens with a count of the ranks that still have a batch, so
-/// a rank whose share ran short (a skipped case) joins the rest until all are
-/// done; otherwise every rank runs the whole pass. `step(batch, index,
-/// padding)` runs one batch; `padding`: it only repeats other ranks' samples.
-PassResult run_sharded_pass(const Graph& graph, Instance& instance, DataPlane& plane, Collective* group, int threads,
-                            std::atomic<bool>& stop, const std::function<void(Packet&, std::int64_t, bool)>& step) {
-  PassResult out;
-  out.sharded = group && shardable(graph);
-  std::int64_t padding_from = std::numeric_limits<std::int64_t>::max();
-  if (out.sharded) {
-    const std::int64_t n = instance.samples_per_epoch();
-    plane.indices = shard_indices(n, group->rank(), group->size());
-    padding_from = first_padding_batch(n, group->rank(), group->size(), plane.batch_size);
-  }
-  static_cast<EpochResult&>(out) = run_epoch(plane, 0, threads, [&](Packet& batch, std::int64_t index) {
-    if (out.sharded) group->count(true);
-    step(batch, index, index >= padding_from);
-    return !(group ? group->any(stop.load()) : stop.load());  // every rank stops at the same batch
-  });
-  while (out.sharded && !out.stopped && group->count(false) > 0) out.stopped = group->any(stop.load());
-  if (out.sharded) {
-    torch::Tensor seen = torch::tensor({static_cast<double>(out.samples)}, torch::kFloat64);
-    group->sum({seen});
-    out.samples = static_cast<std::int64_t>(seen.item<double>());
-  }
+/// Gives `plane` this rank's share of `instance`'s samples when `share`.
+Shares share_samples(const Instance& instance, DataPlane& plane, Collective* group, bool share) {
+  Shares out;
+  out.group = group;
+  if (!group || !share) return out;
+  out.shared = true;
+  const std::int64_t n = instance.samples_per_epoch();
+  plane.indices = shard_indices(n, group->rank(), group->size());
+  const std::int64_t own = n > group->rank() ? (n - group->rank() - 1) / group->size() + 1 : 0;
+  out.padding_from = (own + plane.batch_size - 1) / plane.batch_size;
   return out;
+}
+
+/// One epoch of `plane` in which the ranks of `shares` stay in step: every
+/// step opens with a count of the ranks that still have a batch (passed to
+/// `step` as `present`), and a rank whose share ran out first (a skipped
+/// sample) calls `join()` once for each step the others still take, so that
+/// collectives pair up (PyTorch's Join), and `samples` counts all ranks'
+/// samples. Every rank of the group stops after the same step. Without
+/// sharing, `present` is 1 and no rank waits for another's batches.
+EpochResult run_joined_epoch(DataPlane& plane, std::int64_t epoch, int threads, const Shares& shares, std::atomic<bool>& stop,
+                             const std::function<void(Packet&, std::int64_t, int present)>& step, const std::function<void()>& join) {
+  Collective* group = shares.group;
+  EpochResult r = run_epoch(plane, epoch, threads, [&](Packet& batch, std::int64_t index) {
+    step(batch, index, shares.shared ? group->count(true) : 1);
+    return !(group ? group->any(stop.load()) : stop.load());
+  });
+  if (!shares.shared) return r;
+  while (!r.stopped && group->count(false) > 0) {
+    join();
+    r.stopped = group->any(stop.load());
+  }
+  torch::Tensor seen = torch::tensor({static_cast<double>(r.samples)}, torch::kFloat64);
+  group->sum({seen});
+  r.samples = static_cast<std::int64_t>(seen.item<double>());
+  return r;
 }
 
 /// The step nodes' finish(); in a sharded pass with `gather` active, so that
@@ -325,19 +333,20 @@ std::optional<std::map<std::string, double>> validate(const Graph& train_graph, 
   instance.set_training(false);
   DataPlane plane = instance.data_plane(false, graph.execution.prefetch);
   ScalarMeans means;
-  const PassResult r = run_sharded_pass(graph, instance, plane, group, threads, stop, [&](Packet& batch, std::int64_t index, bool padding) {
+  const Shares shares = share_samples(instance, plane, group, shardable(graph));
+  const EpochResult r = run_joined_epoch(plane, 0, threads, shares, stop, [&](Packet& batch, std::int64_t index, int) {
     for (auto& [k, t] : batch.tensors) t = t.to(device);
     torch::NoGradGuard no_grad;
     auto outs = instance.run_step(batch, 0, index, false);
-    if (!padding) means.add(outs, /*skip_non_finite=*/true);
-  });
+    if (index < shares.padding_from) means.add(outs, /*skip_non_finite=*/true);
+  }, [] {});
   if (r.stopped) return std::nullopt;
   if (r.samples == 0) throw std::runtime_error("train.validate: the validation graph " + train_graph.train.validate_graph +
                                                " saw no sample" + skipped_list(r));
   fs::create_directories(out_dir);
-  if (group && r.sharded) means.reduce(*group);
+  if (shares.shared) means.reduce(*group);
   auto metrics = means.means();
-  for (const auto& [k, v] : finish_pass(instance, out_dir, group, r.sharded)) metrics[k] = v;
+  for (const auto& [k, v] : finish_pass(instance, out_dir, group, shares.shared)) metrics[k] = v;
   return metrics;
 }
 
@@ -431,15 +440,11 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   // every rank's cases), else it runs whole on every rank. Either way rank
   // 0's report is the single-process one.
   const bool sharded = group && (training || shardable(graph));
-  std::int64_t padding_from = std::numeric_limits<std::int64_t>::max();
-  if (sharded) {
-    plane.indices = shard_indices(instance.samples_per_epoch(), launch.rank, launch.world_size);
-    if (!training) {
-      padding_from = first_padding_batch(instance.samples_per_epoch(), launch.rank, launch.world_size, plane.batch_size);
-      log("the " + std::to_string(launch.world_size) + " ranks share the " + std::to_string(instance.samples_per_epoch()) +
-          " samples; rank 0 merges the results");
-    }
-  }
+  Shares shares = share_samples(instance, plane, group.get(), sharded);
+  if (training) shares.padding_from = std::numeric_limits<std::int64_t>::max();  // training's padding is real gradient
+  if (sharded && !training)
+    log("the " + std::to_string(launch.world_size) + " ranks share the " + std::to_string(instance.samples_per_epoch()) +
+        " samples; rank 0 merges the results");
   const std::int64_t batches = batches_per_epoch(sharded ? static_cast<std::int64_t>(plane.indices.size()) : instance.samples_per_epoch(),
                                                  plane.batch_size, plane.drop_last);
   const std::vector<torch::Tensor> buffers = instance.buffers();
@@ -474,11 +479,6 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     summary.epochs_done = first_epoch;
   }
 
-  const auto uneven_with_sync_bn = [&] {
-    return std::string("the ranks hold different numbers of batches in this epoch (a sample was skipped on some rank, whose "
-                       "error message names it), and execution.sync_bn needs every rank in every step: fix or remove that "
-                       "case, or train without sync_bn");
-  };
   // execution.sync_bn: BatchNorm layers sum their statistics over the ranks
   // during each training step (umrflow/rank_sync.h).
   RankSync batch_sync;
@@ -517,7 +517,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     const auto start = std::chrono::steady_clock::now();
     instance.set_training(training);
     std::string shown;
-    EpochResult r = run_epoch(plane, epoch, threads, [&](Packet& batch, std::int64_t index) {
+    EpochResult r = run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, int present) {
       try {
         for (auto& [k, t] : batch.tensors) {
           t = t.to(device, /*non_blocking=*/true);
@@ -526,9 +526,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       } catch (const std::exception& e) {
         throw NodeError(plane.batch_id, "batch", batch.sample_names(), std::string("moving the batch to ") + device.str() + ": " + e.what());
       }
-      // Every step opens with a count of the ranks that still have a batch
-      // (a rank whose epoch ran out early joins the rest, below).
-      if (sharded && group->count(true) < launch.world_size && sync_bn) throw std::runtime_error(uneven_with_sync_bn());
+      if (present < launch.world_size && sync_bn) throw std::runtime_error(kUnevenWithSyncBn);
       std::map<std::string, Packet> outs;
       // Steps that wait for the device: the loss is checked and shown.
       const bool checked = index % graph.execution.log_every == 0 || index + 1 == batches;
@@ -583,31 +581,21 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         torch::NoGradGuard no_grad;
         outs = instance.run_step(batch, epoch, index, false);
       }
-      if (index < padding_from) means.add(outs, /*skip_non_finite=*/false);  // an evaluation's padding repeats others' samples
+      if (index < shares.padding_from) means.add(outs, /*skip_non_finite=*/false);  // an evaluation's padding repeats others' samples
       if (auto it = outs.find(graph.train.objective); checked && it != outs.end() && it->second.has("loss"))
         shown = "loss " + json_number(it->second.at("loss").item<double>());
       progress.advance(1, shown);  // the last checked step's loss
-      return !(group ? group->any(stop.load()) : stop.load());  // every rank stops after the same step
+    }, [&] {
+      // A rank whose share ran out first takes part in the others' remaining
+      // steps with no gradient of its own, so its weights follow theirs.
+      if (!training) return;
+      if (sync_bn) throw std::runtime_error(kUnevenWithSyncBn);
+      if (!buffers.empty()) group->broadcast(buffers);
+      optimizer->zero_grad();
+      group->average_gradients(instance.trainable_parameters());
+      optimizer->step();
     });
-    // A rank whose epoch held fewer batches (a sample skipped on it) takes
-    // part in the others' remaining steps with no gradient of its own, so the
-    // collectives stay in step and its weights follow theirs (PyTorch's Join).
-    while (sharded && !r.stopped && group->count(false) > 0) {
-      if (training) {
-        if (sync_bn) throw std::runtime_error(uneven_with_sync_bn());
-        if (!buffers.empty()) group->broadcast(buffers);
-        optimizer->zero_grad();
-        group->average_gradients(instance.trainable_parameters());
-        optimizer->step();
-      }
-      r.stopped = group->any(stop.load());
-    }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    if (sharded) {  // whether any rank saw a sample, before the check below
-      torch::Tensor seen = torch::tensor({static_cast<double>(r.samples)}, torch::kFloat64);
-      group->sum({seen});
-      r.samples = static_cast<std::int64_t>(seen.item<double>());
-    }
     if (r.samples == 0 && !r.stopped)
       throw std::runtime_error("epoch " + std::to_string(epoch + 1) + " of " + graph.file + " saw no sample" + skipped_list(r) +
                                "; nothing was trained or evaluated" + (training ? ", and no checkpoint of this epoch is written" : ""));
