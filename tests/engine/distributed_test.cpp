@@ -342,7 +342,10 @@ TEST(Distributed, AKilledRankStopsTheOthers) {
   test::TempDir dir;
   const std::string d = dir.path();
   const auto rc = run_ranks(2, "run " + kDemo + " --quiet --set data.source.count=200000 --set train.epochs=1 --set data.batch.size=4 --out " + d + "/k",
-                            d, "sleep 4; pkill -9 -P $(cat " + d + "/pid1)");
+                            d,
+                            // Once both ranks have joined (a slow start, as under a sanitizer, must not end rank 1 before).
+                            "for i in $(seq 600); do grep -q 'rank 0 of 2' " + d + "/rank0.log 2>/dev/null && break; sleep 0.2; done; sleep 3; "
+                            "pkill -9 -P $(cat " + d + "/pid1)");
   EXPECT_NE(rc[1], 0);
   EXPECT_EQ(rc[0], 1) << log_of(d, 0);  // not 124: `timeout` did not have to end it
   EXPECT_NE(log_of(d, 0).find("rank 0:"), std::string::npos) << log_of(d, 0);
