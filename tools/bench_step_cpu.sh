@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The CPU training step against the PyTorch peer (docs/benchmarks.md), side by
+# side in one run: ../shared/bench/peer_unet3d.py and
+# graphs/bench/step_unet3d_cpu.yaml (the same network, loss, optimizer and batch
+# of 2 x 4 x 32^3), at 1 and 2 threads, alternating so both see the same machine.
+#   bash tools/bench_step_cpu.sh [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rounds=${1:-2}
+peer=../shared/bench/peer_unet3d.py
+[ -f "$peer" ] || { echo "bench_step_cpu: $peer is missing (the shared folder sits next to the project)" >&2; exit 1; }
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+# umrflow keeps freed memory (engine/cli/main.cpp); the peer is timed as users
+# run it (glibc's defaults) and with the same malloc settings as umrflow.
+same_malloc=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647:glibc.malloc.arena_max=1
+peer_step() {  # threads [extra env]
+  env OMP_NUM_THREADS="$1" ${2:+"$2"} /usr/bin/python3 "$peer" --roi 32 --batch 2 --widths 8,16,32,64 --threads "$1" 2>/dev/null |
+    python3 -c "import json, sys; print(f\"{json.loads(sys.stdin.read().strip().splitlines()[-1])['median_step_s']:.3f}\")"
+}
+echo "| threads | round | umrflow s/step (median of 3 epochs of 12 steps) | peer s/step (median of 10) | peer / umrflow | peer, umrflow's malloc settings | ratio |"
+echo "|---|---|---|---|---|---|---|"
+for t in 1 2; do
+  for r in $(seq "$rounds"); do
+    rate=$(OMP_NUM_THREADS=$t build/umrflow bench graphs/bench/step_unet3d_cpu.yaml --threads "$t" --repeat 3 2>/dev/null |
+           awk -F'|' 'NR == 3 {print $3}')
+    ours=$(python3 -c "print(f'{2 / float($rate):.3f}')")
+    theirs=$(peer_step "$t")
+    same=$(peer_step "$t" "GLIBC_TUNABLES=$same_malloc")
+    ratio() { python3 -c "print(f'{float($1) / float($ours):.2f}')"; }
+    echo "| $t | $r | $ours | $theirs | $(ratio "$theirs") | $same | $(ratio "$same") |"
+  done
+done
