@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
+#include <sstream>
 
 #include "builtin.h"
 #include "test_paths.h"
@@ -77,6 +78,15 @@ Diagnostics validate_text(const std::string& yaml, const Registry& registry, std
   }
   return {};
 }
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+void write_file(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes; }
 
 int run_command(const std::string& command, std::string* output) {
   std::string full = command + " 2>&1";

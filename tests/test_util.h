@@ -40,6 +40,11 @@ Diagnostics validate_text(const std::string& yaml, const Registry& registry, std
 /// split.yaml (2 train, 1 val), made once per test process.
 const std::string& phantom_root();
 
+/// The bytes of a file; empty when it cannot be read.
+std::string read_file(const std::string& path);
+/// Writes `bytes` to `path`, replacing it.
+void write_file(const std::string& path, const std::string& bytes);
+
 /// Runs a command through the shell; returns its exit status and fills `output`
 /// with stdout and stderr together.
 int run_command(const std::string& command, std::string* output);

@@ -3,7 +3,7 @@
 # machine, training the UniMRSeg base network (widths 8-16-32-64, soft Dice,
 # SGD) on 32^3 synthetic crops with the same global batch: 1 process x batch 2
 # x 2 threads against 2 ranks x batch 1 x 1 thread, with and without
-# execution.sync_bn. Prints the steady-state time per global step (mean of
+# execution.sync_bn, and with one gradient bucket or small ones. Prints the steady-state time per global step (mean of
 # epochs 2..E, from metrics.jsonl) and the largest weight difference from the
 # one-process run after E epochs. A correctness and overhead figure on a CPU,
 # not a speed claim: the ranks share the same cores.
@@ -59,9 +59,16 @@ ranks() {  # ranks OUT EXTRA...: two ranks, each with one thread
 OMP_NUM_THREADS=2 "$bin" run $graph --out "$work/one" > "$work/one.log" 2>&1
 ranks "$work/two"
 ranks "$work/sync" --set execution.sync_bn=true
+ranks "$work/onebucket" --set execution.bucket_mb=0
+ranks "$work/small" --set execution.bucket_mb=0.25
+buckets() { grep -o "gradients averaged in [0-9]* bucket(s).*backward pass" "$1/log.txt" | sed 's/ of the first step//' | head -n 1; }
 echo
 echo "| run | s per global step (batch 2) | largest weight difference from 1 process |"
 echo "|---|---|---|"
 echo "| 1 process, batch 2, 2 threads | $(step_time "$work/one" 8) | - |"
 echo "| 2 ranks, batch 1 each, 1 thread each | $(step_time "$work/two" 8) | $(difference "$work/one/last.pt" "$work/two/last.pt") |"
 echo "| 2 ranks with sync_bn | $(step_time "$work/sync" 8) | $(difference "$work/one/last.pt" "$work/sync/last.pt") |"
+echo "| 2 ranks, one bucket (bucket_mb 0) | $(step_time "$work/onebucket" 8) | $(difference "$work/one/last.pt" "$work/onebucket/last.pt") |"
+echo "| 2 ranks, bucket_mb 0.25 | $(step_time "$work/small" 8) | $(difference "$work/one/last.pt" "$work/small/last.pt") |"
+echo
+for run in two onebucket small; do echo "$run: $(buckets "$work/$run")"; done

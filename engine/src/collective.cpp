@@ -126,12 +126,14 @@ void flat_in_place(const std::vector<torch::Tensor>& tensors, const std::functio
 
 }  // namespace
 
-void Collective::broadcast(const std::vector<torch::Tensor>& tensors) {
+void Collective::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
   torch::NoGradGuard no_grad;
   try {
-    flat_in_place(tensors, [&](std::vector<at::Tensor>& b) { impl_->group->broadcast(b)->wait(); });
+    c10d::BroadcastOptions options;
+    options.rootRank = root;
+    flat_in_place(tensors, [&](std::vector<at::Tensor>& b) { impl_->group->broadcast(b, options)->wait(); });
   } catch (const std::exception& e) {
-    fail("broadcasting rank 0's weights", e);
+    fail(("broadcasting rank " + std::to_string(root) + "'s tensors").c_str(), e);
   }
 }
 
@@ -142,24 +144,6 @@ void Collective::sum(const std::vector<torch::Tensor>& tensors) {
   } catch (const std::exception& e) {
     fail("summing over the ranks", e);
   }
-}
-
-void Collective::average_gradients(const std::vector<torch::Tensor>& params) {
-  torch::NoGradGuard no_grad;
-  std::vector<float> has(params.size());
-  for (std::size_t i = 0; i < params.size(); ++i) has[i] = params[i].grad().defined() ? 1.0f : 0.0f;
-  torch::Tensor flags = torch::tensor(has);
-  sum({flags});
-  std::vector<torch::Tensor> grads;
-  for (std::size_t i = 0; i < params.size(); ++i) {
-    if (flags[i].item<float>() == 0) continue;
-    auto& p = params[i];
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    grads.push_back(p.grad());
-  }
-  if (grads.empty()) return;
-  sum(grads);
-  for (auto& g : grads) g.div_(static_cast<double>(size_));
 }
 
 bool Collective::any(bool flag) { return count(flag) > 0; }
@@ -184,5 +168,162 @@ int Collective::count(bool flag) {
   sum({t});
   return static_cast<int>(t.item<float>());
 }
+
+std::vector<bool> Collective::which(bool flag) {
+  torch::Tensor t = torch::zeros({size_});
+  t[rank_] = flag ? 1.0f : 0.0f;
+  sum({t});
+  std::vector<bool> out;
+  for (int r = 0; r < size_; ++r) out.push_back(t[r].item<float>() > 0);
+  return out;
+}
+
+// GradientReducer: hooks on the gradient accumulators report each parameter's
+// arrival; buckets launch in index order.
+
+struct GradientReducer::Impl {
+  struct Bucket {
+    std::vector<std::size_t> members;
+    std::size_t waiting = 0;  // members whose gradient has not arrived since arm()
+    torch::Tensor buffer;     // the members' gradients, flat, while reduced
+    c10::intrusive_ptr<c10d::Work> work;
+  };
+  /// Reports a parameter's gradient as accumulated (a post hook of its
+  /// AccumulateGrad node: it runs after .grad() is written).
+  struct Arrival final : torch::autograd::FunctionPostHook {
+    Arrival(Impl* owner, std::size_t param) : owner(owner), param(param) {}
+    torch::autograd::variable_list operator()(const torch::autograd::variable_list& outputs,
+                                              const torch::autograd::variable_list&) override {
+      owner->arrive(param);
+      return outputs;
+    }
+    Impl* owner;
+    std::size_t param;
+  };
+
+  Collective& group;
+  std::vector<torch::Tensor> params;
+  std::vector<Bucket> buckets;
+  std::vector<std::size_t> bucket_of;
+  std::vector<char> arrived, had_gradient;
+  // The accumulators are held here: a parameter keeps only a weak reference,
+  // and a new accumulator would come without the hook.
+  std::vector<std::shared_ptr<torch::autograd::Node>> accumulators;
+  std::vector<std::uintptr_t> hooks;
+  std::mutex mutex;
+  bool armed = false;
+  std::size_t next = 0;  // the first bucket not launched
+  std::size_t early = 0;
+
+  Impl(Collective& group, std::vector<torch::Tensor> list) : group(group), params(std::move(list)) {}
+
+  void arrive(std::size_t p) {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (!armed || arrived[p]) return;
+    arrived[p] = 1;
+    --buckets[bucket_of[p]].waiting;
+    while (next < buckets.size() && buckets[next].waiting == 0) launch(next++);
+  }
+
+  /// Starts bucket `b`'s sum; a member without a gradient adds zeros.
+  void launch(std::size_t b) {
+    torch::NoGradGuard no_grad;
+    Bucket& bucket = buckets[b];
+    std::vector<torch::Tensor> flat;
+    for (std::size_t p : bucket.members) {
+      const torch::Tensor& g = params[p].grad();
+      had_gradient[p] = g.defined();
+      flat.push_back(g.defined() ? g.reshape(-1) : torch::zeros({params[p].numel()}, params[p].options()));
+    }
+    bucket.buffer = torch::cat(flat);
+    std::vector<at::Tensor> list{bucket.buffer};
+    bucket.work = group.impl_->group->allreduce(list);
+  }
+};
+
+GradientReducer::GradientReducer(Collective& group, std::vector<torch::Tensor> params, std::size_t bucket_bytes)
+    : impl_(std::make_unique<Impl>(group, std::move(params))) {
+  Impl& m = *impl_;
+  const std::size_t n = m.params.size();
+  m.bucket_of.assign(n, 0);
+  m.arrived.assign(n, 0);
+  m.had_gradient.assign(n, 0);
+  std::size_t bytes = 0;
+  for (std::size_t k = n; k-- > 0;) {
+    const torch::Tensor& p = m.params[k];
+    const std::size_t size = static_cast<std::size_t>(p.numel()) * p.element_size();
+    const bool fits = !m.buckets.empty() && bytes + size <= bucket_bytes &&
+                      m.params[m.buckets.back().members.front()].scalar_type() == p.scalar_type() &&
+                      m.params[m.buckets.back().members.front()].device() == p.device();
+    if (!fits) {
+      m.buckets.emplace_back();
+      bytes = 0;
+    }
+    m.buckets.back().members.push_back(k);
+    m.bucket_of[k] = m.buckets.size() - 1;
+    bytes += size;
+  }
+  for (std::size_t k = 0; k < n; ++k) {
+    m.accumulators.push_back(torch::autograd::impl::grad_accumulator(m.params[k]));
+    m.hooks.push_back(m.accumulators.back()->add_post_hook(std::make_unique<Impl::Arrival>(&m, k)));
+  }
+}
+
+GradientReducer::~GradientReducer() {
+  for (std::size_t k = 0; k < impl_->accumulators.size(); ++k) impl_->accumulators[k]->del_post_hook(impl_->hooks[k]);
+}
+
+void GradientReducer::arm() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  Impl& m = *impl_;
+  std::fill(m.arrived.begin(), m.arrived.end(), 0);
+  for (auto& b : m.buckets) {
+    b.waiting = b.members.size();
+    b.work.reset();
+    b.buffer = torch::Tensor();
+  }
+  m.next = 0;
+  m.armed = true;
+}
+
+void GradientReducer::finish() {
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  Impl& m = *impl_;
+  torch::NoGradGuard no_grad;
+  const bool was_armed = m.armed;
+  m.armed = false;
+  if (!was_armed) m.next = 0;
+  m.early = m.next;
+  try {
+    while (m.next < m.buckets.size()) m.launch(m.next++);
+    // Which parameters had a gradient on any rank, summed beside the last bucket.
+    torch::Tensor flags = torch::zeros({static_cast<std::int64_t>(m.params.size())});
+    for (std::size_t k = 0; k < m.params.size(); ++k) flags[static_cast<std::int64_t>(k)] = m.had_gradient[k] ? 1.0f : 0.0f;
+    std::vector<at::Tensor> list{flags};
+    m.group.impl_->group->allreduce(list)->wait();
+    for (auto& b : m.buckets) b.work->wait();
+    const float* any = flags.data_ptr<float>();
+    for (auto& b : m.buckets) {
+      b.buffer.div_(static_cast<double>(m.group.size()));
+      std::int64_t at = 0;
+      for (std::size_t p : b.members) {
+        torch::Tensor& param = m.params[p];
+        const std::int64_t count = param.numel();
+        if (any[p] > 0) {
+          if (!param.grad().defined()) param.mutable_grad() = torch::zeros_like(param);
+          param.mutable_grad().copy_(b.buffer.narrow(0, at, count).view_as(param));
+        }
+        at += count;
+      }
+      b.work.reset();
+      b.buffer = torch::Tensor();
+    }
+  } catch (const std::exception& e) {
+    m.group.fail("averaging the gradients over the ranks", e);
+  }
+}
+
+std::size_t GradientReducer::buckets() const { return impl_->buckets.size(); }
+std::size_t GradientReducer::launched_early() const { return impl_->early; }
 
 }  // namespace umrflow

@@ -57,6 +57,11 @@ const ParamBindings<ExecutionSettings>& execution_bindings() {
     d.bind(&E::sync_bn, param::boolean("sync_bn", false,
                                        "with several ranks (torchrun, srun): BatchNorm in training normalises with the statistics of "
                                        "the global batch, every rank's rows (PyTorch's SyncBatchNorm); false: each rank's own, as DDP"));
+    d.bind(&E::bucket_mb, param::number("bucket_mb", 25.0,
+                                        "with several ranks: gradients are averaged in buckets of about this many MiB, each "
+                                        "launched during the backward pass once its gradients are in (DDP's bucket_cap_mb); "
+                                        "0: one bucket")
+                              .range(0.0, 4096.0));
     return d;
   }();
   return b;

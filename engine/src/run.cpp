@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
@@ -270,25 +271,52 @@ Shares share_samples(const Instance& instance, DataPlane& plane, Collective* gro
   return out;
 }
 
+/// The ranks that have a batch in a step of a shared pass.
+struct Presence {
+  int count = 1;  // how many
+  int root = 0;   // the lowest: the step starts from its buffers (rank 0 may have joined, its buffers stale)
+};
+
+Presence presence_of(const std::vector<bool>& which) {
+  Presence p{0, -1};
+  for (std::size_t r = 0; r < which.size(); ++r)
+    if (which[r]) {
+      ++p.count;
+      if (p.root < 0) p.root = static_cast<int>(r);
+    }
+  return p;
+}
+
 /// One epoch of `plane` in which the ranks of `shares` stay in step: every
-/// step opens with a count of the ranks that still have a batch (passed to
-/// `step` as `present`), and a rank whose share ran out first (a skipped
-/// sample) calls `join()` once for each step the others still take, so that
-/// collectives pair up (PyTorch's Join), and `samples` counts all ranks'
-/// samples. Every rank of the group stops after the same step. Without
-/// sharing, `present` is 1 and no rank waits for another's batches.
+/// step opens with a poll of the ranks that still have a batch (passed to
+/// `step`), and a rank whose share ran out first (a skipped sample) calls
+/// `join()` once for each step the others still take, so that collectives
+/// pair up (PyTorch's Join), and `samples` counts all ranks' samples. Every
+/// rank of the group stops after the same step; then `settle(root)` (when
+/// given) runs on every rank with the lowest rank present in the last step,
+/// whose state is the newest (DDP's join hook syncs from the last joiner).
+/// Without sharing, `present` is one rank, this one, and no rank waits for
+/// another's batches.
 EpochResult run_joined_epoch(DataPlane& plane, std::int64_t epoch, int threads, const Shares& shares, std::atomic<bool>& stop,
-                             const std::function<void(Packet&, std::int64_t, int present)>& step, const std::function<void()>& join) {
+                             const std::function<void(Packet&, std::int64_t, const Presence&)>& step,
+                             const std::function<void(const Presence&)>& join, const std::function<void(int root)>& settle = nullptr) {
   Collective* group = shares.group;
+  int last_root = 0;
   EpochResult r = run_epoch(plane, epoch, threads, [&](Packet& batch, std::int64_t index) {
-    step(batch, index, shares.shared ? group->count(true) : 1);
+    const Presence present = shares.shared ? presence_of(group->which(true)) : Presence{};
+    last_root = present.root;
+    step(batch, index, present);
     return !(group ? group->any(stop.load()) : stop.load());
   });
   if (!shares.shared) return r;
-  while (!r.stopped && group->count(false) > 0) {
-    join();
+  while (!r.stopped) {
+    const Presence present = presence_of(group->which(false));
+    if (present.count == 0) break;
+    last_root = present.root;
+    join(present);
     r.stopped = group->any(stop.load());
   }
+  if (settle) settle(last_root);
   torch::Tensor seen = torch::tensor({static_cast<double>(r.samples)}, torch::kFloat64);
   group->sum({seen});
   r.samples = static_cast<std::int64_t>(seen.item<double>());
@@ -334,12 +362,12 @@ std::optional<std::map<std::string, double>> validate(const Graph& train_graph, 
   DataPlane plane = instance.data_plane(false, graph.execution.prefetch);
   ScalarMeans means;
   const Shares shares = share_samples(instance, plane, group, shardable(graph));
-  const EpochResult r = run_joined_epoch(plane, 0, threads, shares, stop, [&](Packet& batch, std::int64_t index, int) {
+  const EpochResult r = run_joined_epoch(plane, 0, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence&) {
     for (auto& [k, t] : batch.tensors) t = t.to(device);
     torch::NoGradGuard no_grad;
     auto outs = instance.run_step(batch, 0, index, false);
     if (index < shares.padding_from) means.add(outs, /*skip_non_finite=*/true);
-  }, [] {});
+  }, [](const Presence&) {});
   if (r.stopped) return std::nullopt;
   if (r.samples == 0) throw std::runtime_error("train.validate: the validation graph " + train_graph.train.validate_graph +
                                                " saw no sample" + skipped_list(r));
@@ -496,6 +524,14 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     group->broadcast(weights);
   }
 
+  // Gradients are averaged in buckets, launched during the backward pass.
+  std::unique_ptr<GradientReducer> reducer;
+  bool reported_buckets = false;
+  if (group && training)
+    reducer = std::make_unique<GradientReducer>(
+        *group, instance.trainable_parameters(),
+        graph.execution.bucket_mb > 0 ? static_cast<std::size_t>(graph.execution.bucket_mb * 1024 * 1024) : SIZE_MAX);
+
   bool warned_bottleneck = false;
   auto checkpoint = [&](const std::string& name, std::int64_t epoch) {
     if (!writer) return;
@@ -517,7 +553,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     const auto start = std::chrono::steady_clock::now();
     instance.set_training(training);
     std::string shown;
-    EpochResult r = run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, int present) {
+    EpochResult r = run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence& present) {
       try {
         for (auto& [k, t] : batch.tensors) {
           t = t.to(device, /*non_blocking=*/true);
@@ -526,7 +562,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       } catch (const std::exception& e) {
         throw NodeError(plane.batch_id, "batch", batch.sample_names(), std::string("moving the batch to ") + device.str() + ": " + e.what());
       }
-      if (present < launch.world_size && sync_bn) throw std::runtime_error(kUnevenWithSyncBn);
+      if (present.count < launch.world_size && sync_bn) throw std::runtime_error(kUnevenWithSyncBn);
       std::map<std::string, Packet> outs;
       // Steps that wait for the device: the loss is checked and shown.
       const bool checked = index % graph.execution.log_every == 0 || index + 1 == batches;
@@ -547,8 +583,8 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
           }
         };
         const bool grouped = !graph.train.accumulate_groups.empty();
-        // As DDP: every step starts from rank 0's buffers (BatchNorm statistics).
-        if (sharded && !buffers.empty()) group->broadcast(buffers);
+        // As DDP: every step starts from one rank's buffers (BatchNorm statistics).
+        if (sharded && !buffers.empty()) group->broadcast(buffers, present.root);
         const RankSyncScope synced(sync_bn ? &batch_sync : nullptr);
         try {
           const AutocastScope scope(autocast, device);
@@ -567,9 +603,18 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         try {
           if (!grouped) {
             optimizer->zero_grad();
+            if (reducer) reducer->arm();  // the sums start during this backward pass
             backward(outs.at(graph.train.objective).at("loss"), "");
           }
-          if (group) group->average_gradients(instance.trainable_parameters());
+          if (reducer) {
+            reducer->finish();
+            if (!reported_buckets) {
+              reported_buckets = true;
+              log("gradients averaged in " + std::to_string(reducer->buckets()) + " bucket(s) (execution.bucket_mb " +
+                  json_number(graph.execution.bucket_mb) + "); " + std::to_string(reducer->launched_early()) +
+                  " launched during the backward pass of the first step");
+            }
+          }
           optimizer->step();
         } catch (const NodeError&) {
           throw;
@@ -585,15 +630,19 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       if (auto it = outs.find(graph.train.objective); checked && it != outs.end() && it->second.has("loss"))
         shown = "loss " + json_number(it->second.at("loss").item<double>());
       progress.advance(1, shown);  // the last checked step's loss
-    }, [&] {
+    }, [&](const Presence& present) {
       // A rank whose share ran out first takes part in the others' remaining
       // steps with no gradient of its own, so its weights follow theirs.
       if (!training) return;
       if (sync_bn) throw std::runtime_error(kUnevenWithSyncBn);
-      if (!buffers.empty()) group->broadcast(buffers);
+      if (!buffers.empty()) group->broadcast(buffers, present.root);
       optimizer->zero_grad();
-      group->average_gradients(instance.trainable_parameters());
+      reducer->finish();
       optimizer->step();
+    }, [&](int root) {
+      // Every rank ends the epoch with the buffers of a rank that took the
+      // last step (rank 0 writes them, and may have joined early).
+      if (training && !buffers.empty()) group->broadcast(buffers, root);
     });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (r.samples == 0 && !r.stopped)

@@ -265,6 +265,7 @@ bool chunk_layout(hid_t ds, ChunkFilters& filters, hsize_t chunk[4]) {
     if (chunk[a] < 1 || chunk[a] > 1024) return false;
   filters = ChunkFilters{false, false, false, -1, -1, -1};
   const int n = H5Pget_nfilters(dcpl);
+  if (n < 0) return false;  // unknown pipeline: HDF5 reads it
   int last = -1;
   for (int f = 0; f < n; ++f) {
     unsigned flags = 0, info = 0;

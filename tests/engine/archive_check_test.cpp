@@ -16,15 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::string bytes_of(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
-
 std::string error_of(const std::string& path) {
   try {
     check_zip_archive(path);
@@ -63,13 +54,13 @@ TEST(ArchiveCheck, FlippedBitAndTruncationAreFound) {
   EXPECT_EQ(ok.verified, ok.records);
   EXPECT_GE(ok.bytes, 4000);
 
-  std::string bytes = bytes_of(path);
+  std::string bytes = test::read_file(path);
   const std::string pattern(reinterpret_cast<const char*>(w.data_ptr<float>()) + 2000, 16);  // weights 500..503
   const auto at = bytes.find(pattern);
   ASSERT_NE(at, std::string::npos);
   bytes[at + 3] ^= 0x01;
   const std::string flipped = dir.path() + "/flipped.pt";
-  write_bytes(flipped, bytes);
+  test::write_file(flipped, bytes);
   {
     torch::serialize::InputArchive a;  // libtorch alone does not notice
     a.load_from(flipped);
@@ -82,7 +73,7 @@ TEST(ArchiveCheck, FlippedBitAndTruncationAreFound) {
   EXPECT_NE(e.find("CRC-32"), std::string::npos) << e;
 
   const std::string cut = dir.path() + "/cut.pt";
-  write_bytes(cut, bytes_of(path).substr(0, bytes.size() / 2));
+  test::write_file(cut, test::read_file(path).substr(0, bytes.size() / 2));
   EXPECT_NE(error_of(cut).find("damaged"), std::string::npos) << error_of(cut);
   EXPECT_NE(error_of(dir.write("text.pt", "not a zip at all, just some words")).find("no zip end record"), std::string::npos);
 }
@@ -98,7 +89,7 @@ TEST(ArchiveCheck, ImpossibleCompressedSizesAreRefused) {
     a.write("net.weight", torch::ones({16}));
     a.save_to(path);
   }
-  const std::string bytes = bytes_of(path);
+  const std::string bytes = test::read_file(path);
   const auto entry = bytes.find(std::string("PK\x01\x02", 4));
   ASSERT_NE(entry, std::string::npos);
   const auto patched = [&](std::uint16_t method, std::uint32_t plain) {
@@ -106,7 +97,7 @@ TEST(ArchiveCheck, ImpossibleCompressedSizesAreRefused) {
     std::memcpy(&b[entry + 10], &method, 2);
     std::memcpy(&b[entry + 24], &plain, 4);
     const std::string out = dir.path() + "/m" + std::to_string(method) + ".pt";
-    write_bytes(out, b);
+    test::write_file(out, b);
     return error_of(out);
   };
   const std::string bomb = patched(8, 0x8e0000f3u);
@@ -126,7 +117,7 @@ TEST(ArchiveCheck, EndRecordListingNoRecordsIsRefused) {
     a.write("w", torch::ones({4}));
     a.save_to(path);
   }
-  std::string bytes = bytes_of(path);
+  std::string bytes = test::read_file(path);
   const auto end = bytes.rfind(std::string("PK\x05\x06", 4));
   ASSERT_NE(end, std::string::npos);
   bytes[end + 8] = bytes[end + 9] = bytes[end + 10] = bytes[end + 11] = '\0';  // records on this disk, and in all
@@ -135,7 +126,7 @@ TEST(ArchiveCheck, EndRecordListingNoRecordsIsRefused) {
   if (end64 != std::string::npos)
     for (int k = 24; k < 40; ++k) bytes[end64 + k] = '\0';
   const std::string empty = dir.path() + "/empty.pt";
-  write_bytes(empty, bytes);
+  test::write_file(empty, bytes);
   const std::string e = error_of(empty);
   EXPECT_NE(e.find("empty.pt"), std::string::npos) << e;
   EXPECT_NE(e.find("lists no records"), std::string::npos) << e;

@@ -21,13 +21,6 @@ std::string error_of(const std::string& checkpoint) {
   return "no error";
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 }  // namespace
 
 // SHA-256 gives FIPS 180-4's example digests: the empty message, "abc", the
@@ -71,7 +64,7 @@ TEST(Digest, LedgerAcceptsRecordedFilesOnly) {
   dir.write("last.pt", "second");
   EXPECT_TRUE(check_recorded_digest(ckpt));  // the new one
   record_digest(ckpt, second, false);
-  EXPECT_EQ(read_text(dir.path() + "/checksums.sha256"), second + "  last.pt\n");
+  EXPECT_EQ(test::read_file(dir.path() + "/checksums.sha256"), second + "  last.pt\n");
   dir.write("other.pt", "x");
   EXPECT_FALSE(check_recorded_digest(dir.path() + "/other.pt"));
   dir.write("last.pt", "first");

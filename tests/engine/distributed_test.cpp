@@ -104,6 +104,28 @@ double largest_difference(const std::string& a, const std::string& b, const std:
   return scale > 0 ? diff / scale : diff;
 }
 
+/// `cases` phantom cases of 16^3 in DIR/data with a split file, the FLAIR
+/// scan of the `cut`-th (0-based, in name order) cut short: unreadable, so a
+/// run with on_bad_case=skip skips it. Returns the arguments of a two-epoch
+/// baseline run on all of them with batch 1 (no --out).
+std::string phantoms_with_a_cut_case(const std::string& d, int cases, int cut) {
+  std::string log;
+  EXPECT_EQ(test::run_command(kBin + " synth brats --cases " + std::to_string(cases) + " --size 16 --out " + d + "/data 2>&1 && " + kBin +
+                                  " split --from " + d + "/data --val 0.5 --test 0 --out " + d + "/data/split.yaml 2>&1",
+                              &log),
+            0)
+      << log;
+  EXPECT_EQ(test::run_command("for f in $(ls -d " + d + "/data/*/ | sed -n " + std::to_string(cut + 1) +
+                                  "p)*flair*; do head -c 200 $f > $f.cut && mv $f.cut $f; done",
+                              &log),
+            0)
+      << log;
+  return "run " + std::string(UMRFLOW_SOURCE_DIR) + "/graphs/phantoms/baseline.yaml --quiet --set data.cases.root=" + d +
+         "/data --set data.cases.split=" + d + "/data/split.yaml --set data.cases.subset=all" +
+         " --set data.cases.on_bad_case=skip --set 'modules.net.widths=[4, 4, 8, 8]' --set 'data.crop.size=[16, 16, 16]'" +
+         " --set data.batch.size=1 --set train.epochs=2";
+}
+
 std::string error_of(const std::map<std::string, std::string>& vars) {
   try {
     read_launch_env(env_of(vars));
@@ -184,6 +206,27 @@ TEST(Distributed, TwoRanksTrainAsOneProcessWithTheGlobalBatch) {
     EXPECT_NEAR(mse(la), mse(lb), 1e-5 * mse(la));  // a mean over the epoch's batches, in float32
   }
   EXPECT_FALSE(std::filesystem::exists(d + "/two.1"));
+  EXPECT_NE(log_of(d, 0).find("gradients averaged in 1 bucket(s) (execution.bucket_mb 25); 1 launched during the backward pass"),
+            std::string::npos)
+      << log_of(d, 0);
+}
+
+// Gradients averaged in buckets launched during the backward pass (here one
+// per parameter) give the weights of one bucket bit for bit: each element's
+// sum over the ranks is the same.
+TEST(Distributed, BucketsLaunchedDuringBackwardAverageAsOneBucket) {
+  test::TempDir dir;
+  const std::string d = dir.path();
+  const std::string run = "run " + kDemo + " --quiet --set train.epochs=2 --set data.source.count=32 --set data.batch.size=4";
+  ASSERT_EQ(run_ranks(2, run + " --set execution.bucket_mb=0 --out " + d + "/one", d), (std::vector<int>{0, 0}))
+      << log_of(d, 0) << log_of(d, 1);
+  ASSERT_EQ(run_ranks(2, run + " --set execution.bucket_mb=1e-6 --out " + d + "/each", d), (std::vector<int>{0, 0}))
+      << log_of(d, 0) << log_of(d, 1);
+  EXPECT_NE(log_of(d, 0).find("gradients averaged in 2 bucket(s) (execution.bucket_mb 1e-06); 2 launched during the backward pass"),
+            std::string::npos)
+      << log_of(d, 0);
+  for (const char* key : {"net.weight", "net.bias"})
+    EXPECT_TRUE(torch::equal(tensor_of(d + "/one/last.pt", key), tensor_of(d + "/each/last.pt", key))) << key;
 }
 
 // A run written by two ranks resumes in one process, and a one-process run in
@@ -244,10 +287,13 @@ TEST(Distributed, SyncBatchNormEqualsOneProcess) {
                           " --set data.source.count=4 --set train.optimizer.type=sgd --set train.optimizer.lr=0.1";
   std::string log;
   ASSERT_EQ(test::run_command(kBin + " run " + net + " --out " + d + "/one 2>&1", &log), 0) << log;
-  ASSERT_EQ(run_ranks(2, "run " + net + " --set data.batch.size=1 --set execution.sync_bn=true --out " + d + "/sync", d),
+  // Small buckets: their sums interleave with SyncBatchNorm's during backward.
+  ASSERT_EQ(run_ranks(2, "run " + net + " --set data.batch.size=1 --set execution.sync_bn=true --set execution.bucket_mb=0.002 --out " +
+                             d + "/sync", d),
             (std::vector<int>{0, 0}))
       << log_of(d, 0) << log_of(d, 1);
   EXPECT_NE(log_of(d, 0).find("execution.sync_bn"), std::string::npos) << log_of(d, 0);
+  EXPECT_EQ(log_of(d, 0).find("gradients averaged in 1 bucket(s)"), std::string::npos) << log_of(d, 0);
   ASSERT_EQ(run_ranks(2, "run " + net + " --set data.batch.size=1 --out " + d + "/local", d), (std::vector<int>{0, 0}))
       << log_of(d, 0) << log_of(d, 1);
   int means = 0, vars = 0, weights = 0, local = 0;
@@ -279,26 +325,33 @@ TEST(Distributed, SyncBatchNormEqualsOneProcess) {
 TEST(Distributed, ASkippedCaseOnOneRankDoesNotStallTheOthers) {
   test::TempDir dir;
   const std::string d = dir.path();
-  std::string log;
-  ASSERT_EQ(test::run_command(kBin + " synth brats --cases 4 --size 16 --out " + d + "/data 2>&1 && " + kBin + " split --from " + d +
-                                  "/data --val 0.25 --test 0 --out " + d + "/data/split.yaml 2>&1",
-                              &log),
-            0)
-      << log;
-  // The first case's FLAIR scan cut short: unreadable, so skipped.
-  ASSERT_EQ(test::run_command("for f in $(ls -d " + d + "/data/*/ | head -n 1)*flair*; do head -c 200 $f > $f.cut && mv $f.cut $f; done", &log),
-            0)
-      << log;
-  const std::string run = "run " + std::string(UMRFLOW_SOURCE_DIR) + "/graphs/phantoms/baseline.yaml --quiet --set data.cases.root=" + d +
-                          "/data --set data.cases.split=" + d + "/data/split.yaml --set data.cases.subset=all" +
-                          " --set data.cases.on_bad_case=skip --set 'modules.net.widths=[4, 4, 8, 8]' --set 'data.crop.size=[16, 16, 16]'" +
-                          " --set data.batch.size=1 --set train.epochs=2";
+  const std::string run = phantoms_with_a_cut_case(d, 4, 0);
   ASSERT_EQ(run_ranks(2, run + " --out " + d + "/two", d), (std::vector<int>{0, 0})) << log_of(d, 0) << log_of(d, 1);
   EXPECT_TRUE(std::filesystem::exists(d + "/two/last.pt"));
   const auto rc = run_ranks(2, run + " --set execution.sync_bn=true --out " + d + "/sync", d);
   EXPECT_EQ(rc, (std::vector<int>{1, 1})) << log_of(d, 0) << log_of(d, 1);
   EXPECT_NE((log_of(d, 0) + log_of(d, 1)).find("execution.sync_bn needs every rank in every step"), std::string::npos)
       << log_of(d, 0) << log_of(d, 1);
+}
+
+// A rank left without a batch joins the other's step; the epoch ends with the
+// buffers (BatchNorm statistics) of the rank that took it on every rank, so
+// rank 0's checkpoint holds them even when rank 0 is the one that joined:
+// those of a one-process run that skips the same case (same weights, same
+// sample). Either case is cut in turn, so rank 0 joins in one of the two.
+TEST(Distributed, AJoinedRankEndsWithTheBuffersOfTheRankThatStepped) {
+  for (int cut = 0; cut < 2; ++cut) {
+    test::TempDir dir;
+    const std::string d = dir.path();
+    const std::string run = phantoms_with_a_cut_case(d, 2, cut) + " --set train.epochs=1";
+    std::string log;
+    ASSERT_EQ(test::run_command(kBin + " " + run + " --out " + d + "/one 2>&1", &log), 0) << log;
+    ASSERT_EQ(run_ranks(2, run + " --out " + d + "/two", d), (std::vector<int>{0, 0})) << log_of(d, 0) << log_of(d, 1);
+    int count = 0;
+    EXPECT_LE(largest_difference(d + "/one/last.pt", d + "/two/last.pt", "running_mean", count), 1e-6) << "case " << cut << " cut";
+    EXPECT_GE(count, 4);
+    EXPECT_LE(largest_difference(d + "/one/last.pt", d + "/two/last.pt", "running_var", count), 1e-6) << "case " << cut << " cut";
+  }
 }
 
 // A validation pass during two-rank training shares the 3 validation cases

@@ -12,10 +12,6 @@ namespace {
 const std::string kBin = UMRFLOW_BINARY;
 const std::string kAblations = std::string(UMRFLOW_SOURCE_DIR) + "/graphs/ablations/";
 
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
 }  // namespace
 
 // Every sweep file of the paper's ablations (Tables 3, 4, 5, 9) validates all
@@ -66,14 +62,14 @@ TEST(Ablations, EverySweepValidatesAndRunsOneVariant) {
     if (name.rfind("table", 0) != 0) continue;
     ++files;
     ASSERT_TRUE(overrides.count(name)) << name << " has no tiny settings in this test";
-    const std::string text = read_text(entry.path().string());
+    const std::string text = test::read_file(entry.path().string());
     const auto at = text.find("- {name: ") != std::string::npos ? text.find("- {name: ") + 9 : text.find("- name: ") + 8;
     const std::string first = text.substr(at, text.find_first_of(",}\n", at) - at);
     const std::string out = d + "/" + entry.path().stem().string();
     ASSERT_EQ(test::run_command(kBin + " sweep " + entry.path().string() + overrides.at(name) + " --only " + first + " --out " + out + " 2>&1", &log),
               0)
         << name << "\n" << log;
-    const std::string table = read_text(out + "/sweep.csv");
+    const std::string table = test::read_file(out + "/sweep.csv");
     const std::string header = table.substr(0, table.find('\n'));
     const std::string rest = table.substr(table.find('\n') + 1);
     const std::string row = rest.substr(0, rest.find('\n'));

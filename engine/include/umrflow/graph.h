@@ -86,6 +86,7 @@ struct ExecutionSettings {
   bool channels_last = false;  // rank-5 weights and batch tensors in channels-last-3D memory order
   std::int64_t log_every = 0;  // training steps between loss checks and shown values (each one waits for the device)
   bool sync_bn = false;        // multi-process training: BatchNorm statistics over every rank's rows (umrflow/rank_sync.h)
+  double bucket_mb = 0;        // multi-process training: gradient bucket size; 0: one bucket
 };
 
 /// `train:` what training does; its presence switches training on.

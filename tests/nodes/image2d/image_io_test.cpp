@@ -31,7 +31,6 @@ from PIL import Image
 d = sys.argv[1]
 rng = np.random.default_rng(7)
 
-
 def ref(file, arr):
     a = np.ascontiguousarray(arr, dtype=np.uint8)
     if a.ndim == 2:
@@ -40,23 +39,18 @@ def ref(file, arr):
     with open(f'{d}/{file}.txt', 'w') as f:
         f.write(f'{a.shape[1]} {a.shape[0]} {a.shape[2]}\n')
 
-
 def pil(file, mode=None):
     im = Image.open(f'{d}/{file}')
     ref(file, np.asarray(im if mode is None else im.convert(mode)))
 
-
 def noise(*shape):
     return rng.integers(0, 256, shape, dtype=np.uint8)
-
 
 def scale16(a):  # round(v * 255 / 65535), the documented 16-to-8-bit rule (no ties: v / 257 is never k + 1/2)
     return (a.astype(np.int64) * 255 + 32767) // 65535
 
-
 def chunk(kind, data):
     return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
-
 
 def png(file, a, bits, color_type, interlace):
     h, w = a.shape[:2]
@@ -71,7 +65,6 @@ def png(file, a, bits, color_type, interlace):
     with open(f'{d}/{file}', 'wb') as f:
         f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b''))
 
-
 def bmp(file, w, h, bits, rows, palette=b'', masks=None):
     stride = (w * bits + 31) // 32 * 4
     pixels = b''.join(r.ljust(stride, b'\0') for r in rows)
@@ -82,7 +75,6 @@ def bmp(file, w, h, bits, rows, palette=b'', masks=None):
     offset = 14 + len(dib) + len(palette)
     with open(f'{d}/{file}', 'wb') as f:
         f.write(b'BM' + struct.pack('<IHHI', offset + len(pixels), 0, 0, offset) + dib + palette + pixels)
-
 
 # PNG written by PIL: gray, gray+alpha, RGB, RGBA, 1-bit, 8- and 4-bit palette, palette with tRNS, 16-bit gray.
 for mode, shape in [('L', (23, 37)), ('LA', (23, 37, 2)), ('RGB', (23, 37, 3)), ('RGBA', (23, 37, 4))]:
@@ -165,15 +157,6 @@ print('ok')
 
 bool have_pil() { return test::run_command(std::string(kPython) + " -c 'import PIL, numpy' 2>/dev/null", nullptr) == 0; }
 
-std::string slurp(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-void spit(const std::string& path, const std::string& bytes) { std::ofstream(path, std::ios::binary) << bytes; }
-
 std::vector<std::uint8_t> as_bytes(const std::string& s) { return {s.begin(), s.end()}; }
 
 /// The folder of reference images, made once per test process; empty when PIL is missing.
@@ -206,7 +189,7 @@ void expect_reference_pixels(const std::string& dir, const std::string& file) {
   ASSERT_EQ(img.width, w);
   ASSERT_EQ(img.height, h);
   ASSERT_EQ(img.channels, c);
-  const auto want = as_bytes(slurp(dir + "/" + file + ".bin"));
+  const auto want = as_bytes(test::read_file(dir + "/" + file + ".bin"));
   ASSERT_EQ(img.pixels.size(), want.size());
   std::size_t wrong = 0, first = 0;
   for (std::size_t i = 0; i < want.size(); ++i)
@@ -343,8 +326,8 @@ TEST(ImageIo, FormatComesFromContentNotExtension) {
   const std::string dir = reference_dir(&why);
   if (dir.empty()) GTEST_SKIP() << why;
   test::TempDir tmp;
-  spit(tmp.path() + "/png.jpg", slurp(dir + "/RGB.png"));
-  spit(tmp.path() + "/jpeg.bmp", slurp(dir + "/q90.jpg"));
+  test::write_file(tmp.path() + "/png.jpg", test::read_file(dir + "/RGB.png"));
+  test::write_file(tmp.path() + "/jpeg.bmp", test::read_file(dir + "/q90.jpg"));
   EXPECT_EQ(read_image(tmp.path() + "/png.jpg").pixels, read_image(dir + "/RGB.png").pixels);
   EXPECT_EQ(read_image(tmp.path() + "/jpeg.bmp").pixels, read_image(dir + "/q90.jpg").pixels);
 }
@@ -357,10 +340,10 @@ TEST(ImageIo, WritePngRoundTripsThroughPil) {
   for (int c = 1; c <= 4; ++c) {
     const Image img = noise_image(31 + c, 17, c, static_cast<unsigned>(c));
     const std::string path = dir.path() + "/" + modes[c - 1] + ".png";
-    spit(path, "an older file");
+    test::write_file(path, "an older file");
     write_png(path, img);
     EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
-    spit(path + ".bin", std::string(img.pixels.begin(), img.pixels.end()));
+    test::write_file(path + ".bin", std::string(img.pixels.begin(), img.pixels.end()));
     const Image back = read_image(path);
     EXPECT_EQ(back.width, img.width);
     EXPECT_EQ(back.height, img.height);
@@ -415,8 +398,8 @@ TEST(ImageIo, ToGrayAndToRgbMatchPil) {
     const Image gray = to_gray(img), rgb = to_rgb(img);
     EXPECT_EQ(gray.channels, 1);
     EXPECT_EQ(rgb.channels, 3);
-    EXPECT_EQ(gray.pixels, as_bytes(slurp(dir + "/" + f + ".L.bin")));
-    EXPECT_EQ(rgb.pixels, as_bytes(slurp(dir + "/" + f + ".RGB.bin")));
+    EXPECT_EQ(gray.pixels, as_bytes(test::read_file(dir + "/" + f + ".L.bin")));
+    EXPECT_EQ(rgb.pixels, as_bytes(test::read_file(dir + "/" + f + ".RGB.bin")));
   }
 }
 
@@ -455,15 +438,15 @@ TEST(ImageIo, TruncatedFilesAreRefused) {
   const std::string png_path = dir.path() + "/whole.png";
   write_png(png_path, noise_image(64, 48, 3, 5));
   std::vector<std::pair<std::string, std::vector<std::size_t>>> cases;
-  const std::string png = slurp(png_path), bmp = bmp24(37, 23, 3);
-  spit(dir.path() + "/whole.bmp", bmp);
+  const std::string png = test::read_file(png_path), bmp = bmp24(37, 23, 3);
+  test::write_file(dir.path() + "/whole.bmp", bmp);
   ASSERT_NO_THROW(read_image(dir.path() + "/whole.bmp"));
   cases.push_back({png, {4, 20, 40, png.size() / 2, png.size() - 1}});
   cases.push_back({bmp, {10, 30, 54, bmp.size() / 2, bmp.size() - 1}});
   std::string why;
   const std::string ref = reference_dir(&why);
   if (!ref.empty()) {
-    const std::string jpeg = slurp(ref + "/q90.jpg"), progressive = slurp(ref + "/progressive.jpg");
+    const std::string jpeg = test::read_file(ref + "/q90.jpg"), progressive = test::read_file(ref + "/progressive.jpg");
     cases.push_back({jpeg, {2, 100, jpeg.size() / 2, jpeg.size() - 2}});
     cases.push_back({progressive, {progressive.size() / 2, progressive.size() - 2}});
   }
@@ -471,7 +454,7 @@ TEST(ImageIo, TruncatedFilesAreRefused) {
   for (const auto& [bytes, cuts] : cases)
     for (std::size_t cut : cuts) {
       const std::string path = dir.path() + "/cut" + std::to_string(n++) + ".img";
-      spit(path, bytes.substr(0, cut));
+      test::write_file(path, bytes.substr(0, cut));
       SCOPED_TRACE(std::to_string(cut) + " of " + std::to_string(bytes.size()) + " bytes");
       expect_refused(path, "truncated");
     }
@@ -481,23 +464,23 @@ TEST(ImageIo, TruncatedFilesAreRefused) {
 // Headers declaring over 2^28 pixels (PNG, JPEG, BMP), or more than the file's bytes can hold (PNG), are refused up front.
 TEST(ImageIo, HugeDeclaredSizesAreRefused) {
   test::TempDir dir;
-  spit(dir.path() + "/huge.png", png_declaring(100000, 100000));
+  test::write_file(dir.path() + "/huge.png", png_declaring(100000, 100000));
   expect_refused(dir.path() + "/huge.png", "100000x100000 pixels, more than the 268435456");
-  spit(dir.path() + "/big.png", png_declaring(16000, 16000));
+  test::write_file(dir.path() + "/big.png", png_declaring(16000, 16000));
   expect_refused(dir.path() + "/big.png", "cannot hold the 16000x16000 pixels");
-  spit(dir.path() + "/huge.bmp", bmp24_header(100000, -100000) + std::string(100, '\0'));
+  test::write_file(dir.path() + "/huge.bmp", bmp24_header(100000, -100000) + std::string(100, '\0'));
   expect_refused(dir.path() + "/huge.bmp", "100000x100000 pixels");
   std::string why;
   const std::string ref = reference_dir(&why);
   if (ref.empty()) GTEST_SKIP() << "JPEG case skipped: " << why;
-  std::string jpeg = slurp(ref + "/q90.jpg");
+  std::string jpeg = test::read_file(ref + "/q90.jpg");
   const std::size_t sof = jpeg.find("\xff\xc0");
   ASSERT_NE(sof, std::string::npos);
   for (std::size_t at : {sof + 5, sof + 7}) {  // SOF0: FF C0, length (2), precision (1), height (2), width (2)
     jpeg[at] = static_cast<char>(60000 >> 8);
     jpeg[at + 1] = static_cast<char>(60000 & 0xff);
   }
-  spit(dir.path() + "/huge.jpg", jpeg);
+  test::write_file(dir.path() + "/huge.jpg", jpeg);
   expect_refused(dir.path() + "/huge.jpg", "60000x60000 pixels");
 }
 
@@ -505,12 +488,12 @@ TEST(ImageIo, HugeDeclaredSizesAreRefused) {
 TEST(ImageIo, DamagedFilesNeverCrash) {
   test::TempDir dir;
   write_png(dir.path() + "/a.png", noise_image(24, 16, 4, 9));
-  std::vector<std::string> originals = {slurp(dir.path() + "/a.png"), bmp24(21, -13, 4)};
+  std::vector<std::string> originals = {test::read_file(dir.path() + "/a.png"), bmp24(21, -13, 4)};
   std::string why;
   const std::string ref = reference_dir(&why);
   if (!ref.empty())
     for (const char* f : {"q90.jpg", "progressive.jpg", "pal4.bmp", "v5_alpha.bmp", "adam7_rgb.png"})
-      originals.push_back(slurp(ref + "/" + f));
+      originals.push_back(test::read_file(ref + "/" + f));
   std::mt19937 rng(11);
   const std::string path = dir.path() + "/damaged";
   int decoded = 0, refused = 0;
@@ -518,7 +501,7 @@ TEST(ImageIo, DamagedFilesNeverCrash) {
     for (int trial = 0; trial < 150; ++trial) {
       std::string bytes = original;
       bytes[rng() % bytes.size()] ^= static_cast<char>(1 + rng() % 255);
-      spit(path, bytes);
+      test::write_file(path, bytes);
       try {
         const Image img = read_image(path);
         EXPECT_EQ(img.pixels.size(), static_cast<std::size_t>(img.width) * img.height * img.channels);
