@@ -1,5 +1,6 @@
 #include "umrflow/run.h"
 
+#include <dlfcn.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -242,6 +243,20 @@ constexpr const char* kUnevenWithSyncBn =
     "the ranks hold different numbers of batches in this epoch (a sample was skipped on some rank, whose error message names "
     "it), and execution.sync_bn needs every rank in every step: fix or remove that case, or train without sync_bn";
 
+/// A hint when libtorch's matrix products (sgemm) run on Debian's reference
+/// BLAS, the unoptimised one that libblas3 installs under .../blas/ when no
+/// other BLAS is present; empty otherwise.
+std::string reference_blas_hint() {
+  void* sgemm = dlsym(RTLD_DEFAULT, "sgemm_");
+  Dl_info info{};
+  if (!sgemm || !dladdr(sgemm, &info) || !info.dli_fname) return "";
+  const std::string path = fs::weakly_canonical(info.dli_fname).string();
+  if (path.find("/blas/libblas.so") == std::string::npos) return "";
+  return "matrix products run on the reference BLAS (" + path +
+         "), several times slower than OpenBLAS (stage 3 on the CPU about 1.8x): install it with "
+         "`apt-get install libopenblas0-openmp` (tools/setup.sh does)";
+}
+
 bool shardable(const Graph& graph) {
   if (graph.data.empty() || graph.batch().params.get_int("size") != 1) return false;
   for (const auto& d : graph.step)
@@ -454,6 +469,8 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   log("run '" + graph.name + "' from " + graph.file + " into " + summary.run_dir + " (device " + device.str() +
       ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) + ", prefetch " +
       std::to_string(std::max(graph.execution.prefetch, graph.batch().params.get_int("size"))) + ")");
+  if (device.is_cpu())
+    if (const std::string hint = reference_blas_hint(); !hint.empty()) log(hint);
 
   Instance instance(graph, device);
   instance.initialise_modules();

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "test_paths.h"
 #include "test_util.h"
 #include "umrflow/declare.h"
 #include "umrflow/doc.h"
@@ -584,6 +585,30 @@ TEST(Run, DivergingLossIsAnErrorAtAnyLogEvery) {
     }
     EXPECT_FALSE(fs::exists(dir.path() + "/run/last.pt")) << every;  // no checkpoint of diverged weights
   }
+}
+
+}  // namespace umrflow
+
+namespace umrflow {
+
+// A run on the CPU says so when libtorch's matrix products run on Debian's
+// reference BLAS (started here with that BLAS found first), and says
+// nothing when an optimised BLAS is the system's (tools/setup.sh installs
+// OpenBLAS).
+TEST(Run, ReferenceBlasIsPointedOut) {
+  const std::string lib = "/usr/lib/x86_64-linux-gnu";
+  if (!fs::exists(lib + "/blas/libblas.so.3") || !fs::exists(lib + "/lapack/liblapack.so.3"))
+    GTEST_SKIP() << "no reference BLAS under " << lib;
+  test::TempDir dir;
+  const std::string graph = dir.write("g.yaml", graph_text("", "train: {epochs: 1, objective: mse, optimizer: {type: adam, lr: 0.05}}\n"));
+  const std::string run = std::string(UMRFLOW_BINARY) + " run " + graph + " --quiet --out ";
+  std::string out;
+  ASSERT_EQ(test::run_command("LD_LIBRARY_PATH=" + lib + "/blas:" + lib + "/lapack " + run + dir.path() + "/ref 2>&1", &out), 0) << out;
+  EXPECT_NE(test::read_file(dir.path() + "/ref/log.txt").find("run on the reference BLAS (" + lib + "/blas/libblas.so"), std::string::npos)
+      << test::read_file(dir.path() + "/ref/log.txt");
+  if (fs::canonical(lib + "/libblas.so.3").string().find("/blas/") != std::string::npos) return;  // the system's is the reference
+  ASSERT_EQ(test::run_command(run + dir.path() + "/own 2>&1", &out), 0) << out;
+  EXPECT_EQ(test::read_file(dir.path() + "/own/log.txt").find("reference BLAS"), std::string::npos);
 }
 
 }  // namespace umrflow
