@@ -14,6 +14,7 @@ void register_builtin_nodes(Registry& registry) {
   nodes::register_unet3d_nodes(registry);
   nodes::register_unimrseg_nodes(registry);
   nodes::register_eval_nodes(registry);
+  nodes::register_image2d_nodes(registry);
   nodes::register_brats_verbs(registry);
   nodes::register_predict_verb(registry);
   nodes::register_io_verbs(registry);

