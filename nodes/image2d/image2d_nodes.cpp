@@ -1,6 +1,8 @@
-// The 2D networks as module nodes: `image2d.resnet50`, an encoder with
+// The `image2d.*` family's list: the SOD source (image2d/sod_source.cpp) and
+// the 2D networks as module nodes: `image2d.resnet50`, an encoder with
 // torchvision's weight names (image2d/resnet.h).
 #include "builtin.h"
+#include "image2d/image2d_nodes.h"
 #include "image2d/resnet.h"
 #include "umrflow/declare.h"
 #include "umrflow/module.h"
@@ -39,6 +41,6 @@ class ResNet50Node final : public ModuleNode {
 
 }  // namespace
 
-void register_image2d_nodes(Registry& registry) { add_nodes<ResNet50Node>(registry); }
+void register_image2d_nodes(Registry& registry) { add_nodes<image2d::SodSamples, ResNet50Node>(registry); }
 
 }  // namespace umrflow::nodes

@@ -1,0 +1,80 @@
+// `image2d.sod`: RGB-D and RGB-T salient object detection samples from the
+// public folder layouts (image2d/layouts.h), decoded as PIL decodes them
+// (image2d/image_io.h).
+#include "image2d/image2d_nodes.h"
+
+#include "image2d/image_io.h"
+#include "image2d/layouts.h"
+
+namespace umrflow::image2d {
+
+void SodSamples::declare(Declaration<SodSamples>& d) {
+  d.type("image2d.sod", NodeKind::source,
+         "RGB-D or RGB-T salient object detection samples (root/RGB, root/depth or root/T, root/GT, matched by file stem): "
+         "`image` (R, G, B, then depth or thermal) and `label` (the saliency mask).");
+  d.output({"image", 3, "float32 (4, H, W): R, G, B, then the depth or thermal image as gray (PIL's convert('L')), each / 255"});
+  d.output({"label", 3, "float32 (1, H, W): the ground-truth mask as gray / 255 (with labels: true)"});
+  d.param(&SodSamples::root_, param::text("root", std::nullopt, "data set folder holding RGB/, the second modality's folder and GT/"));
+  d.param(&SodSamples::aux_, param::choice("aux", "depth", {"depth", "T"}, "folder of the second modality: depth (RGB-D) or T (RGB-T)"));
+  d.param(&SodSamples::need_label_, param::boolean("labels", true, "read GT/; false for images without ground truth"));
+  d.param(&SodSamples::on_bad_sample_,
+          param::choice("on_bad_sample", "fail", {"fail", "skip"},
+                        "an unreadable image or a size mismatch stops the run, or the sample is skipped and listed in skipped.tsv"));
+  d.param(&SodSamples::limit_, param::integer("limit", 0, "use only the first N samples (sorted by file stem); 0 = all").min(0));
+}
+
+void SodSamples::setup() {
+  items_ = discover_sod(root_, aux_, need_label_);
+  if (limit_ > 0 && static_cast<std::size_t>(limit_) < items_.size()) items_.resize(static_cast<std::size_t>(limit_));
+}
+
+namespace {
+
+/// Throws when `img` is not `w` x `h`, naming both files.
+void check_same_size(const Image& img, const std::string& path, const Image& rgb, const std::string& rgb_path) {
+  if (img.width == rgb.width && img.height == rgb.height) return;
+  throw std::runtime_error("'" + path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) + " pixels but its RGB image '" +
+                           rgb_path + "' is " + std::to_string(rgb.width) + "x" + std::to_string(rgb.height) +
+                           ": a pair must be the same size (re-export the image, or remove the pair)");
+}
+
+/// The image's channels as planes (channels, H, W) of floats at `out`, / 255.
+void put_channels(const Image& img, float* out) {
+  const std::size_t plane = static_cast<std::size_t>(img.width) * img.height;
+  for (std::size_t i = 0; i < plane; ++i)
+    for (int c = 0; c < img.channels; ++c) out[c * plane + i] = img.pixels[i * img.channels + c] / 255.0f;
+}
+
+}  // namespace
+
+Packet SodSamples::load(std::int64_t index, Context&) {
+  const PairedItem& item = items_.at(static_cast<std::size_t>(index));
+  try {
+    const Image rgb = to_rgb(read_image(item.rgb));
+    const Image aux = to_gray(read_image(item.aux));
+    check_same_size(aux, item.aux, rgb, item.rgb);
+    Packet p;
+    torch::Tensor image = torch::empty({4, rgb.height, rgb.width}, torch::kFloat32);
+    put_channels(rgb, image.data_ptr<float>());
+    put_channels(aux, image[3].data_ptr<float>());
+    p.tensors["image"] = image;
+    if (need_label_) {
+      const Image gt = to_gray(read_image(item.gt));
+      check_same_size(gt, item.gt, rgb, item.rgb);
+      torch::Tensor label = torch::empty({1, gt.height, gt.width}, torch::kFloat32);
+      put_channels(gt, label.data_ptr<float>());
+      p.tensors["label"] = label;
+    }
+    SampleMeta meta;
+    meta.id = item.id;
+    meta.tags["shape"] = {rgb.height, rgb.width};
+    p.samples.push_back(std::move(meta));
+    return p;
+  } catch (const std::exception& e) {
+    const std::string why = "sample " + item.id + ": " + e.what();
+    if (on_bad_sample_ == "skip") throw SkipSample(why);
+    throw std::runtime_error(why);
+  }
+}
+
+}  // namespace umrflow::image2d
