@@ -1,4 +1,5 @@
-// The `image2d.*` family's list: the SOD source (image2d/sod_source.cpp) and
+// The `image2d.*` family's list: the SOD source (image2d/sod_source.cpp), the
+// 2D augmentations (image2d/transforms2d.cpp) and
 // the 2D networks as module nodes: `image2d.resnet50`, an encoder with
 // torchvision's weight names (image2d/resnet.h).
 #include "builtin.h"
@@ -41,6 +42,7 @@ class ResNet50Node final : public ModuleNode {
 
 }  // namespace
 
-void register_image2d_nodes(Registry& registry) { add_nodes<image2d::SodSamples, ResNet50Node>(registry); }
+void register_image2d_nodes(Registry& registry) { add_nodes<image2d::SodSamples, image2d::Resize2d, image2d::RandomRotate2d, image2d::BorderCrop2d, image2d::Normalize2d, ResNet50Node>(
+      registry); }
 
 }  // namespace umrflow::nodes

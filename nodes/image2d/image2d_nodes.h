@@ -1,5 +1,6 @@
-// image2d_nodes.h: the `image2d.*` source nodes, declared here so that the
-// family's one list (register_image2d_nodes, image2d_nodes.cpp) sees them.
+// image2d_nodes.h: the `image2d.*` data nodes (the SOD source and the 2D
+// augmentations), declared here so that the family's one list
+// (register_image2d_nodes, image2d_nodes.cpp) sees them.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,51 @@ class SodSamples final : public SourceNode {
   bool need_label_ = true;
   std::int64_t limit_ = 0;
   std::vector<PairedItem> items_;
+};
+
+/// `image2d.resize`: `image` to `size` bilinearly, `label` by `label_mode`.
+class Resize2d final : public SampleNode {
+ public:
+  static void declare(Declaration<Resize2d>& d);
+  void apply(Packet& s, Context& ctx) override;
+
+ private:
+  std::vector<std::int64_t> size_;
+  std::string label_mode_;
+};
+
+/// `image2d.random_rotate`: with probability `p`, a rotation about the centre
+/// by an angle uniform in `degrees`, zeros outside.
+class RandomRotate2d final : public SampleNode {
+ public:
+  static void declare(Declaration<RandomRotate2d>& d);
+  void apply(Packet& s, Context& ctx) override;
+
+ private:
+  std::vector<double> degrees_;
+  double p_ = 0;
+  std::string label_mode_;
+};
+
+/// `image2d.border_crop`: a centred window of random size, up to `border`
+/// pixels smaller per axis.
+class BorderCrop2d final : public SampleNode {
+ public:
+  static void declare(Declaration<BorderCrop2d>& d);
+  void apply(Packet& s, Context& ctx) override;
+
+ private:
+  std::int64_t border_ = 0;
+};
+
+/// `image2d.normalize`: (x - mean) / std for the first channels of `image`.
+class Normalize2d final : public SampleNode {
+ public:
+  static void declare(Declaration<Normalize2d>& d);
+  void apply(Packet& s, Context& ctx) override;
+
+ private:
+  std::vector<double> mean_, std_;
 };
 
 }  // namespace umrflow::image2d
