@@ -17,6 +17,7 @@ void register_builtin_nodes(Registry& registry) {
   nodes::register_image2d_nodes(registry);
   nodes::register_brats_verbs(registry);
   nodes::register_predict_verb(registry);
+  nodes::register_image2d_verbs(registry);
   nodes::register_io_verbs(registry);
 }
 

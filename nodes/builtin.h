@@ -26,6 +26,7 @@ void register_image2d_nodes(Registry& registry);      // image2d/: 2D networks (
 // Verbs (umrflow/verb.h) of the families' data and formats.
 void register_brats_verbs(Registry& registry);  // brats/: synth brats, convert brats, split
 void register_predict_verb(Registry& registry); // brats/predict_verb.cpp: predict
+void register_image2d_verbs(Registry& registry);  // image2d/: synth rgbd, synth rgbt
 void register_io_verbs(Registry& registry);     // io/: weights export|import|list, verify
 void register_verify_verb(Registry& registry);  // io/verify_verb.cpp (called by register_io_verbs)
 }  // namespace nodes

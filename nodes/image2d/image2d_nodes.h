@@ -69,6 +69,17 @@ class BorderCrop2d final : public SampleNode {
   std::int64_t border_ = 0;
 };
 
+/// `image2d.color_jitter`: brightness, contrast and saturation of R, G, B,
+/// each by a factor drawn from its range.
+class ColorJitter2d final : public SampleNode {
+ public:
+  static void declare(Declaration<ColorJitter2d>& d);
+  void apply(Packet& s, Context& ctx) override;
+
+ private:
+  std::vector<double> brightness_, contrast_, saturation_;
+};
+
 /// `image2d.normalize`: (x - mean) / std for the first channels of `image`.
 class Normalize2d final : public SampleNode {
  public:

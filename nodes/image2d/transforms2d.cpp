@@ -1,5 +1,6 @@
 // The 2D augmentations of the SOD recipe (../shared/reference/unimrseg.md,
-// section 3): resize, rotation, border crop, per-channel normalisation. Each
+// section 3): resize, rotation, border crop, colour jitter, per-channel
+// normalisation. Each
 // acts on a sample's `image` (C, H, W) float and, when present, its `label`
 // (C, H, W): the same geometry for both, the label resampled bilinearly (a
 // saliency mask in [0, 1]) or by nearest neighbour (class indices).
@@ -103,6 +104,37 @@ void BorderCrop2d::apply(Packet& s, Context& ctx) {
   const std::int64_t ch = draw(h), cw = draw(w);
   for (const char* key : {"image", "label"})
     if (s.has(key)) s.tensors[key] = s.at(key).narrow(1, (h - ch) / 2, ch).narrow(2, (w - cw) / 2, cw).contiguous();
+}
+
+void ColorJitter2d::declare(Declaration<ColorJitter2d>& d) {
+  d.type("image2d.color_jitter", NodeKind::sample,
+         "Brightness, then contrast, then saturation of the R, G, B channels of `image` (values in [0, 1]), each by a factor "
+         "drawn uniformly from its range (torchvision's adjust_* formulas, results clamped to [0, 1]); other channels and "
+         "`label` are left alone.");
+  d.input({"in", {{"image", 3, "(C, H, W) float in [0, 1], C >= 3, R, G, B first"}}, "the sample"});
+  d.param(&ColorJitter2d::brightness_,
+          param::numbers("brightness", std::vector<double>{0.8, 1.2}, "range of the factor x -> f x").length(2).min(0.0));
+  d.param(&ColorJitter2d::contrast_,
+          param::numbers("contrast", std::vector<double>{0.8, 1.2}, "range of the factor blending with the mean gray value").length(2).min(0.0));
+  d.param(&ColorJitter2d::saturation_,
+          param::numbers("saturation", std::vector<double>{0.8, 1.2}, "range of the factor blending with the pixel's gray").length(2).min(0.0));
+}
+
+void ColorJitter2d::apply(Packet& s, Context& ctx) {
+  check_image(s, "image2d.color_jitter");
+  torch::Tensor x = s.at("image");
+  if (x.size(0) < 3) throw std::runtime_error("image2d.color_jitter: `image` has " + std::to_string(x.size(0)) + " channels, R, G, B needed");
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  const auto draw = [&](const std::vector<double>& r) { return r[0] + (r[1] - r[0]) * u(ctx.engine()); };
+  const double fb = draw(brightness_), fc = draw(contrast_), fs = draw(saturation_);
+  // The luma weights of torchvision's rgb_to_grayscale.
+  const auto gray = [](const torch::Tensor& rgb) { return 0.2989 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]; };
+  torch::Tensor rgb = (x.narrow(0, 0, 3).to(torch::kFloat32) * fb).clamp(0, 1);
+  rgb = (fc * rgb + (1 - fc) * gray(rgb).mean()).clamp(0, 1);
+  rgb = (fs * rgb + (1 - fs) * gray(rgb).unsqueeze(0)).clamp(0, 1);
+  torch::Tensor out = x.to(torch::kFloat32).clone();
+  out.narrow(0, 0, 3).copy_(rgb);
+  s.tensors["image"] = out;
 }
 
 void Normalize2d::declare(Declaration<Normalize2d>& d) {

@@ -104,6 +104,31 @@ void pair_ports(Declaration<T>& d, const std::string& a, const std::string& b) {
   d.output({"loss", 0, "scalar"});
 }
 
+/// The 2D SOD recipe's structure loss (loss::structure_loss).
+class StructureNode final : public StepNode {
+ public:
+  static void declare(Declaration<StructureNode>& d) {
+    d.type("loss.structure", NodeKind::step,
+           "Weighted BCE + weighted IoU of a saliency map (the SOD recipe's structure loss): pixels near the mask's edges "
+           "weigh up to 1 + boundary_weight; mean over images.");
+    d.sharding(Sharding::per_batch);
+    d.rows(RowRule::mean);
+    pair_ports(d, "pred", "target");  // (B, 1, H, W) logits and mask in [0, 1]
+    d.param(&StructureNode::window_, param::integer("window", 31, "odd side of the square whose mean finds the edges").min(1));
+    d.param(&StructureNode::boundary_weight_, param::number("boundary_weight", 5.0, "extra weight at the edges").min(0.0));
+  }
+
+  Packet run(const std::vector<Packet>& in, Context&) override {
+    Packet out;
+    out.tensors["loss"] = loss::structure_loss(in.at(0).at("pred"), in.at(1).at("target"), window_, boundary_weight_);
+    return out;
+  }
+
+ private:
+  std::int64_t window_ = 0;
+  double boundary_weight_ = 0;
+};
+
 /// A reference with B rows against a prediction with k*B rows (all subsets of
 /// a batch, subset-major) is repeated k times; other mismatches are errors.
 torch::Tensor tile_rows(const torch::Tensor& target, std::int64_t rows, const std::string& what) {
@@ -290,7 +315,7 @@ class NtXentNode final : public StepNode {
 }  // namespace
 
 void register_loss_nodes(Registry& registry) {
-  add_nodes<MeanSquaredError, BinaryCrossEntropy, WeightedSum, DiceNode, SsimNode, L1Node, NtXentNode>(registry);
+  add_nodes<MeanSquaredError, BinaryCrossEntropy, StructureNode, WeightedSum, DiceNode, SsimNode, L1Node, NtXentNode>(registry);
 }
 
 }  // namespace umrflow::nodes

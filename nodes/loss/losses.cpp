@@ -64,4 +64,20 @@ torch::Tensor nt_xent(const torch::Tensor& complete, const torch::Tensor& missin
   return (-torch::log(pos / denom)).mean();
 }
 
+torch::Tensor structure_loss(const torch::Tensor& logits, const torch::Tensor& mask, std::int64_t window, double boundary_weight) {
+  if (logits.dim() != 4 || logits.size(1) != 1 || logits.sizes() != mask.sizes())
+    throw std::runtime_error("structure loss: expects prediction and mask of one shape (B, 1, H, W), got " + c10::str(logits.sizes()) +
+                             " and " + c10::str(mask.sizes()));
+  if (window < 1 || window % 2 == 0) throw std::runtime_error("structure loss: the window must be odd, got " + std::to_string(window));
+  const torch::Tensor m = mask.to(logits.dtype());
+  const torch::Tensor local = F::avg_pool2d(m, F::AvgPool2dFuncOptions(window).stride(1).padding(window / 2).count_include_pad(true));
+  const torch::Tensor w = 1 + boundary_weight * (local - m).abs();
+  const torch::Tensor bce = F::binary_cross_entropy_with_logits(logits, m, F::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
+  const torch::Tensor wbce = (w * bce).sum({2, 3}) / w.sum({2, 3});
+  const torch::Tensor p = torch::sigmoid(logits);
+  const torch::Tensor inter = (w * p * m).sum({2, 3}), both = (w * (p + m)).sum({2, 3});
+  const torch::Tensor wiou = 1 - (inter + 1) / (both - inter + 1);
+  return (wbce + wiou).mean();
+}
+
 }  // namespace umrflow::loss

@@ -26,4 +26,15 @@ torch::Tensor ssim_3d(const torch::Tensor& pred, const torch::Tensor& target, st
 /// it holds every other row, the positive included. Mean over the 2B rows.
 torch::Tensor nt_xent(const torch::Tensor& complete, const torch::Tensor& missing, double temperature, bool paper_variant);
 
+/// The structure loss of the 2D SOD recipe (weighted BCE + weighted IoU, as
+/// SSLSOD trains its side outputs; ../shared/reference/unimrseg.md section 3).
+/// `logits` and `mask` are (B, 1, H, W), the mask in [0, 1]. Each pixel's
+/// weight is w = 1 + `boundary_weight` |avg(mask) - mask|, avg the mean over a
+/// `window` x `window` square centred on it, zeros beyond the border counted
+/// (avg_pool2d with padding window / 2 and count_include_pad). Per image:
+///   wbce = sum(w * bce(logits, mask)) / sum(w)
+///   wiou = 1 - (sum(w p m) + 1) / (sum(w (p + m)) - sum(w p m) + 1),  p = sigmoid(logits)
+/// and the loss is the mean over images of wbce + wiou. `window` is odd.
+torch::Tensor structure_loss(const torch::Tensor& logits, const torch::Tensor& mask, std::int64_t window = 31, double boundary_weight = 5.0);
+
 }  // namespace umrflow::loss

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "io/state_dict.h"
 #include "test_util.h"
 #include "umrflow/doc.h"
 #include "umrflow/node.h"
@@ -102,6 +103,34 @@ TEST(Transforms2d, BorderCropIsACentredWindowOfRandomSize) {
   }
   EXPECT_EQ(heights.size(), 4u);
   EXPECT_EQ(widths.size(), 4u);
+}
+
+// Brightness, contrast and saturation with fixed factors give what
+// torchvision's adjust_brightness, adjust_contrast and adjust_saturation give
+// in that order (Debian's python3-torchvision); the fourth channel and the
+// label stay as they were.
+TEST(Transforms2d, ColorJitterEqualsTorchvisionsAdjustments) {
+  if (test::run_command("/usr/bin/python3 -c 'import torchvision' 2>/dev/null", nullptr) != 0)
+    GTEST_SKIP() << "python3-torchvision is not installed (tools/setup.sh installs it)";
+  test::TempDir dir;
+  const torch::Tensor image = torch::rand({4, 9, 11}), label = torch::rand({1, 9, 11});
+  io::write_state_dict(dir.path() + "/in.pth", {{"image", image}});
+  const std::string script = dir.write("jitter.py", R"PY(
+import sys, torch
+import torchvision.transforms.functional as F
+x = torch.load(sys.argv[1] + "/in.pth")["image"][:3]
+x = F.adjust_saturation(F.adjust_contrast(F.adjust_brightness(x, 1.3), 0.6), 1.7)
+torch.save({"rgb": x}, sys.argv[1] + "/out.pth")
+)PY");
+  std::string log;
+  ASSERT_EQ(test::run_command("/usr/bin/python3 " + script + " " + dir.path() + " 2>&1", &log), 0) << log;
+  const torch::Tensor want = io::read_state_dict(dir.path() + "/out.pth").at(0).second;
+  auto jitter = make_node("image2d.color_jitter", "{brightness: [1.3, 1.3], contrast: [0.6, 0.6], saturation: [1.7, 1.7]}");
+  Packet p = sample(image, label);
+  apply(*jitter, p);
+  EXPECT_LE(largest_difference(p.at("image").narrow(0, 0, 3), want), 1e-6);
+  EXPECT_TRUE(torch::equal(p.at("image")[3], image[3]));
+  EXPECT_TRUE(p.at("label").is_same(label));
 }
 
 // ImageNet normalisation of R, G, B; the fourth channel (depth or thermal)

@@ -199,3 +199,42 @@ TEST(UniMRSegLosses, DiceAgainstTemperedConfidentReference) {
 }
 
 }  // namespace umrflow
+
+namespace umrflow {
+
+// The structure loss equals its definition computed pixel by pixel in double
+// precision: the local mean over a window with the zeros beyond the border
+// counted, the weighted BCE and the weighted IoU per image, then the mean.
+TEST(UniMRSegLosses, StructureLossMatchesPixelLoops) {
+  torch::manual_seed(5);
+  const std::int64_t b = 2, h = 7, w = 9, k = 3;
+  const double edge = 5.0;
+  const torch::Tensor logits = torch::randn({b, 1, h, w}, torch::kFloat64) * 2;
+  const torch::Tensor mask = (torch::rand({b, 1, h, w}, torch::kFloat64) > 0.6).to(torch::kFloat64);
+  double total = 0;
+  for (std::int64_t n = 0; n < b; ++n) {
+    double sw = 0, swbce = 0, inter = 0, both = 0;
+    for (std::int64_t y = 0; y < h; ++y)
+      for (std::int64_t x = 0; x < w; ++x) {
+        double local = 0;
+        for (std::int64_t dy = -k / 2; dy <= k / 2; ++dy)
+          for (std::int64_t dx = -k / 2; dx <= k / 2; ++dx)
+            if (y + dy >= 0 && y + dy < h && x + dx >= 0 && x + dx < w) local += mask[n][0][y + dy][x + dx].item<double>();
+        local /= static_cast<double>(k * k);
+        const double m = mask[n][0][y][x].item<double>(), z = logits[n][0][y][x].item<double>();
+        const double weight = 1 + edge * std::abs(local - m);
+        const double bce = std::max(z, 0.0) - z * m + std::log1p(std::exp(-std::abs(z)));
+        const double p = 1 / (1 + std::exp(-z));
+        sw += weight;
+        swbce += weight * bce;
+        inter += weight * p * m;
+        both += weight * (p + m);
+      }
+    total += swbce / sw + 1 - (inter + 1) / (both - inter + 1);
+  }
+  EXPECT_NEAR(loss::structure_loss(logits, mask, k, edge).item<double>(), total / b, 1e-10);
+  EXPECT_THROW(loss::structure_loss(logits, mask, 4, edge), std::runtime_error);
+  EXPECT_THROW(loss::structure_loss(logits, mask.squeeze(1), k, edge), std::runtime_error);
+}
+
+}  // namespace umrflow
