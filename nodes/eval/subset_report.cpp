@@ -480,6 +480,9 @@ class SubsetReport final : public StepNode {
 
 }  // namespace
 
-void register_eval_nodes(Registry& registry) { add_nodes<SubsetReport>(registry); }
+void register_eval_nodes(Registry& registry) {
+  add_nodes<SubsetReport>(registry);
+  register_sod_report_node(registry);
+}
 
 }  // namespace umrflow::nodes

@@ -22,16 +22,16 @@ torch::Tensor resized(const torch::Tensor& x, std::int64_t h, std::int64_t w) {
 
 }  // namespace
 
-SaliencyDecoderImpl::SaliencyDecoderImpl(std::vector<std::int64_t> channels, std::int64_t width) {
+SaliencyDecoderImpl::SaliencyDecoderImpl(std::vector<std::int64_t> channels, std::int64_t width, std::int64_t out_channels) {
   if (channels.size() != 5) throw std::invalid_argument("saliency decoder: five levels' channel counts are needed");
-  if (width < 1) throw std::invalid_argument("saliency decoder: width must be at least 1");
+  if (width < 1 || out_channels < 1) throw std::invalid_argument("saliency decoder: width and out_channels must be at least 1");
   reduce = register_module("reduce", nn::ModuleList());
   fuse = register_module("fuse", nn::ModuleList());
   heads = register_module("heads", nn::ModuleList());
   for (int i = 0; i < 5; ++i) {
     reduce->push_back(conv_bn_relu(channels[static_cast<std::size_t>(i)], width, 1));
     fuse->push_back(conv_bn_relu(width, width, 3));
-    heads->push_back(nn::Conv2d(nn::Conv2dOptions(width, 1, 1)));
+    heads->push_back(nn::Conv2d(nn::Conv2dOptions(width, out_channels, 1)));
   }
 }
 

@@ -1,11 +1,15 @@
 // The `image2d.*` family's list: the SOD source (image2d/sod_source.cpp), the
 // 2D augmentations (image2d/transforms2d.cpp) and
 // the 2D networks as module nodes: `image2d.resnet50`, an encoder with
-// torchvision's weight names (image2d/resnet.h).
+// torchvision's weight names (image2d/resnet.h), `image2d.saliency_decoder`
+// (image2d/decoder2d.h) and `image2d.unimrseg`, the whole 2D UniMRSeg network
+// with its adapter (image2d/unimrseg2d.h).
 #include "builtin.h"
 #include "image2d/decoder2d.h"
 #include "image2d/image2d_nodes.h"
 #include "image2d/resnet.h"
+#include "image2d/unimrseg2d.h"
+#include "unimrseg/unimrseg_parts.h"
 #include "umrflow/declare.h"
 #include "umrflow/module.h"
 
@@ -57,8 +61,9 @@ class SaliencyDecoderNode final : public ModuleNode {
                 .length(5)
                 .min(1));
     d.param(&SaliencyDecoderNode::width_, param::integer("width", 64, "channels of the top-down pathway").min(1));
+    d.param(&SaliencyDecoderNode::out_channels_, param::integer("out_channels", 1, "channels of each output (1 for saliency)").min(1));
   }
-  void setup() { decoder_ = image2d::SaliencyDecoder(channels_, width_); }
+  void setup() { decoder_ = image2d::SaliencyDecoder(channels_, width_, out_channels_); }
 
   torch::nn::Module& module() override { return *decoder_; }
   Packet forward(const std::vector<Packet>& in, Context&) override {
@@ -73,15 +78,117 @@ class SaliencyDecoderNode final : public ModuleNode {
 
  private:
   std::vector<std::int64_t> channels_;
-  std::int64_t width_ = 0;
+  std::int64_t width_ = 0, out_channels_ = 1;
   image2d::SaliencyDecoder decoder_{nullptr};
+};
+
+class UniMRSeg2dNode final : public ModuleNode {
+ public:
+  static void declare(Declaration<UniMRSeg2dNode>& d) {
+    using O = image2d::UniMRSeg2dOptions;
+    using N = UniMRSeg2dNode;
+    d.type("image2d.unimrseg", NodeKind::module,
+           "UniMRSeg for RGB-D / RGB-T saliency: ResNet-50 (torchvision names under encoder.), the saliency decoder and the "
+           "optional 2D reverse-attention adapter (Swin 7x7).");
+    d.input(PortSpec{"complete", {{"image", 4, "(B, 4, H, W)"}}, "plain path", true});
+    d.input(PortSpec{"incomplete", {{"image", 4, "(B, 4, H, W)"}}, "adapter path (needs adapter: true)", true});
+    d.input(PortSpec{"groups", {{"group", 1, "int64 (S) from modality.subsets"}}, "with incomplete: run each group as its own batch", true});
+    d.input(PortSpec{"auto", {{"image", 4, "(S*B, 4, H, W)"}, {"present", 2, "(S, M)"}},
+                     "complete subsets by the plain path, the others by the adapter (plain path for all without one)", true});
+    d.output({"logits", 4, "(B, out_channels, H, W)"});
+    for (int i = 2; i <= 5; ++i) d.output({"side." + std::to_string(i), 4, "(B, out_channels, H, W) level " + std::to_string(i) + "'s output"});
+    for (int i = 1; i <= 5; ++i) d.output({"features." + std::to_string(i), 4, "level " + std::to_string(i) + " (encoder or F_i)"});
+    d.param(&N::options_, &O::in_channels, param::integer("in_channels", 4, "input channels: R, G, B and depth or thermal").min(1));
+    d.param(&N::options_, &O::out_channels,
+            param::integer("out_channels", 1, "output channels: 1 for saliency, 4 for the stage-1 reconstruction").min(1));
+    d.param(&N::options_, &O::decoder_width, param::integer("decoder_width", 64, "channels of the decoder's top-down pathway").min(1));
+    d.param(&N::head_, param::choice("head", "none", {"none", "relu"}, "activation of the outputs: relu for the stage-1 reconstruction"));
+    d.param(&N::options_, &O::adapter, param::boolean("adapter", false, "add the stage-3 reverse-attention adapter (port `incomplete`)"));
+    d.param(&N::options_, &O::attention_dims,
+            param::integers("attention_dims", std::vector<std::int64_t>{64, 128, 128, 256, 256}, "channels of each level's Swin layer")
+                .length(5)
+                .min(1));
+    d.param(&N::options_, &O::heads,
+            param::integers("heads", std::vector<std::int64_t>{2, 4, 4, 8, 8}, "attention heads of each level's Swin layer").length(5).min(1));
+    d.param(&N::options_, &O::window, param::integer("window", 7, "side of the Swin layer's square window").min(1));
+    d.param(&N::options_, &O::fuse_gamma,
+            param::number("fuse_gamma", 1.0, "initial BatchNorm scale in each fuse_i; small (0.01) starts the adapter path near the plain path")
+                .range(0, 10));
+    d.param(&N::options_, &O::freeze_encoder,
+            param::boolean("freeze_encoder", false, "the encoder takes no gradient and runs without autograd (stage 3)"));
+    d.param(&N::options_, &O::encoder_bn_update,
+            param::boolean("encoder_bn_update", true, "with freeze_encoder: the complete path still updates the encoder's BatchNorm statistics"));
+    d.param(&N::options_, &O::freeze_decoder,
+            param::boolean("freeze_decoder", false, "the decoder takes no gradient and keeps its loaded BatchNorm statistics (stage 3 on short budgets)"));
+  }
+  void setup() {
+    options_.relu_head = head_ == "relu";
+    net_ = image2d::UniMRSeg2d(options_);
+  }
+
+  torch::nn::Module& module() override { return *net_; }
+
+  Packet forward(const std::vector<Packet>& in, Context&) override {
+    const Packet &complete = in.at(0), &incomplete = in.at(1), &groups = in.at(2), &automatic = in.at(3);
+    const int bound = !complete.tensors.empty() + !incomplete.tensors.empty() + !automatic.tensors.empty();
+    if (bound != 1) throw std::runtime_error("bind exactly one of the ports complete, incomplete and auto (" + std::to_string(bound) + " bound)");
+    if (!complete.tensors.empty()) return result(net_->complete(complete.at("image")));
+    if (!incomplete.tensors.empty()) {
+      const torch::Tensor& x = incomplete.at("image");
+      if (groups.tensors.empty()) return result(net_->incomplete(x));
+      std::vector<image2d::Outputs2d> parts;
+      for (const auto& [first, count] : model::group_rows(groups.at("group"), x.size(0))) parts.push_back(net_->incomplete(x.narrow(0, first, count)));
+      return result(concatenated(parts));
+    }
+    const torch::Tensor& x = automatic.at("image");
+    const torch::Tensor& present = automatic.at("present");
+    model::RowSplit split = model::split_complete_rows(present, x.size(0), present.size(1));
+    if (!net_->options.adapter) return result(net_->complete(x));
+    image2d::Outputs2d all;
+    auto place = [&](const std::vector<std::int64_t>& idx, const image2d::Outputs2d& o) {
+      for (std::size_t i = 0; i < 5; ++i) {
+        model::place_rows(all.logits[i], o.logits[i], idx, x.size(0));
+        model::place_rows(all.features[i], o.features[i], idx, x.size(0));
+      }
+    };
+    auto rows_of = [&](const std::vector<std::int64_t>& idx) { return x.index_select(0, torch::tensor(idx, torch::kLong).to(x.device())); };
+    if (!split.complete.empty()) place(split.complete, net_->complete(rows_of(split.complete)));
+    if (!split.incomplete.empty()) place(split.incomplete, net_->incomplete(rows_of(split.incomplete)));
+    return result(all);
+  }
+
+ private:
+  static image2d::Outputs2d concatenated(const std::vector<image2d::Outputs2d>& parts) {
+    image2d::Outputs2d out;
+    for (std::size_t i = 0; i < 5; ++i) {
+      std::vector<torch::Tensor> l, f;
+      for (const auto& p : parts) {
+        l.push_back(p.logits[i]);
+        f.push_back(p.features[i]);
+      }
+      out.logits[i] = torch::cat(l);
+      out.features[i] = torch::cat(f);
+    }
+    return out;
+  }
+  static Packet result(const image2d::Outputs2d& o) {
+    Packet p;
+    p.tensors["logits"] = o.logits[0];
+    for (int i = 1; i < 5; ++i) p.tensors["side." + std::to_string(i + 1)] = o.logits[static_cast<std::size_t>(i)];
+    for (int i = 0; i < 5; ++i) p.tensors["features." + std::to_string(i + 1)] = o.features[static_cast<std::size_t>(i)];
+    return p;
+  }
+
+  image2d::UniMRSeg2dOptions options_;
+  std::string head_;
+  image2d::UniMRSeg2d net_{nullptr};
 };
 
 }  // namespace
 
 void register_image2d_nodes(Registry& registry) {
   add_nodes<image2d::SodSamples, image2d::Resize2d, image2d::RandomRotate2d, image2d::BorderCrop2d, image2d::ColorJitter2d,
-            image2d::Normalize2d, ResNet50Node, SaliencyDecoderNode>(registry);
+            image2d::Normalize2d, ResNet50Node, SaliencyDecoderNode, UniMRSeg2dNode>(registry);
 }
 
 }  // namespace umrflow::nodes

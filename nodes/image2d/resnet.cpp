@@ -69,12 +69,20 @@ Features2d ResNet50Impl::features(const torch::Tensor& x) {
     throw std::invalid_argument("ResNet-50: expected an image batch (B, " + std::to_string(conv1->options.in_channels()) +
                                 ", H, W), got " + c10::str(x.sizes()));
   Features2d f;
-  f[0] = torch::relu(bn1->forward(conv1->forward(x)));
-  f[1] = layer1->forward(torch::max_pool2d(f[0], 3, 2, 1));
-  f[2] = layer2->forward(f[1]);
-  f[3] = layer3->forward(f[2]);
-  f[4] = layer4->forward(f[3]);
+  torch::Tensor prev = x;
+  for (int i = 0; i < 5; ++i) prev = f[static_cast<std::size_t>(i)] = stage(i, prev);
   return f;
+}
+
+torch::Tensor ResNet50Impl::stage(int i, const torch::Tensor& x) {
+  switch (i) {
+    case 0: return torch::relu(bn1->forward(conv1->forward(x)));
+    case 1: return layer1->forward(torch::max_pool2d(x, 3, 2, 1));
+    case 2: return layer2->forward(x);
+    case 3: return layer3->forward(x);
+    case 4: return layer4->forward(x);
+  }
+  throw std::out_of_range("ResNet-50 has stages 0..4, not " + std::to_string(i));
 }
 
 torch::Tensor ResNet50Impl::forward(const torch::Tensor& x) {

@@ -40,6 +40,9 @@ using Features2d = std::array<torch::Tensor, 5>;
 struct ResNet50Impl : torch::nn::Module {
   explicit ResNet50Impl(std::int64_t in_channels = 3, std::int64_t classes = 0);
   Features2d features(const torch::Tensor& x);
+  /// Level i + 1 (i = 0..4) from level i (the image for i = 0): the stem,
+  /// then max pooling and layer1, then layer2, layer3, layer4.
+  torch::Tensor stage(int i, const torch::Tensor& x);
   /// Class logits (B, classes); needs `classes` > 0.
   torch::Tensor forward(const torch::Tensor& x);
 

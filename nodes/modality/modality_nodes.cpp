@@ -1,7 +1,9 @@
 // Modality perturbations on the data plane (dropout, shuffle, masking, fill)
 // and the subset enumerator on the step plane. Each records what it did in the
-// sample's tags: `present` (1 per source modality that is kept) and
+// sample's tags: `present` (1 per channel whose modality is kept) and
 // `permutation` (source channel of each output channel, -1 for an empty one).
+// A modality may own several channels (`channels: [3, 1]` for RGB with depth);
+// dropout, fill, subsets and views then draw and fill whole modalities.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -55,6 +57,76 @@ std::string subset_name(const std::vector<std::int64_t>& mask, const std::vector
   return out;
 }
 
+ChannelTable channel_table(const std::vector<std::int64_t>& counts, std::int64_t total) {
+  ChannelTable t;
+  if (counts.empty()) {
+    for (std::int64_t c = 0; c < total; ++c) {
+      t.first.push_back(c);
+      t.count.push_back(1);
+    }
+    return t;
+  }
+  std::int64_t at = 0;
+  for (std::int64_t n : counts) {
+    t.first.push_back(at);
+    t.count.push_back(n);
+    at += n;
+  }
+  if (at != total)
+    throw std::runtime_error("parameter channels: the modalities' channel counts sum to " + std::to_string(at) + ", the image has " +
+                             std::to_string(total) + " channels");
+  return t;
+}
+
+std::vector<std::int64_t> channel_mask(const std::vector<std::int64_t>& mask, const ChannelTable& table) {
+  std::vector<std::int64_t> out;
+  for (std::size_t k = 0; k < mask.size(); ++k) out.insert(out.end(), table.count.at(k), mask[k]);
+  return out;
+}
+
+std::vector<std::int64_t> modality_mask(const std::vector<std::int64_t>& channels, const ChannelTable& table) {
+  std::vector<std::int64_t> out;
+  for (std::int64_t k = 0; k < table.modalities(); ++k) {
+    const std::int64_t v = channels.at(table.first[k]);
+    for (std::int64_t c = 0; c < table.count[k]; ++c)
+      if (channels.at(table.first[k] + c) != v)
+        throw std::runtime_error("modality " + std::to_string(k) + " is present in some of its channels and absent in others");
+    out.push_back(v);
+  }
+  return out;
+}
+
+torch::Tensor fill_absent(const torch::Tensor& x, const std::vector<std::int64_t>& mask, const ChannelTable& table, std::int64_t axis,
+                          bool copy) {
+  const auto source = std::find(mask.begin(), mask.end(), 1) - mask.begin();
+  if (source == static_cast<std::int64_t>(mask.size())) throw std::runtime_error("no modality is present");
+  if (!copy) {
+    std::vector<std::int64_t> shape(x.dim(), 1);
+    shape[axis] = x.size(axis);
+    return x * torch::tensor(channel_mask(mask, table), x.options().dtype(torch::kFloat32)).view(shape).to(x.dtype());
+  }
+  const torch::Tensor from = x.narrow(axis, table.first[source], table.count[source]);
+  std::vector<torch::Tensor> parts;
+  for (std::int64_t k = 0; k < table.modalities(); ++k) {
+    const std::int64_t n = table.count[k];
+    if (mask[k]) {
+      parts.push_back(x.narrow(axis, table.first[k], n));
+    } else if (n == from.size(axis)) {
+      parts.push_back(from);
+    } else if (from.size(axis) == 1) {
+      std::vector<std::int64_t> reps(x.dim(), 1);
+      reps[axis] = n;
+      parts.push_back(from.repeat(reps));
+    } else if (n == 1) {
+      parts.push_back(from.mean(axis, true));
+    } else {
+      throw std::runtime_error("copy fill: modality " + std::to_string(k) + " has " + std::to_string(n) + " channels, the present one " +
+                               std::to_string(from.size(axis)) + "; copying needs equal counts or one channel on either side");
+    }
+  }
+  return torch::cat(parts, axis);
+}
+
 }  // namespace umrflow::modality
 
 namespace umrflow::nodes {
@@ -74,7 +146,17 @@ std::vector<std::int64_t> present_of(const Packet& s, std::int64_t channels) {
 template <class T>
 void modality_sample(Declaration<T>& d, const std::string& type, const std::string& summary) {
   d.type(type, NodeKind::sample, summary);
-  d.input(PortSpec{"in", {{"image", 4, "(modalities, X, Y, Z)"}}, "the sample"});
+  d.input(PortSpec{"in", {{"image", -1, "(channels, ...): (M, X, Y, Z) for MRI, (4, H, W) for RGB-D"}}, "the sample"});
+}
+
+const char* const kChannels = "channels of each modality, in order; empty: one channel each (MRI); [3, 1] for RGB with depth or thermal";
+const char* const kFill = "absent modalities: zeros (MRI, released) or copy, the present modality copied into the empty slot (2D tasks)";
+
+/// The shape that broadcasts a per-channel vector over a sample or batch of `x` along `axis`.
+std::vector<std::int64_t> channel_shape(const torch::Tensor& x, std::int64_t axis) {
+  std::vector<std::int64_t> shape(x.dim(), 1);
+  shape[axis] = x.size(axis);
+  return shape;
 }
 
 /// Zeroes dropped channels. stage1 (released ModalityAugmentor): with
@@ -87,14 +169,16 @@ class ModalityDropout final : public SampleNode {
     d.param(&ModalityDropout::p_, param::number("p", 0.5, "stage1 sampler: probability of dropping anything").range(0, 1));
     d.param(&ModalityDropout::sampler_,
             param::choice("sampler", "stage1", {"stage1", "stage2"},
-                          "stage1: with prob p keep 1..M random channels; stage2: always drop 1..M-1 (released code)"));
+                          "stage1: with prob p keep 1..M random modalities; stage2: always drop 1..M-1 (released code)"));
+    d.param(&ModalityDropout::channels_, param::integers("channels", std::vector<std::int64_t>{}, kChannels).min(1));
   }
 
   void setup() { stage2_ = sampler_ == "stage2"; }
 
   void apply(Packet& s, Context& ctx) override {
     torch::Tensor& x = s.at("image");
-    const std::int64_t m = x.size(0);
+    const modality::ChannelTable table = modality::channel_table(channels_, x.size(0));
+    const std::int64_t m = table.modalities();
     auto& rng = ctx.engine();
     std::vector<std::int64_t> order(m);
     std::iota(order.begin(), order.end(), 0);
@@ -110,13 +194,15 @@ class ModalityDropout final : public SampleNode {
       std::fill(present.begin(), present.end(), 0);
       for (std::int64_t i = 0; i < keep; ++i) present[order[i]] = 1;
     }
-    x = x * torch::tensor(present, x.options().dtype(torch::kFloat32)).view({m, 1, 1, 1}).to(x.dtype());
-    s.samples.at(0).tags["present"] = present;
+    const std::vector<std::int64_t> per_channel = modality::channel_mask(present, table);
+    x = x * torch::tensor(per_channel, x.options().dtype(torch::kFloat32)).view(channel_shape(x, 0)).to(x.dtype());
+    s.samples.at(0).tags["present"] = per_channel;
   }
 
  private:
   double p_ = 0;
   std::string sampler_;
+  std::vector<std::int64_t> channels_;
   bool stage2_ = false;
 };
 
@@ -164,7 +250,7 @@ class ModalityMask final : public SampleNode {
  public:
   static void declare(Declaration<ModalityMask>& d) {
     modality_sample(d, "modality.mask", "Zeroes voxels i.i.d. (released) or grid cubes with probability `ratio`; writes `mask`.");
-    d.output({"mask", 4, "uint8, 1 where the input was zeroed"});
+    d.output({"mask", -1, "uint8, 1 where the input was zeroed"});
     d.param(&ModalityMask::ratio_, param::number("ratio", 0.15, "probability that a voxel (or cube) is masked").range(0, 1));
     d.param(&ModalityMask::mode_, param::choice("mode", "voxel", {"voxel", "cube"}, "i.i.d. voxels per channel, or cubes"));
     d.param(&ModalityMask::side_, param::integer("cube", 8, "cube side in voxels (mode cube)").min(1));
@@ -194,47 +280,51 @@ class ModalityMask final : public SampleNode {
   std::int64_t side_ = 0;
 };
 
-/// Fills the channels of absent modalities: with zeros (MRI) or with a copy of
-/// the first present one (two-modality tasks). Absent = tag `present`, or the
-/// fixed `present` parameter when given.
+/// Fills the channels of absent modalities: with zeros (MRI) or from the
+/// present one (two-modality tasks, modality::fill_absent). Absent = tag
+/// `present`, or the fixed `present` parameter (one entry per modality) when given.
 class ModalityFill final : public SampleNode {
  public:
   static void declare(Declaration<ModalityFill>& d) {
-    modality_sample(d, "modality.fill", "Fills absent modality channels with zeros or a copy of the first present one.");
+    modality_sample(d, "modality.fill", "Fills absent modality channels with zeros or a copy of the first present modality.");
     d.param(&ModalityFill::mode_, param::choice("mode", "zeros", {"zeros", "copy"}, "zeros for MRI; copy for two-modality tasks"));
     d.param(&ModalityFill::fixed_,
-            param::integers("present", std::vector<std::int64_t>{}, "fixed mask (1 = present); empty: use tag `present`").range(0, 1));
+            param::integers("present", std::vector<std::int64_t>{}, "fixed mask, one entry per modality (1 = present); empty: use tag `present`")
+                .range(0, 1));
+    d.param(&ModalityFill::channels_, param::integers("channels", std::vector<std::int64_t>{}, kChannels).min(1));
   }
 
   void setup() { copy_ = mode_ == "copy"; }
 
   void apply(Packet& s, Context&) override {
     torch::Tensor& x = s.at("image");
-    const std::int64_t m = x.size(0);
-    if (!fixed_.empty() && static_cast<std::int64_t>(fixed_.size()) != m)
-      throw std::runtime_error("`present` lists " + std::to_string(fixed_.size()) + " entries for " + std::to_string(m) + " channels");
-    const auto present = fixed_.empty() ? present_of(s, m) : fixed_;
-    const auto first = std::find(present.begin(), present.end(), 1);
-    if (first == present.end()) throw std::runtime_error("no modality is present");
-    x = x.clone();
-    for (std::int64_t i = 0; i < m; ++i)
-      if (!present[i]) {
-        if (copy_) x[i].copy_(x[first - present.begin()]);
-        else x[i].zero_();
-      }
-    s.samples.at(0).tags["present"] = present;
+    const modality::ChannelTable table = modality::channel_table(channels_, x.size(0));
+    if (!fixed_.empty() && static_cast<std::int64_t>(fixed_.size()) != table.modalities())
+      throw std::runtime_error("`present` lists " + std::to_string(fixed_.size()) + " entries for " + std::to_string(table.modalities()) +
+                               " modalities");
+    const auto present = fixed_.empty() ? modality::modality_mask(present_of(s, x.size(0)), table) : fixed_;
+    if (copy_) {
+      x = modality::fill_absent(x, present, table, 0, true);
+    } else {
+      if (std::find(present.begin(), present.end(), 1) == present.end()) throw std::runtime_error("no modality is present");
+      x = x.clone();
+      for (std::int64_t k = 0; k < table.modalities(); ++k)
+        if (!present[k]) x.narrow(0, table.first[k], table.count[k]).zero_();
+    }
+    s.samples.at(0).tags["present"] = modality::channel_mask(present, table);
   }
 
  private:
   std::string mode_;
   bool copy_ = false;
-  std::vector<std::int64_t> fixed_;
+  std::vector<std::int64_t> fixed_, channels_;
 };
 
 /// Step plane: expands a batch (B, M, ...) into its subsets. `image` holds all
 /// S subsets subset-major (B rows of subset 0, then of subset 1, ...);
 /// `complete` the batch itself; `incomplete` every subset but the complete one;
-/// `present` the (S, M) masks in the chosen order.
+/// `present` the (S, M) masks in the chosen order, one column per modality
+/// (M = the channels with the default table).
 class ModalitySubsets final : public StepNode {
  public:
   static void declare(Declaration<ModalitySubsets>& d) {
@@ -248,7 +338,9 @@ class ModalitySubsets final : public StepNode {
     d.output({"present", 2, "int64 (S, M) masks"});
     d.output({"group", 1, "int64 (S): 0 for the complete set, then 1, 1, 2, 2, ... for runs of group_size"});
     d.param(&ModalitySubsets::modalities_,
-            param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"}, "names of the channels, in order"));
+            param::texts("modalities", std::vector<std::string>{"flair", "t1ce", "t1", "t2"}, "names of the modalities, in order"));
+    d.param(&ModalitySubsets::channels_, param::integers("channels", std::vector<std::int64_t>{}, kChannels).min(1));
+    d.param(&ModalitySubsets::fill_, param::choice("fill", "zeros", {"zeros", "copy"}, kFill));
     d.param(&ModalitySubsets::order_,
             param::choice("order", "code", {"code", "paper"}, "code: complete first, then by zeroed sets; paper: the tables' row order"));
     d.param(&ModalitySubsets::group_size_,
@@ -259,20 +351,28 @@ class ModalitySubsets final : public StepNode {
                            "modalities each case has"));
   }
 
-  void setup() { masks_ = modality::subset_masks(modalities_, order_); }
+  void setup() {
+    masks_ = modality::subset_masks(modalities_, order_);
+    if (!channels_.empty() && channels_.size() != modalities_.size())
+      throw std::invalid_argument("channels lists " + std::to_string(channels_.size()) + " counts for " + std::to_string(modalities_.size()) +
+                                  " modalities");
+  }
 
   Packet run(const std::vector<Packet>& in, Context&) override {
     const torch::Tensor& x = in.at(0).at("image");
-    if (x.dim() < 2 || x.size(1) != static_cast<std::int64_t>(modalities_.size()))
-      throw std::runtime_error("`image` has shape " + c10::str(x.sizes()) + "; expected " + std::to_string(modalities_.size()) +
-                               " modalities on axis 1");
-    const std::vector<std::vector<std::int64_t>> masks = from_tag_ ? std::vector<std::vector<std::int64_t>>{tag_mask(in.at(0), x.size(1))} : masks_;
+    const std::int64_t expected = channels_.empty() ? static_cast<std::int64_t>(modalities_.size())
+                                                    : std::accumulate(channels_.begin(), channels_.end(), std::int64_t{0});
+    if (x.dim() < 2 || x.size(1) != expected)
+      throw std::runtime_error("`image` has shape " + c10::str(x.sizes()) + "; expected " + std::to_string(expected) +
+                               " channels on axis 1 for the modalities " + join(modalities_));
+    const modality::ChannelTable table = modality::channel_table(channels_, x.size(1));
+    const std::int64_t m = table.modalities();
+    const std::vector<std::vector<std::int64_t>> masks =
+        from_tag_ ? std::vector<std::vector<std::int64_t>>{modality::modality_mask(tag_mask(in.at(0), x.size(1)), table)} : masks_;
     std::vector<torch::Tensor> all, incomplete;
     std::vector<std::int64_t> flat;
     for (const auto& mask : masks) {
-      std::vector<std::int64_t> shape(x.dim(), 1);
-      shape[1] = x.size(1);
-      torch::Tensor v = x * torch::tensor(mask, x.options().dtype(torch::kFloat32)).view(shape).to(x.dtype());
+      torch::Tensor v = modality::fill_absent(x, mask, table, 1, fill_ == "copy");
       all.push_back(v);
       if (std::count(mask.begin(), mask.end(), 1) != static_cast<std::int64_t>(mask.size())) incomplete.push_back(v);
       flat.insert(flat.end(), mask.begin(), mask.end());
@@ -281,7 +381,7 @@ class ModalitySubsets final : public StepNode {
     out.tensors["image"] = torch::cat(all);
     out.tensors["complete"] = x;
     out.tensors["incomplete"] = incomplete.empty() ? x.narrow(0, 0, 0) : torch::cat(incomplete);
-    out.tensors["present"] = torch::tensor(flat).view({static_cast<std::int64_t>(masks.size()), x.size(1)});
+    out.tensors["present"] = torch::tensor(flat).view({static_cast<std::int64_t>(masks.size()), m});
     // Groups as the released stage-3 trainer forms them: the complete set alone
     // (group 0), then the incomplete subsets in runs of group_size, in order.
     std::vector<std::int64_t> group;
@@ -295,8 +395,15 @@ class ModalitySubsets final : public StepNode {
   }
 
  private:
+  static std::string join(const std::vector<std::string>& names) {
+    std::string out;
+    for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+    return out;
+  }
+
   std::vector<std::string> modalities_;
-  std::string order_;
+  std::vector<std::int64_t> channels_;
+  std::string order_, fill_;
   std::int64_t group_size_ = 0;
   bool from_tag_ = false;
   std::vector<std::vector<std::int64_t>> masks_;
@@ -332,21 +439,30 @@ class ModalityViews final : public StepNode {
     d.output({"second_resampled", -1, "(2, M, ...) B and a fresh B''"});
     d.output({"first_label", -1, "(2, R, ...) A's label twice"});
     d.output({"second_label", -1, "(2, R, ...) B's label twice"});
+    d.param(&ModalityViews::channels_, param::integers("channels", std::vector<std::int64_t>{}, kChannels).min(1));
+    d.param(&ModalityViews::fill_, param::choice("fill", "zeros", {"zeros", "copy"}, kFill));
   }
 
   Packet run(const std::vector<Packet>& in, Context& ctx) override {
     const torch::Tensor& x = in.at(0).at("image");
     const torch::Tensor& y = in.at(0).at("label");
     if (x.dim() < 3 || x.size(1) < 2) throw std::runtime_error("`image` " + c10::str(x.sizes()) + " needs (B, M >= 2, ...)");
-    const std::int64_t m = x.size(1);
+    const modality::ChannelTable table = modality::channel_table(channels_, x.size(1));
+    const std::int64_t m = table.modalities();
+    if (m < 2) throw std::runtime_error("modality.views needs at least 2 modalities; `channels` makes one");
     const torch::Tensor a = x.narrow(0, 0, 1), b = x.narrow(0, x.size(0) > 1 ? 1 : 0, 1);
     auto missing = [&](const torch::Tensor& v) {
       std::vector<std::int64_t> order(m);
       std::iota(order.begin(), order.end(), 0);
       const std::int64_t n = std::uniform_int_distribution<std::int64_t>(1, m - 1)(ctx.engine());
       std::shuffle(order.begin(), order.end(), ctx.engine());
+      if (fill_ == "copy") {
+        std::vector<std::int64_t> present(m, 1);
+        for (std::int64_t k = 0; k < n; ++k) present[order[k]] = 0;
+        return modality::fill_absent(v, present, table, 1, true);
+      }
       torch::Tensor out = v.clone();
-      for (std::int64_t k = 0; k < n; ++k) out.select(1, order[k]).zero_();
+      for (std::int64_t k = 0; k < n; ++k) out.narrow(1, table.first[order[k]], table.count[order[k]]).zero_();
       return out;
     };
     Packet out;
@@ -358,6 +474,10 @@ class ModalityViews final : public StepNode {
     out.tensors["second_label"] = torch::cat({yb, yb});
     return out;
   }
+
+ private:
+  std::vector<std::int64_t> channels_;
+  std::string fill_;
 };
 
 }  // namespace

@@ -57,8 +57,28 @@ class RandomFlip final : public SampleNode {
   double p_ = 0;
 };
 
+/// Copies one tensor of a sample under another name: the unperturbed image as
+/// a reconstruction target before the modality nodes change `image`.
+class CopyTensor final : public SampleNode {
+ public:
+  static void declare(Declaration<CopyTensor>& d) {
+    d.type("tensor.copy", NodeKind::sample, "Copies the sample's tensor `from` to `to` (a reconstruction target before perturbation).");
+    d.input({"in", {}, "the sample"});
+    d.outputs_for([](const Params& p) { return std::vector<KeySpec>{{p.has("to") ? p.get_text("to") : "target", -1, "the copy"}}; });
+    d.param(&CopyTensor::from_, param::text("from", "image", "the tensor to copy"));
+    d.param(&CopyTensor::to_, param::text("to", "target", "the copy's name; an existing tensor of that name is replaced"));
+  }
+
+  void apply(Packet& s, Context&) override {
+    s.tensors[to_] = s.at(from_).clone();
+  }
+
+ private:
+  std::string from_, to_;
+};
+
 }  // namespace
 
-void register_tensor_nodes(Registry& registry) { add_nodes<GaussianNoise, RandomFlip>(registry); }
+void register_tensor_nodes(Registry& registry) { add_nodes<GaussianNoise, RandomFlip, CopyTensor>(registry); }
 
 }  // namespace umrflow::nodes

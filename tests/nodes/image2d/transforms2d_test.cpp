@@ -5,6 +5,7 @@
 #include <set>
 
 #include "io/state_dict.h"
+#include "nodes/node_harness.h"
 #include "test_util.h"
 #include "umrflow/doc.h"
 #include "umrflow/node.h"
@@ -14,15 +15,7 @@ namespace umrflow::image2d {
 
 namespace {
 
-std::unique_ptr<Node> make_node(const std::string& type, const std::string& yaml) {
-  Registry r = test::builtin_registry();
-  Diagnostics d;
-  const NodeSpec* spec = r.find(type);
-  EXPECT_NE(spec, nullptr) << type;
-  Params p = parse_params(parse_yaml(yaml, "p"), spec->params, {}, type, d);
-  EXPECT_TRUE(d.empty()) << d.str();
-  return spec->create(p);
-}
+using test::make_node;
 
 Packet sample(const torch::Tensor& image, const torch::Tensor& label) {
   Packet p;

@@ -228,4 +228,84 @@ TEST(ModalityViews, PairsAndMissingCounts) {
   EXPECT_TRUE(torch::equal(out.at("second")[0], x[0]));
 }
 
+// Copy-fill by the channel table [3, 1], element by element: an absent depth
+// slot takes the mean of R, G, B; absent RGB slots each take the depth; a
+// table that does not add up, or counts that cannot be copied, are errors.
+TEST(ModalityTable, CopyFillFollowsTheChannelCounts) {
+  torch::manual_seed(4);
+  const torch::Tensor x = torch::rand({2, 4, 3, 5});
+  const auto table = modality::channel_table({3, 1}, 4);
+  EXPECT_EQ(table.modalities(), 2);
+  EXPECT_EQ(modality::channel_mask({1, 0}, table), (std::vector<std::int64_t>{1, 1, 1, 0}));
+  EXPECT_EQ(modality::modality_mask({0, 0, 0, 1}, table), (std::vector<std::int64_t>{0, 1}));
+  EXPECT_THROW(modality::modality_mask({1, 0, 1, 1}, table), std::runtime_error);
+  const torch::Tensor rgb_only = modality::fill_absent(x, {1, 0}, table, 1, true);
+  const torch::Tensor depth_only = modality::fill_absent(x, {0, 1}, table, 1, true);
+  for (int b = 0; b < 2; ++b)
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 5; ++j) {
+        const float r = x[b][0][i][j].item<float>(), g = x[b][1][i][j].item<float>(), bl = x[b][2][i][j].item<float>();
+        const float d = x[b][3][i][j].item<float>();
+        EXPECT_FLOAT_EQ(rgb_only[b][3][i][j].item<float>(), (r + g + bl) / 3);
+        EXPECT_EQ(rgb_only[b][0][i][j].item<float>(), r);
+        for (int c = 0; c < 4; ++c) EXPECT_EQ(depth_only[b][c][i][j].item<float>(), d);
+      }
+  EXPECT_TRUE(torch::equal(modality::fill_absent(x, {1, 1}, table, 1, true), x));
+  EXPECT_TRUE(torch::equal(modality::fill_absent(x, {0, 1}, table, 1, false).narrow(1, 0, 3), torch::zeros({2, 3, 3, 5})));
+  EXPECT_THROW(modality::channel_table({3, 2}, 4), std::runtime_error);
+  EXPECT_THROW(modality::fill_absent(torch::rand({1, 5, 2, 2}), {0, 1}, modality::channel_table({3, 2}, 5), 1, true), std::runtime_error);
+  EXPECT_THROW(modality::fill_absent(x, {0, 0}, table, 1, true), std::runtime_error);
+}
+
+// With channels [3, 1] the subsets are the three of Table 2, masks per
+// modality, each image copy-filled; the complete subset is the batch itself.
+TEST(ModalityTable, SubsetsOfTwoModalitiesAreCopyFilled) {
+  auto node = make_node("modality.subsets", "{modalities: [RGB, Depth], channels: [3, 1], fill: copy}");
+  torch::manual_seed(5);
+  Packet in;
+  in.tensors["image"] = torch::rand({2, 4, 4, 4});
+  const torch::Tensor& x = in.tensors["image"];
+  Context ctx(1, 0, 0, "subsets", true);
+  Packet out = dynamic_cast<StepNode&>(*node).run({in}, ctx);
+  EXPECT_TRUE(torch::equal(out.at("present"), torch::tensor({1, 1, 0, 1, 1, 0}).view({3, 2})));
+  const torch::Tensor img = out.at("image");
+  ASSERT_EQ(img.size(0), 6);
+  EXPECT_TRUE(torch::equal(img.narrow(0, 0, 2), x));
+  // Subset 1 zeroes modality 0 (RGB): every channel is the depth.
+  EXPECT_TRUE(torch::equal(img.narrow(0, 2, 2), x.narrow(1, 3, 1).expand({2, 4, 4, 4})));
+  // Subset 2 zeroes the depth: RGB kept, depth = mean of RGB.
+  EXPECT_TRUE(torch::equal(img.narrow(0, 4, 2).narrow(1, 0, 3), x.narrow(1, 0, 3)));
+  EXPECT_TRUE(torch::allclose(img.narrow(0, 4, 2).narrow(1, 3, 1), x.narrow(1, 0, 3).mean(1, true)));
+  EXPECT_TRUE(torch::equal(out.at("group"), torch::tensor({0, 1, 1})));
+  in.tensors["image"] = torch::rand({2, 3, 4, 4});
+  EXPECT_THROW(dynamic_cast<StepNode&>(*node).run({in}, ctx), std::runtime_error);
+}
+
+// Dropout, fill and views draw whole modalities under a table: RGB's three
+// channels are kept or dropped together, and a copy-filled view is never zero.
+TEST(ModalityTable, DropoutAndViewsDrawWholeModalities) {
+  auto drop = make_node("modality.dropout", "{channels: [3, 1], sampler: stage2}");
+  auto fill = make_node("modality.fill", "{channels: [3, 1], mode: copy}");
+  const torch::Tensor img = torch::rand({4, 3, 3}) + 1;
+  std::set<std::vector<std::int64_t>> seen;
+  for (int i = 0; i < 40; ++i) {
+    Packet out = apply(*fill, apply(*drop, sample({{"image", img}}), i));
+    const auto present = out.samples[0].tags.at("present");
+    seen.insert(present);
+    EXPECT_GT(out.at("image").abs().amin().item<float>(), 0.f);
+  }
+  EXPECT_EQ(seen, (std::set<std::vector<std::int64_t>>{{1, 1, 1, 0}, {0, 0, 0, 1}}));
+  auto views = make_node("modality.views", "{channels: [3, 1], fill: copy}");
+  Packet in;
+  in.tensors = {{"image", torch::rand({2, 4, 3, 3}) + 1}, {"label", torch::ones({2, 1, 3, 3})}};
+  for (int k = 0; k < 10; ++k) {
+    Context ctx(3, 0, k, "views", true);
+    Packet out = dynamic_cast<StepNode&>(*views).run({in}, ctx);
+    const torch::Tensor v = out.at("first")[1], a = in.tensors["image"][0];
+    const bool rgb_kept = torch::equal(v.narrow(0, 0, 3), a.narrow(0, 0, 3));
+    if (rgb_kept) EXPECT_TRUE(torch::allclose(v[3], a.narrow(0, 0, 3).mean(0)));
+    else for (int c = 0; c < 4; ++c) EXPECT_TRUE(torch::equal(v[c], a[3]));
+  }
+}
+
 }  // namespace umrflow

@@ -25,4 +25,21 @@ TEST(TensorNodes, RandomFlipExtremes) {
   EXPECT_TRUE(torch::equal(t.at("a"), orig.at("a")));
 }
 
+// tensor.copy stores a copy that later changes to the source leave alone; a
+// missing source names the key.
+TEST(TensorNodes, CopyKeepsTheUnperturbedTensor) {
+  auto copy = test::make_node("tensor.copy", "{from: image, to: target}");
+  Packet s = test::sample({{"image", torch::arange(6.0).view({1, 2, 3})}});
+  s = test::apply(*copy, s);
+  s.at("image").zero_();
+  EXPECT_TRUE(torch::equal(s.at("target"), torch::arange(6.0).view({1, 2, 3})));
+  auto missing = test::make_node("tensor.copy", "{from: nothing}");
+  try {
+    test::apply(*missing, s);
+    FAIL() << "no error";
+  } catch (const std::exception& e) {
+    EXPECT_NE(std::string(e.what()).find("nothing"), std::string::npos) << e.what();
+  }
+}
+
 }  // namespace umrflow

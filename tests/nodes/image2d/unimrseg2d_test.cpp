@@ -1,0 +1,121 @@
+#include <gtest/gtest.h>
+
+#include <torch/torch.h>
+
+#include "image2d/unimrseg2d.h"
+#include "nodes/node_harness.h"
+#include "umrflow/module.h"
+
+namespace umrflow::image2d {
+
+namespace {
+UniMRSeg2dOptions adapter_options() {
+  UniMRSeg2dOptions o;
+  o.adapter = true;
+  o.decoder_width = 8;
+  o.attention_dims = {8, 8, 8, 8, 8};
+  o.heads = {1, 1, 1, 1, 1};
+  return o;
+}
+}  // namespace
+
+// With every fuse_i scale at 0 the adapter adds nothing (h = ReLU(0) = 0), so
+// in eval mode the adapter path gives the plain path's levels and maps exactly;
+// every output is at the input's size.
+TEST(UniMRSeg2d, AZeroAdapterIsThePlainPath) {
+  torch::manual_seed(1);
+  UniMRSeg2dOptions o = adapter_options();
+  o.fuse_gamma = 0;
+  UniMRSeg2d net(o);
+  net->eval();
+  const torch::Tensor x = torch::randn({2, 4, 64, 96});
+  const Outputs2d plain = net->complete(x), adapted = net->incomplete(x);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_TRUE(torch::equal(plain.features[i], adapted.features[i])) << i;
+    EXPECT_TRUE(torch::equal(plain.logits[i], adapted.logits[i])) << i;
+    EXPECT_EQ(plain.logits[i].sizes(), (std::vector<std::int64_t>{2, 1, 64, 96}));
+  }
+}
+
+// Reverse attention: at each level F_i - E_i(F_{i-1}) = a * h with one weight
+// a in (0, 1) per pixel, shared by all channels. Checked at level 1, where h
+// is recomputed from the adapter's modules and E_1 is the encoder's stem.
+TEST(UniMRSeg2d, TheAdapterWeighsEachPixelByOneReverseAttentionValue) {
+  torch::manual_seed(2);
+  UniMRSeg2d net(adapter_options());
+  net->eval();
+  const torch::Tensor x = torch::randn({1, 4, 64, 64});
+  torch::NoGradGuard no_grad;
+  const torch::Tensor f1 = net->adapt(x)[0];
+  const torch::Tensor fcp = net->encoder->stage(0, x);
+  const torch::Tensor h = net->fuse[0]->forward(fcp + net->adaptor_conv[0]->forward(x));
+  const torch::Tensor delta = f1 - fcp;
+  const torch::Tensor big = h.abs() > 1e-2;
+  ASSERT_GT(big.sum().item<std::int64_t>(), 1000);
+  const torch::Tensor ratio = torch::where(big, delta / h, torch::zeros_like(h));
+  // Per pixel, the ratio over the channels where h is not tiny is one value.
+  const torch::Tensor hi = torch::where(big, ratio, torch::full_like(ratio, -1)).amax(1);
+  const torch::Tensor lo = torch::where(big, ratio, torch::full_like(ratio, 2)).amin(1);
+  const torch::Tensor some = big.any(1);
+  EXPECT_LT((hi - lo).masked_select(some).abs().max().item<double>(), 1e-3);
+  EXPECT_GT(lo.masked_select(some).min().item<double>(), 0.0);
+  EXPECT_LT(hi.masked_select(some).max().item<double>(), 1.0);
+  // Where h is zero the level is the encoder's.
+  EXPECT_TRUE(torch::allclose(delta.masked_select(h == 0), torch::zeros({1}), 0, 1e-6));
+}
+
+// Stage 3's freezing: the encoder takes no gradient on either path; the
+// adapter and decoder do; freeze_decoder keeps the decoder's BatchNorm
+// statistics through training-mode passes and its weights without gradient.
+TEST(UniMRSeg2d, FrozenPartsTakeNoGradientAndKeepTheirStatistics) {
+  torch::manual_seed(3);
+  UniMRSeg2dOptions o = adapter_options();
+  o.freeze_encoder = true;
+  o.freeze_decoder = true;
+  o.encoder_bn_update = false;
+  UniMRSeg2d net(o);
+  net->train();
+  const torch::Tensor before_dec = net->decoder->reduce[0]->as<torch::nn::Sequential>()->ptr(1)->as<torch::nn::BatchNorm2d>()->running_mean.clone();
+  const torch::Tensor before_enc = net->encoder->bn1->running_mean.clone();
+  const torch::Tensor x = torch::randn({2, 4, 64, 64});
+  (net->incomplete(x).logits[0].sum() + net->complete(x).logits[0].sum()).backward();
+  for (const auto& p : net->encoder->parameters()) EXPECT_FALSE(p.grad().defined());
+  for (const auto& p : net->decoder->parameters()) EXPECT_FALSE(p.grad().defined());
+  EXPECT_GT(net->adaptor_conv[2]->parameters()[0].grad().abs().sum().item<double>(), 0.0);
+  EXPECT_GT(net->adaptor_transformer[4]->parameters()[0].grad().abs().sum().item<double>(), 0.0);
+  EXPECT_TRUE(torch::equal(net->decoder->reduce[0]->as<torch::nn::Sequential>()->ptr(1)->as<torch::nn::BatchNorm2d>()->running_mean, before_dec));
+  EXPECT_TRUE(torch::equal(net->encoder->bn1->running_mean, before_enc));
+  EXPECT_THROW(net->complete(torch::randn({1, 4, 48, 64})), std::runtime_error);
+  EXPECT_THROW(net->complete(torch::randn({1, 3, 64, 64})), std::runtime_error);
+}
+
+// The node's `auto` port sends the complete subset through the plain path and
+// the others through the adapter, row for row; weights sit under encoder.*
+// with torchvision's names, decoder.* and the adapter's names.
+TEST(UniMRSeg2d, TheNodeRoutesSubsetsByTheirMasks) {
+  torch::manual_seed(4);
+  auto node = test::make_node("image2d.unimrseg", "{adapter: true, decoder_width: 8, attention_dims: [8, 8, 8, 8, 8], heads: [1, 1, 1, 1, 1]}");
+  auto& module_node = dynamic_cast<ModuleNode&>(*node);
+  module_node.module().eval();
+  const auto names = module_node.module().named_parameters().keys();
+  for (const char* key : {"encoder.conv1.weight", "encoder.layer4.2.bn3.bias", "decoder.heads.0.weight", "adaptor_conv_5.1.weight",
+                          "adaptor_transformer_3.blocks.0.attn.qkv.weight"})
+    EXPECT_NE(std::find(names.begin(), names.end(), key), names.end()) << key;
+  const torch::Tensor x = torch::randn({3, 4, 64, 64});
+  Packet automatic;
+  automatic.tensors = {{"image", x}, {"present", torch::tensor({0, 1, 1, 1, 1, 0}).view({3, 2})}};
+  Context ctx(1, 0, 0, "net", false);
+  Packet out = module_node.forward({Packet{}, Packet{}, Packet{}, automatic}, ctx);
+  Packet complete, incomplete;
+  complete.tensors["image"] = x.narrow(0, 1, 1);
+  incomplete.tensors["image"] = torch::cat({x.narrow(0, 0, 1), x.narrow(0, 2, 1)});
+  const torch::Tensor plain = module_node.forward({complete, Packet{}, Packet{}, Packet{}}, ctx).at("logits");
+  const torch::Tensor adapted = module_node.forward({Packet{}, incomplete, Packet{}, Packet{}}, ctx).at("logits");
+  EXPECT_TRUE(torch::allclose(out.at("logits")[1], plain[0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out.at("logits")[0], adapted[0], 1e-5, 1e-5));
+  EXPECT_TRUE(torch::allclose(out.at("logits")[2], adapted[1], 1e-5, 1e-5));
+  EXPECT_FALSE(torch::allclose(plain[0], module_node.forward({Packet{}, complete, Packet{}, Packet{}}, ctx).at("logits")[0], 1e-5, 1e-5));
+  EXPECT_THROW(module_node.forward({complete, incomplete, Packet{}, Packet{}}, ctx), std::runtime_error);
+}
+
+}  // namespace umrflow::image2d

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# UniMRSeg against the both-modality baseline on the 2D phantoms: for RGB-D
+# and RGB-T salient object detection, writes phantom scenes (umrflow synth
+# rgbd / rgbt; train and test sets from different seeds), runs stages 1-3 of
+# graphs/phantoms2d/, evaluates Table 2's three inputs on the test scenes,
+# trains the baseline (both modalities only, as many epochs as stages 1-3
+# together) and evaluates it the same way; prints both tables per task.
+# The figures in docs/results.md ("2D tasks") come from this script.
+#   bash tools/results_2d.sh                 # outputs in runs/results_2d
+#   UMRFLOW_2D_SCENES=160 UMRFLOW_2D_TEST_SCENES=60 UMRFLOW_2D_OUT=... UMRFLOW_2D_TASKS="rgbd rgbt" bash tools/results_2d.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin=./build/umrflow
+[ -x "$bin" ] || { echo "build umrflow first: bash tools/setup.sh" >&2; exit 1; }
+out=${UMRFLOW_2D_OUT:-runs/results_2d}
+scenes=${UMRFLOW_2D_SCENES:-160}
+test_scenes=${UMRFLOW_2D_TEST_SCENES:-60}
+start=$(date +%s)
+for task in ${UMRFLOW_2D_TASKS:-rgbd rgbt}; do
+  if [ "$task" = rgbt ]; then aux=T; mods="[RGB, Thermal]"; else aux=depth; mods="[RGB, Depth]"; fi
+  data=${UMRFLOW_2D_DATA:-data}/${task}_phantoms_${scenes}
+  [ -d "$data/train/RGB" ] || $bin synth "$task" --scenes "$scenes" --size 64 --seed 1 --out "$data/train"
+  [ -d "$data/test/RGB" ] || $bin synth "$task" --scenes "$test_scenes" --size 64 --seed 2 --out "$data/test"
+  o=$out/$task
+  train=(--quiet --set "data.samples.root=$data/train" --set "data.samples.aux=$aux")
+  eval=(--quiet --set "data.samples.root=$data/test" --set "data.samples.aux=$aux" --set "step.subsets.modalities=$mods"
+        --set "step.report.modalities=$mods")
+  echo "== $task: stage 1, modality reconstruction"
+  $bin run graphs/phantoms2d/stage1.yaml "${train[@]}" --out "$o/stage1"
+  echo "== $task: stage 2, modality-invariant contrastive learning"
+  $bin run graphs/phantoms2d/stage2.yaml "${train[@]}" --set "modules.net.init.from=$o/stage1/last.pt" --out "$o/stage2"
+  echo "== $task: stage 3, reverse-attention adapter"
+  $bin run graphs/phantoms2d/stage3.yaml "${train[@]}" --set "step.subsets.modalities=$mods" \
+    --set "modules.net.init.from=$o/stage2/last.pt" --out "$o/stage3"
+  $bin run graphs/phantoms2d/eval.yaml "${eval[@]}" --set "modules.net.init.from=$o/stage3/last.pt" --out "$o/eval" > /dev/null
+  echo "== $task: baseline, both modalities only"
+  $bin run graphs/phantoms2d/baseline.yaml "${train[@]}" --out "$o/baseline"
+  $bin run graphs/phantoms2d/eval.yaml "${eval[@]}" --set modules.net.adapter=false \
+    --set "modules.net.init.from=$o/baseline/last.pt" --out "$o/baseline_eval" > /dev/null
+  for m in eval baseline_eval; do
+    name=UniMRSeg
+    [ "$m" = eval ] || name=baseline
+    echo "-- $task, $name ($o/$m/report.md)"
+    grep '^|' "$o/$m/report.md"
+  done
+done
+echo "done in $(( $(date +%s) - start )) s"
