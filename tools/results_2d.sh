@@ -5,7 +5,9 @@
 # graphs/phantoms2d/, evaluates Table 2's three inputs on the test scenes,
 # trains the baseline (both modalities only, as many epochs as stages 1-3
 # together) and evaluates it the same way; prints both tables per task.
-# The figures in docs/results.md ("2D tasks") come from this script.
+# The figures in docs/results.md ("2D tasks") come from this script. A stage
+# whose run directory already holds last.pt (an evaluation: report.md) is not
+# run again, so a second call resumes an interrupted one.
 #   bash tools/results_2d.sh                 # outputs in runs/results_2d
 #   UMRFLOW_2D_SCENES=160 UMRFLOW_2D_TEST_SCENES=60 UMRFLOW_2D_OUT=... UMRFLOW_2D_TASKS="rgbd rgbt" bash tools/results_2d.sh
 set -euo pipefail
@@ -25,18 +27,24 @@ for task in ${UMRFLOW_2D_TASKS:-rgbd rgbt}; do
   train=(--quiet --set "data.samples.root=$data/train" --set "data.samples.aux=$aux")
   eval=(--quiet --set "data.samples.root=$data/test" --set "data.samples.aux=$aux" --set "step.subsets.modalities=$mods"
         --set "step.report.modalities=$mods")
+  # run NAME GRAPH ARGS...: one run into $o/NAME unless it finished before.
+  run() {
+    local name=$1 graph=$2
+    shift 2
+    if [ -f "$o/$name/last.pt" ] || [ -f "$o/$name/report.md" ]; then echo "$o/$name: done before, kept"; return; fi
+    rm -rf "$o/$name"
+    $bin run "graphs/phantoms2d/$graph" "$@" --out "$o/$name"
+  }
   echo "== $task: stage 1, modality reconstruction"
-  $bin run graphs/phantoms2d/stage1.yaml "${train[@]}" --out "$o/stage1"
+  run stage1 stage1.yaml "${train[@]}"
   echo "== $task: stage 2, modality-invariant contrastive learning"
-  $bin run graphs/phantoms2d/stage2.yaml "${train[@]}" --set "modules.net.init.from=$o/stage1/last.pt" --out "$o/stage2"
+  run stage2 stage2.yaml "${train[@]}" --set "modules.net.init.from=$o/stage1/last.pt"
   echo "== $task: stage 3, reverse-attention adapter"
-  $bin run graphs/phantoms2d/stage3.yaml "${train[@]}" --set "step.subsets.modalities=$mods" \
-    --set "modules.net.init.from=$o/stage2/last.pt" --out "$o/stage3"
-  $bin run graphs/phantoms2d/eval.yaml "${eval[@]}" --set "modules.net.init.from=$o/stage3/last.pt" --out "$o/eval" > /dev/null
+  run stage3 stage3.yaml "${train[@]}" --set "step.subsets.modalities=$mods" --set "modules.net.init.from=$o/stage2/last.pt"
+  run eval eval.yaml "${eval[@]}" --set "modules.net.init.from=$o/stage3/last.pt" > /dev/null
   echo "== $task: baseline, both modalities only"
-  $bin run graphs/phantoms2d/baseline.yaml "${train[@]}" --out "$o/baseline"
-  $bin run graphs/phantoms2d/eval.yaml "${eval[@]}" --set modules.net.adapter=false \
-    --set "modules.net.init.from=$o/baseline/last.pt" --out "$o/baseline_eval" > /dev/null
+  run baseline baseline.yaml "${train[@]}"
+  run baseline_eval eval.yaml "${eval[@]}" --set modules.net.adapter=false --set "modules.net.init.from=$o/baseline/last.pt" > /dev/null
   for m in eval baseline_eval; do
     name=UniMRSeg
     [ "$m" = eval ] || name=baseline

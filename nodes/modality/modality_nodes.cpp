@@ -427,6 +427,9 @@ class ModalitySubsets final : public StepNode {
 /// for a batch of one) builds `first` = (A, A'), `second` = (B, B') and
 /// `second_resampled` = (B, B''), where each primed view zeroes 1..M-1 random
 /// channels drawn afresh; the labels follow as `first_label`, `second_label`.
+/// `split: halves` takes A = the first half of the batch and B = the second
+/// (each view then has 2 * B/2 rows, complete rows first, one draw per row),
+/// so that a larger batch is used whole; for a batch of two it is the released split.
 class ModalityViews final : public StepNode {
  public:
   static void declare(Declaration<ModalityViews>& d) {
@@ -434,13 +437,16 @@ class ModalityViews final : public StepNode {
            "Stage-2 views of the first two samples: complete and missing-modality pairs (A, A'), (B, B'), (B, B'').");
     d.sharding(Sharding::per_batch);
     d.input(PortSpec{"x", {{"image", -1, "(B, M, ...)"}, {"label", -1, "(B, R, ...)"}}, "the batch"});
-    d.output({"first", -1, "(2, M, ...) A and A with 1..M-1 channels zeroed"});
-    d.output({"second", -1, "(2, M, ...) B and B'"});
-    d.output({"second_resampled", -1, "(2, M, ...) B and a fresh B''"});
-    d.output({"first_label", -1, "(2, R, ...) A's label twice"});
-    d.output({"second_label", -1, "(2, R, ...) B's label twice"});
+    d.output({"first", -1, "(2k, C, ...) A, then A with 1..M-1 modalities absent (k = 1, or B/2 with split: halves)"});
+    d.output({"second", -1, "(2k, C, ...) B and B'"});
+    d.output({"second_resampled", -1, "(2k, C, ...) B and a fresh B''"});
+    d.output({"first_label", -1, "(2k, R, ...) A's label twice"});
+    d.output({"second_label", -1, "(2k, R, ...) B's label twice"});
     d.param(&ModalityViews::channels_, param::integers("channels", std::vector<std::int64_t>{}, kChannels).min(1));
     d.param(&ModalityViews::fill_, param::choice("fill", "zeros", {"zeros", "copy"}, kFill));
+    d.param(&ModalityViews::split_,
+            param::choice("split", "first_two", {"first_two", "halves"},
+                          "first_two: A and B are the batch's first two samples (released); halves: its two halves (an even batch)"));
   }
 
   Packet run(const std::vector<Packet>& in, Context& ctx) override {
@@ -450,34 +456,47 @@ class ModalityViews final : public StepNode {
     const modality::ChannelTable table = modality::channel_table(channels_, x.size(1));
     const std::int64_t m = table.modalities();
     if (m < 2) throw std::runtime_error("modality.views needs at least 2 modalities; `channels` makes one");
-    const torch::Tensor a = x.narrow(0, 0, 1), b = x.narrow(0, x.size(0) > 1 ? 1 : 0, 1);
+    std::int64_t rows = 1;
+    if (split_ == "halves" && x.size(0) > 1) {
+      if (x.size(0) % 2) throw std::runtime_error("split: halves needs an even batch, got " + std::to_string(x.size(0)) + " samples (batch drop_last)");
+      rows = x.size(0) / 2;
+    }
+    const torch::Tensor a = x.narrow(0, 0, rows), b = x.narrow(0, x.size(0) > 1 ? rows : 0, rows);
     auto missing = [&](const torch::Tensor& v) {
-      std::vector<std::int64_t> order(m);
-      std::iota(order.begin(), order.end(), 0);
-      const std::int64_t n = std::uniform_int_distribution<std::int64_t>(1, m - 1)(ctx.engine());
-      std::shuffle(order.begin(), order.end(), ctx.engine());
-      if (fill_ == "copy") {
-        std::vector<std::int64_t> present(m, 1);
-        for (std::int64_t k = 0; k < n; ++k) present[order[k]] = 0;
-        return modality::fill_absent(v, present, table, 1, true);
-      }
-      torch::Tensor out = v.clone();
-      for (std::int64_t k = 0; k < n; ++k) out.narrow(1, table.first[order[k]], table.count[order[k]]).zero_();
-      return out;
+      std::vector<torch::Tensor> out;
+      for (std::int64_t r = 0; r < v.size(0); ++r) out.push_back(missing_one(v.narrow(0, r, 1), table, ctx));
+      return torch::cat(out);
     };
     Packet out;
     out.tensors["first"] = torch::cat({a, missing(a)});
     out.tensors["second"] = torch::cat({b, missing(b)});
     out.tensors["second_resampled"] = torch::cat({b, missing(b)});
-    const torch::Tensor ya = y.narrow(0, 0, 1), yb = y.narrow(0, y.size(0) > 1 ? 1 : 0, 1);
+    const torch::Tensor ya = y.narrow(0, 0, rows), yb = y.narrow(0, y.size(0) > 1 ? rows : 0, rows);
     out.tensors["first_label"] = torch::cat({ya, ya});
     out.tensors["second_label"] = torch::cat({yb, yb});
     return out;
   }
 
  private:
+  /// One sample (1, C, ...) with 1..M-1 random modalities absent.
+  torch::Tensor missing_one(const torch::Tensor& v, const modality::ChannelTable& table, Context& ctx) const {
+    const std::int64_t m = table.modalities();
+    std::vector<std::int64_t> order(m);
+    std::iota(order.begin(), order.end(), 0);
+    const std::int64_t n = std::uniform_int_distribution<std::int64_t>(1, m - 1)(ctx.engine());
+    std::shuffle(order.begin(), order.end(), ctx.engine());
+    if (fill_ == "copy") {
+      std::vector<std::int64_t> present(m, 1);
+      for (std::int64_t k = 0; k < n; ++k) present[order[k]] = 0;
+      return modality::fill_absent(v, present, table, 1, true);
+    }
+    torch::Tensor out = v.clone();
+    for (std::int64_t k = 0; k < n; ++k) out.narrow(1, table.first[order[k]], table.count[order[k]]).zero_();
+    return out;
+  }
+
   std::vector<std::int64_t> channels_;
-  std::string fill_;
+  std::string fill_, split_;
 };
 
 }  // namespace

@@ -308,4 +308,43 @@ TEST(ModalityTable, DropoutAndViewsDrawWholeModalities) {
   }
 }
 
+// split: halves pairs the batch's two halves: A = rows 0..k-1, B = rows
+// k..2k-1, each view complete rows first, then those rows with 1..M-1
+// channels zeroed (each row drawn on its own); labels follow; an odd batch is refused.
+TEST(ModalityViews, HalvesUseTheWholeBatch) {
+  auto node = test::make_node("modality.views", "{split: halves}");
+  torch::manual_seed(6);
+  const torch::Tensor x = torch::rand({4, 4, 2, 2, 2}) + 0.5;
+  const torch::Tensor y = torch::randint(0, 2, {4, 3, 2, 2, 2});
+  Packet in;
+  in.tensors = {{"image", x}, {"label", y}};
+  bool rows_differ = false;
+  for (int k = 0; k < 20; ++k) {
+    Context ctx(9, 0, k, "views", true);
+    Packet out = dynamic_cast<StepNode&>(*node).run({in}, ctx);
+    ASSERT_EQ(out.at("first").size(0), 4);
+    EXPECT_TRUE(torch::equal(out.at("first").narrow(0, 0, 2), x.narrow(0, 0, 2)));
+    EXPECT_TRUE(torch::equal(out.at("second").narrow(0, 0, 2), x.narrow(0, 2, 2)));
+    EXPECT_TRUE(torch::equal(out.at("second_label"), torch::cat({y.narrow(0, 2, 2), y.narrow(0, 2, 2)})));
+    std::vector<std::int64_t> zeroed_per_row;
+    for (int r = 0; r < 2; ++r) {
+      std::int64_t zeroed = 0;
+      for (int c = 0; c < 4; ++c) {
+        const torch::Tensor v = out.at("first")[2 + r][c];
+        if (v.abs().sum().item<double>() == 0) ++zeroed;
+        else EXPECT_TRUE(torch::equal(v, x[r][c]));
+      }
+      EXPECT_GE(zeroed, 1);
+      EXPECT_LE(zeroed, 3);
+      zeroed_per_row.push_back(zeroed);
+    }
+    rows_differ |= zeroed_per_row[0] != zeroed_per_row[1];
+  }
+  EXPECT_TRUE(rows_differ);
+  in.tensors["image"] = x.narrow(0, 0, 3);
+  in.tensors["label"] = y.narrow(0, 0, 3);
+  Context ctx(9, 0, 0, "views", true);
+  EXPECT_THROW(dynamic_cast<StepNode&>(*node).run({in}, ctx), std::runtime_error);
+}
+
 }  // namespace umrflow
