@@ -69,7 +69,7 @@ class SodReport final : public StepNode {
   Packet run(const std::vector<Packet>& in, Context&) override {
     const torch::Tensor prob = torch::sigmoid(in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat64));
     const torch::Tensor label = in.at(1).at("label").to(torch::kCPU).to(torch::kFloat64);
-    const torch::Tensor present = in.at(2).at("present").to(torch::kCPU).to(torch::kLong);
+    const torch::Tensor present = in.at(2).at("present").to(torch::kCPU).to(torch::kLong).contiguous();
     const std::int64_t subsets = present.size(0), images = label.size(0);
     if (label.size(1) != 1 || prob.size(0) != subsets * images || prob.size(1) != 1 || prob.sizes().slice(2) != label.sizes().slice(2))
       throw std::runtime_error("pred " + c10::str(prob.sizes()) + " does not hold " + std::to_string(subsets) + " subsets of the " +
@@ -77,12 +77,15 @@ class SodReport final : public StepNode {
     if (present.size(1) != static_cast<std::int64_t>(modalities_.size()))
       throw std::runtime_error("`present` has " + std::to_string(present.size(1)) + " modalities; parameter modalities names " +
                                std::to_string(modalities_.size()));
+    std::vector<std::vector<std::int64_t>> masks;
+    for (std::int64_t s = 0; s < subsets; ++s)
+      masks.emplace_back(present[s].data_ptr<std::int64_t>(), present[s].data_ptr<std::int64_t>() + present.size(1));
     if (masks_.empty()) {
-      for (std::int64_t s = 0; s < subsets; ++s) masks_.push_back(std::vector<std::int64_t>(present[s].data_ptr<std::int64_t>(),
-                                                                                         present[s].data_ptr<std::int64_t>() + present.size(1)));
+      masks_ = masks;
       scores_.assign(subsets, metrics::SodAccumulator(pysod_ ? metrics::SmeasureStyle::pysod : metrics::SmeasureStyle::sslsod));
-    } else if (present.size(0) != static_cast<std::int64_t>(masks_.size())) {
-      throw std::runtime_error("`present` changed from " + std::to_string(masks_.size()) + " to " + std::to_string(subsets) + " subsets");
+    } else if (masks != masks_) {
+      // Each row of the report collects one subset: every batch must list the same subsets in the same order.
+      throw std::runtime_error("`present` lists other subsets than in the first batch (use modality.subsets without from_tag)");
     }
     torch::Tensor sm = torch::empty({subsets, images, 1}, torch::kFloat64);
     for (std::int64_t s = 0; s < subsets; ++s)
@@ -99,7 +102,7 @@ class SodReport final : public StepNode {
     seen_ += images;
     Packet out;
     out.tensors["s_measure"] = sm;
-    out.tensors["mean_s_measure"] = sm.mean().to(torch::kFloat32);
+    if (sm.numel() > 0) out.tensors["mean_s_measure"] = sm.mean().to(torch::kFloat32);
     return out;
   }
 
@@ -187,7 +190,11 @@ class SodReport final : public StepNode {
       fs::create_directories(folder);
       image2d::Image img{static_cast<int>(m.map.size(1)), static_cast<int>(m.map.size(0)), 1,
                          std::vector<std::uint8_t>(m.map.data_ptr<std::uint8_t>(), m.map.data_ptr<std::uint8_t>() + m.map.numel())};
-      image2d::write_png((folder / (fs::path(m.id).stem().string() + ".png")).string(), img);
+      // Named after the sample id with its extension dropped and folders joined
+      // by '_', so that equal file names from different folders stay apart.
+      std::string stem = fs::path(m.id).replace_extension().string();
+      std::replace(stem.begin(), stem.end(), '/', '_');
+      image2d::write_png((folder / (stem + ".png")).string(), img);
     }
     std::printf("%s", md.str().c_str());
     std::map<std::string, double> figures;

@@ -132,6 +132,7 @@ class UniMRSeg2dNode final : public ModuleNode {
     const Packet &complete = in.at(0), &incomplete = in.at(1), &groups = in.at(2), &automatic = in.at(3);
     const int bound = !complete.tensors.empty() + !incomplete.tensors.empty() + !automatic.tensors.empty();
     if (bound != 1) throw std::runtime_error("bind exactly one of the ports complete, incomplete and auto (" + std::to_string(bound) + " bound)");
+    if (!groups.tensors.empty() && incomplete.tensors.empty()) throw std::runtime_error("port groups goes with port incomplete only");
     if (!complete.tensors.empty()) return result(net_->complete(complete.at("image")));
     if (!incomplete.tensors.empty()) {
       const torch::Tensor& x = incomplete.at("image");

@@ -91,6 +91,7 @@ Outputs2d UniMRSeg2dImpl::incomplete(const torch::Tensor& x) {
 }
 
 Features2d UniMRSeg2dImpl::adapt(const torch::Tensor& x) {
+  if (!options.adapter) throw std::runtime_error("the adapter path needs adapter: true");
   checked(x);
   Features2d out;
   torch::Tensor prev = x;

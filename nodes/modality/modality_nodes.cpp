@@ -118,7 +118,7 @@ torch::Tensor fill_absent(const torch::Tensor& x, const std::vector<std::int64_t
       reps[axis] = n;
       parts.push_back(from.repeat(reps));
     } else if (n == 1) {
-      parts.push_back(from.mean(axis, true));
+      parts.push_back(x.is_floating_point() ? from.mean(axis, true) : from.to(torch::kFloat64).mean(axis, true).round().to(x.dtype()));
     } else {
       throw std::runtime_error("copy fill: modality " + std::to_string(k) + " has " + std::to_string(n) + " channels, the present one " +
                                std::to_string(from.size(axis)) + "; copying needs equal counts or one channel on either side");

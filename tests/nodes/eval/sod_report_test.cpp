@@ -45,6 +45,10 @@ TEST(SodReport, Table2RowsWithClosedFormScores) {
   Context ctx(1, 0, 0, "report", false);
   Packet out = step.run({pred, label, present}, ctx);
   EXPECT_EQ(out.at("s_measure").sizes(), (std::vector<std::int64_t>{3, 2, 1}));
+  // A later batch must list the same subsets in the same order, or its scores would land in other rows.
+  Packet reordered = present;
+  reordered.tensors["present"] = torch::tensor({1, 0, 0, 1, 1, 1}).view({3, 2});
+  EXPECT_THROW(step.run({pred, label, reordered}, ctx), std::runtime_error);
   const auto figures = step.finish(dir.path());
   const auto rows = csv_rows(test::read_file(dir.path() + "/report.csv"));
   ASSERT_EQ(rows.size(), 6u);
@@ -80,7 +84,8 @@ TEST(SodReport, Table2RowsWithClosedFormScores) {
   }
 }
 
-// maps: true writes each subset's map as an 8-bit PNG named after the image.
+// maps: true writes each subset's map as an 8-bit PNG named after the sample
+// id, its folders joined by '_' (NJUD/0001 and NLPR/0001 stay apart).
 TEST(SodReport, WritesSaliencyMapsOnRequest) {
   test::TempDir dir;
   auto node = test::make_node("eval.sod_report", "{modalities: [RGB, Thermal], maps: true}");
@@ -88,12 +93,12 @@ TEST(SodReport, WritesSaliencyMapsOnRequest) {
   Packet pred, label, present;
   pred.tensors["pred"] = torch::randn({1, 1, 8, 8});
   label.tensors["label"] = (torch::rand({1, 1, 8, 8}) > 0.5).to(torch::kFloat32);
-  label.samples = {{0, "0001.jpg", {}}};
+  label.samples = {{0, "NJUD/0001.jpg", {}}};
   present.tensors["present"] = torch::tensor({1, 1}).view({1, 2});
   Context ctx(1, 0, 0, "report", false);
   step.run({pred, label, present}, ctx);
   step.finish(dir.path());
-  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/maps/RGB+Thermal/0001.png"));
+  EXPECT_TRUE(std::filesystem::exists(dir.path() + "/maps/RGB+Thermal/NJUD_0001.png"));
 }
 
 }  // namespace umrflow

@@ -298,14 +298,17 @@ TEST(ModalityTable, DropoutAndViewsDrawWholeModalities) {
   auto views = make_node("modality.views", "{channels: [3, 1], fill: copy}");
   Packet in;
   in.tensors = {{"image", torch::rand({2, 4, 3, 3}) + 1}, {"label", torch::ones({2, 1, 3, 3})}};
-  for (int k = 0; k < 10; ++k) {
+  std::set<bool> kinds;
+  for (int k = 0; k < 20; ++k) {
     Context ctx(3, 0, k, "views", true);
     Packet out = dynamic_cast<StepNode&>(*views).run({in}, ctx);
     const torch::Tensor v = out.at("first")[1], a = in.tensors["image"][0];
     const bool rgb_kept = torch::equal(v.narrow(0, 0, 3), a.narrow(0, 0, 3));
+    kinds.insert(rgb_kept);
     if (rgb_kept) EXPECT_TRUE(torch::allclose(v[3], a.narrow(0, 0, 3).mean(0)));
     else for (int c = 0; c < 4; ++c) EXPECT_TRUE(torch::equal(v[c], a[3]));
   }
+  EXPECT_EQ(kinds.size(), 2u);  // both the RGB-kept and the depth-kept view were drawn
 }
 
 // split: halves pairs the batch's two halves: A = rows 0..k-1, B = rows
