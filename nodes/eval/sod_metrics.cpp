@@ -250,11 +250,12 @@ EmeasureCurves e_measure(const torch::Tensor& pred, const torch::Tensor& gt) {
   return out;
 }
 
-void SodAccumulator::add(const torch::Tensor& pred, const torch::Tensor& gt) {
+SodAccumulator::ImageScores SodAccumulator::add(const torch::Tensor& pred, const torch::Tensor& gt) {
   const FmeasureCurves f = f_measure(pred, gt);
   const EmeasureCurves e = e_measure(pred, gt);
-  mae_ += mae(pred, gt);
-  sm_ += s_measure(pred, gt, style_);
+  const ImageScores own{s_measure(pred, gt, style_), mae(pred, gt)};
+  mae_ += own.mae;
+  sm_ += own.s_measure;
   adaptive_f_ += f.adaptive;
   adaptive_e_ += e.adaptive;
   for (int t = 0; t < 256; ++t) {
@@ -262,6 +263,7 @@ void SodAccumulator::add(const torch::Tensor& pred, const torch::Tensor& gt) {
     e_.at[t] += e.e.at[t];
   }
   ++n_;
+  return own;
 }
 
 SodScores SodAccumulator::result() const {

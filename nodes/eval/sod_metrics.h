@@ -162,8 +162,13 @@ struct SodScores {
 class SodAccumulator {
  public:
   explicit SodAccumulator(SmeasureStyle style = SmeasureStyle::sslsod) : style_(style) {}
-  /// Scores one image (same contract as the functions above).
-  void add(const torch::Tensor& pred, const torch::Tensor& gt);
+  /// The scores of one image that are its own (the curves are only averaged).
+  struct ImageScores {
+    double s_measure, mae;
+  };
+  /// Scores one image (same contract as the functions above) and returns its
+  /// S-measure and MAE.
+  ImageScores add(const torch::Tensor& pred, const torch::Tensor& gt);
   SodScores result() const;
 
  private:

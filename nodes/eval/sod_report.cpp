@@ -92,10 +92,9 @@ class SodReport final : public StepNode {
       for (std::int64_t b = 0; b < images; ++b) {
         torch::Tensor p = prob[s * images + b][0], g = label[b][0];
         if (normalize_) p = metrics::minmax_normalize(p);
-        scores_[s].add(p, g);
+        const metrics::SodAccumulator::ImageScores own = scores_[s].add(p, g);
         const std::string id = b < static_cast<std::int64_t>(in.at(1).samples.size()) ? in.at(1).samples[b].id : "image" + std::to_string(seen_ + b);
-        rows_.push_back({s, id, metrics::s_measure(p, g, pysod_ ? metrics::SmeasureStyle::pysod : metrics::SmeasureStyle::sslsod),
-                         metrics::mae(p, g)});
+        rows_.push_back({s, id, own.s_measure, own.mae});
         sm[s][b][0] = rows_.back().s_measure;
         if (maps_) maps_pending_.push_back({s, id, (p * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous()});
       }

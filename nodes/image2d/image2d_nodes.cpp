@@ -83,6 +83,9 @@ class SaliencyDecoderNode final : public ModuleNode {
 };
 
 class UniMRSeg2dNode final : public ModuleNode {
+  /// RGB and the depth or thermal image: the columns of `present`.
+  static constexpr std::int64_t kModalities = 2;
+
  public:
   static void declare(Declaration<UniMRSeg2dNode>& d) {
     using O = image2d::UniMRSeg2dOptions;
@@ -93,7 +96,7 @@ class UniMRSeg2dNode final : public ModuleNode {
     d.input(PortSpec{"complete", {{"image", 4, "(B, 4, H, W)"}}, "plain path", true});
     d.input(PortSpec{"incomplete", {{"image", 4, "(B, 4, H, W)"}}, "adapter path (needs adapter: true)", true});
     d.input(PortSpec{"groups", {{"group", 1, "int64 (S) from modality.subsets"}}, "with incomplete: run each group as its own batch", true});
-    d.input(PortSpec{"auto", {{"image", 4, "(S*B, 4, H, W)"}, {"present", 2, "(S, M)"}},
+    d.input(PortSpec{"auto", {{"image", 4, "(S*B, 4, H, W)"}, {"present", 2, "(S, 2): one column per modality (RGB, depth or thermal)"}},
                      "complete subsets by the plain path, the others by the adapter (plain path for all without one)", true});
     d.output({"logits", 4, "(B, out_channels, H, W)"});
     for (int i = 2; i <= 5; ++i) d.output({"side." + std::to_string(i), 4, "(B, out_channels, H, W) level " + std::to_string(i) + "'s output"});
@@ -141,20 +144,20 @@ class UniMRSeg2dNode final : public ModuleNode {
       for (const auto& [first, count] : model::group_rows(groups.at("group"), x.size(0))) parts.push_back(net_->incomplete(x.narrow(0, first, count)));
       return result(concatenated(parts));
     }
-    const torch::Tensor& x = automatic.at("image");
-    const torch::Tensor& present = automatic.at("present");
-    model::RowSplit split = model::split_complete_rows(present, x.size(0), present.size(1));
-    if (!net_->options.adapter) return result(net_->complete(x));
-    image2d::Outputs2d all;
-    auto place = [&](const std::vector<std::int64_t>& idx, const image2d::Outputs2d& o) {
-      for (std::size_t i = 0; i < 5; ++i) {
-        model::place_rows(all.logits[i], o.logits[i], idx, x.size(0));
-        model::place_rows(all.features[i], o.features[i], idx, x.size(0));
-      }
+    // Port auto: complete subsets through the plain path, the others through the adapter.
+    auto outputs = [](const image2d::Outputs2d& o) {
+      std::vector<torch::Tensor> v(o.logits.begin(), o.logits.end());
+      v.insert(v.end(), o.features.begin(), o.features.end());
+      return v;
     };
-    auto rows_of = [&](const std::vector<std::int64_t>& idx) { return x.index_select(0, torch::tensor(idx, torch::kLong).to(x.device())); };
-    if (!split.complete.empty()) place(split.complete, net_->complete(rows_of(split.complete)));
-    if (!split.incomplete.empty()) place(split.incomplete, net_->incomplete(rows_of(split.incomplete)));
+    model::RowsFn incomplete_fn;
+    if (net_->options.adapter) incomplete_fn = [&](const torch::Tensor& rows) { return outputs(net_->incomplete(rows)); };
+    const std::vector<torch::Tensor> v = model::route_by_subset(
+        automatic.at("image"), automatic.at("present"), kModalities, [&](const torch::Tensor& rows) { return outputs(net_->complete(rows)); },
+        incomplete_fn);
+    image2d::Outputs2d all;
+    std::copy(v.begin(), v.begin() + 5, all.logits.begin());
+    std::copy(v.begin() + 5, v.end(), all.features.begin());
     return result(all);
   }
 

@@ -131,27 +131,18 @@ class UniMRSegNetNode final : public ModuleNode {
   /// Complete subsets through the plain path, the others through the adapter
   /// (when there is one): what evaluation over all subsets needs.
   Packet run_auto(const torch::Tensor& x, const torch::Tensor& present) {
-    model::RowSplit split = model::split_complete_rows(present, x.size(0), net_->options.in_channels);
-    if (!net_->options.adapter) {
-      split.complete.insert(split.complete.end(), split.incomplete.begin(), split.incomplete.end());
-      split.incomplete.clear();
-    }
-    torch::Tensor logits;
-    Levels f;
-    auto place = [&](const std::vector<std::int64_t>& idx, const torch::Tensor& y, const Levels& l) {
-      model::place_rows(logits, y, idx, x.size(0));
-      for (int i = 0; i < 5; ++i) model::place_rows(f[i], l[i], idx, x.size(0));
+    auto outputs = [](const torch::Tensor& logits, const Levels& l) { return std::vector<torch::Tensor>{logits, l[0], l[1], l[2], l[3], l[4]}; };
+    const model::RowsFn complete = [&](const torch::Tensor& rows) {
+      const Levels l = net_->encode_complete(rows);
+      return outputs(net_->decode(l), l);
     };
-    auto rows_of = [&](const std::vector<std::int64_t>& idx) { return x.index_select(0, torch::tensor(idx, torch::kLong).to(x.device())); };
-    if (!split.complete.empty()) {
-      const Levels l = net_->encode_complete(rows_of(split.complete));
-      place(split.complete, net_->decode(l), l);
-    }
-    if (!split.incomplete.empty()) {
-      const Levels l = net_->adapt(rows_of(split.incomplete));
-      place(split.incomplete, net_->decode_incomplete(l), l);
-    }
-    return result(logits, f);
+    model::RowsFn incomplete;
+    if (net_->options.adapter) incomplete = [&](const torch::Tensor& rows) {
+        const Levels l = net_->adapt(rows);
+        return outputs(net_->decode_incomplete(l), l);
+      };
+    const std::vector<torch::Tensor> o = model::route_by_subset(x, present, net_->options.in_channels, complete, incomplete);
+    return result(o[0], Levels{o[1], o[2], o[3], o[4], o[5]});
   }
 
   model::UniMRSegNetOptions options_;
@@ -258,15 +249,11 @@ class AdapterNode final : public ModuleNode {
   /// adapter: the levels evaluation over all subsets hands the decoder.
   Packet run_auto(const torch::Tensor& image, const torch::Tensor& present) {
     const torch::Tensor& x = model::checked_volume(image, adapter_->options.in_channels);
-    const model::RowSplit split = model::split_complete_rows(present, x.size(0), x.size(1));
-    Levels f;
-    auto place = [&](const std::vector<std::int64_t>& idx, const Levels& l) {
-      for (int i = 0; i < 5; ++i) model::place_rows(f[i], l[i], idx, x.size(0));
-    };
-    auto rows_of = [&](const std::vector<std::int64_t>& idx) { return x.index_select(0, torch::tensor(idx, torch::kLong).to(x.device())); };
-    if (!split.complete.empty()) place(split.complete, encoder_->encode(rows_of(split.complete)));
-    if (!split.incomplete.empty()) place(split.incomplete, adapter_->adapt(rows_of(split.incomplete), encoder_->encoder()));
-    return levels_packet(f);
+    auto outputs = [](const Levels& l) { return std::vector<torch::Tensor>(l.begin(), l.end()); };
+    const std::vector<torch::Tensor> o = model::route_by_subset(
+        x, present, x.size(1), [&](const torch::Tensor& rows) { return outputs(encoder_->encode(rows)); },
+        [&](const torch::Tensor& rows) { return outputs(adapter_->adapt(rows, encoder_->encoder())); });
+    return levels_packet(Levels{o[0], o[1], o[2], o[3], o[4]});
   }
 
   model::UniMRSegAdapterOptions options_;

@@ -61,11 +61,19 @@ std::int64_t equal_groups(const std::vector<std::pair<std::int64_t, std::int64_t
   return static_cast<std::int64_t>(ranges.size());
 }
 
-RowSplit split_complete_rows(const torch::Tensor& present, std::int64_t rows, std::int64_t channels) {
+namespace {
+
+/// Row indices of the complete subsets and of the others.
+struct RowSplit {
+  std::vector<std::int64_t> complete, incomplete;
+};
+
+RowSplit split_complete_rows(const torch::Tensor& present, std::int64_t rows, std::int64_t modalities) {
   const torch::Tensor mask = present.to(torch::kCPU).to(torch::kLong);
-  if (mask.dim() != 2 || mask.size(1) != channels || rows % mask.size(0) != 0)
+  if (mask.dim() != 2 || mask.size(1) != modalities || mask.size(0) == 0 || rows % mask.size(0) != 0)
     throw std::runtime_error("`present` " + c10::str(mask.sizes()) + " does not describe " + std::to_string(rows) + " rows of " +
-                             std::to_string(channels) + " channels");
+                             std::to_string(modalities) + " modalities (expected (S, " + std::to_string(modalities) +
+                             ") subset masks, S dividing the batch)");
   const std::int64_t per = rows / mask.size(0);
   RowSplit split;
   for (std::int64_t s = 0; s < mask.size(0); ++s)
@@ -73,13 +81,35 @@ RowSplit split_complete_rows(const torch::Tensor& present, std::int64_t rows, st
   return split;
 }
 
-void place_rows(torch::Tensor& into, const torch::Tensor& part, const std::vector<std::int64_t>& idx, std::int64_t total) {
+/// Copies `part` into rows `idx` of `into` (a batch of `total` rows), which is
+/// allocated zero-filled, shaped like `part`, on first use.
+void place_rows(torch::Tensor& into, const torch::Tensor& part, const torch::Tensor& idx, std::int64_t total) {
   if (!into.defined()) {
     auto shape = part.sizes().vec();
     shape[0] = total;
     into = torch::zeros(shape, part.options());
   }
-  into.index_copy_(0, torch::tensor(idx, torch::kLong).to(part.device()), part);
+  into.index_copy_(0, idx, part);
+}
+
+}  // namespace
+
+std::vector<torch::Tensor> route_by_subset(const torch::Tensor& x, const torch::Tensor& present, std::int64_t modalities, const RowsFn& complete,
+                                           const RowsFn& incomplete) {
+  const RowSplit split = split_complete_rows(present, x.size(0), modalities);
+  if (!incomplete) return complete(x);
+  std::vector<torch::Tensor> out;
+  auto run = [&](const std::vector<std::int64_t>& rows, const RowsFn& fn) {
+    if (rows.empty()) return;
+    const torch::Tensor idx = torch::tensor(rows, torch::kLong).to(x.device());
+    const std::vector<torch::Tensor> part = fn(x.index_select(0, idx));
+    if (out.empty()) out.resize(part.size());
+    if (part.size() != out.size()) throw std::logic_error("route_by_subset: the two paths return different numbers of tensors");
+    for (std::size_t i = 0; i < part.size(); ++i) place_rows(out[i], part[i], idx, x.size(0));
+  };
+  run(split.complete, complete);
+  run(split.incomplete, incomplete);
+  return out;
 }
 
 const torch::Tensor& checked_volume(const torch::Tensor& x, std::int64_t channels) {

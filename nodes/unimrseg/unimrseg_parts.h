@@ -21,6 +21,7 @@
 #pragma once
 
 #include <array>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -58,17 +59,18 @@ std::vector<std::pair<std::int64_t, std::int64_t>> group_rows(const torch::Tenso
 /// the option.
 std::int64_t equal_groups(const std::vector<std::pair<std::int64_t, std::int64_t>>& ranges);
 
-/// The rows of a subset-major batch of `rows` rows, split by `present` ((S, M)
-/// subset masks) into rows of the complete subset and rows of the others.
-/// Throws std::runtime_error when `present` does not describe the batch.
-struct RowSplit {
-  std::vector<std::int64_t> complete, incomplete;
-};
-RowSplit split_complete_rows(const torch::Tensor& present, std::int64_t rows, std::int64_t channels);
 
-/// Copies `part` into rows `idx` of `into` (a batch of `total` rows), which is
-/// allocated zero-filled, shaped like `part`, on first use.
-void place_rows(torch::Tensor& into, const torch::Tensor& part, const std::vector<std::int64_t>& idx, std::int64_t total);
+/// The `auto` port of the UniMRSeg nodes: the rows of `x` (a subset-major
+/// batch described by `present`, (S, `modalities`) subset masks) whose subset
+/// is complete go through `complete`, the others through `incomplete`, and
+/// each of the returned batch-first tensors is put back at its rows, so output
+/// row r belongs to input row r. Both functions return the same number of
+/// tensors. Without `incomplete` (a network without adapter) the whole batch
+/// goes through `complete` in one call. Throws std::runtime_error when
+/// `present` does not describe the batch.
+using RowsFn = std::function<std::vector<torch::Tensor>(const torch::Tensor&)>;
+std::vector<torch::Tensor> route_by_subset(const torch::Tensor& x, const torch::Tensor& present, std::int64_t modalities, const RowsFn& complete,
+                                           const RowsFn& incomplete);
 
 /// Returns x when it is (B, channels, X, Y, Z) with X, Y, Z multiples of 8 (three
 /// 2x poolings); otherwise throws std::runtime_error saying what to change.

@@ -412,7 +412,7 @@ for i in range(0, len(lines) - 2, 3):
   }
 }
 
-// Dataset max F is the max of the mean curve, not the mean of per-image maxima; the rest are means.
+// Dataset max F is the max of the mean curve, not the mean of per-image maxima; the rest are means; add() returns the image's own scores.
 TEST(SodMetrics, AccumulatorAveragesCurvesBeforeTheMax) {
   // Image A: the 4x4 case (F 13/43, 26/31 on t = 1..127, 13/16 above).
   // Image B: same gt, pred 1 on gt and .5 on the four pixels right of it:
@@ -424,7 +424,9 @@ TEST(SodMetrics, AccumulatorAveragesCurvesBeforeTheMax) {
   metrics::SodAccumulator acc;
   EXPECT_TRUE(std::isnan(acc.result().s_measure));
   acc.add(hand_pred(), hand_gt());
-  acc.add(pb, hand_gt());
+  const metrics::SodAccumulator::ImageScores own_b = acc.add(pb, hand_gt());
+  EXPECT_NEAR(own_b.mae, 2.0 / 16, 1e-12);
+  EXPECT_NEAR(own_b.s_measure, metrics::s_measure(pb, hand_gt()), 1e-12);
   const metrics::SodScores s = acc.result();
   EXPECT_EQ(s.images, 2);
   EXPECT_NEAR(s.max_f, 29.0 / 32, 1e-12);

@@ -103,6 +103,7 @@ TEST(UniMRSeg2d, FrozenPartsTakeNoGradientAndKeepTheirStatistics) {
 // The node's `auto` port sends the complete subset through the plain path and
 // the others through the adapter, row for row; weights sit under encoder.*
 // with torchvision's names, decoder.* and the adapter's names.
+// A `present` with other than two columns is refused.
 TEST(UniMRSeg2d, TheNodeRoutesSubsetsByTheirMasks) {
   torch::manual_seed(4);
   auto node = test::make_node("image2d.unimrseg", "{adapter: true, decoder_width: 8, attention_dims: [8, 8, 8, 8, 8], heads: [1, 1, 1, 1, 1]}");
@@ -127,6 +128,10 @@ TEST(UniMRSeg2d, TheNodeRoutesSubsetsByTheirMasks) {
   EXPECT_TRUE(torch::allclose(out.at("logits")[2], adapted[1], 1e-4, 1e-4));
   EXPECT_FALSE(torch::allclose(plain[0], module_node.forward({Packet{}, complete, Packet{}, Packet{}}, ctx).at("logits")[0], 1e-4, 1e-4));
   EXPECT_THROW(module_node.forward({complete, incomplete, Packet{}, Packet{}}, ctx), std::runtime_error);
+  // `present` must have one column per modality (two), not one per channel.
+  Packet per_channel;
+  per_channel.tensors = {{"image", x}, {"present", torch::ones({3, 4}, torch::kLong)}};
+  EXPECT_THROW(module_node.forward({Packet{}, Packet{}, Packet{}, per_channel}, ctx), std::runtime_error);
 }
 
 }  // namespace umrflow::image2d
