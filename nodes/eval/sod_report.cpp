@@ -94,9 +94,9 @@ class SodReport final : public StepNode {
         if (normalize_) p = metrics::minmax_normalize(p);
         const metrics::SodAccumulator::ImageScores own = scores_[s].add(p, g);
         const std::string id = b < static_cast<std::int64_t>(in.at(1).samples.size()) ? in.at(1).samples[b].id : "image" + std::to_string(seen_ + b);
-        rows_.push_back({s, id, own.s_measure, own.mae});
+        rows_.push_back({static_cast<std::size_t>(s), id, own.s_measure, own.mae});
         sm[s][b][0] = rows_.back().s_measure;
-        if (maps_) maps_pending_.push_back({s, id, (p * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous()});
+        if (maps_) maps_pending_.push_back({static_cast<std::size_t>(s), id, (p * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous()});
       }
     seen_ += images;
     Packet out;

@@ -2,6 +2,7 @@
 
 #include <png.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <csetjmp>
 #include <cstdio>
@@ -93,6 +94,7 @@ struct PngReadState {
   char message[kMessageSize] = {};
   png_uint_32 width = 0, height = 0;
   int file_bits = 0, file_channels = 0, bits = 0, channels = 0;  // as stored, and after the transforms
+  int color_type = 0;                                              // as stored
   std::size_t rowbytes = 0;
   ~PngReadState() { png_destroy_read_struct(&png, &info, nullptr); }
 };
@@ -100,7 +102,11 @@ struct PngReadState {
 /// Reads the chunks up to the image data and sets the transforms to 8-bit
 /// gray, gray+alpha, RGB or RGBA. libpng's row buffers are bounded by its
 /// default limit of 1,000,000 pixels per row.
-bool png_header(PngReadState& s) {
+/// With `keep_values` (read_plane) a gray or palette image instead keeps its
+/// stored values: one byte per sample below 16 bits (indices and gray as
+/// stored, tRNS ignored), 16 bits in host order; `s.color_type` tells the
+/// caller whether the file has colour.
+bool png_header(PngReadState& s, bool keep_values = false) {
   if (setjmp(png_jmpbuf(s.png))) return false;
   png_set_read_fn(s.png, &s.input, png_read_bytes);
   png_read_info(s.png, s.info);
@@ -108,8 +114,17 @@ bool png_header(PngReadState& s) {
   s.height = png_get_image_height(s.png, s.info);
   s.file_bits = png_get_bit_depth(s.png, s.info);
   s.file_channels = png_get_channels(s.png, s.info);
-  png_set_expand(s.png);    // palette -> RGB, gray < 8 bits -> 8 bits, tRNS -> alpha
-  png_set_scale_16(s.png);  // 16 bits -> round(v * 255 / 65535)
+  s.color_type = png_get_color_type(s.png, s.info);
+  if (keep_values) {
+    png_set_packing(s.png);  // 1, 2, 4 bits -> one byte each, values unscaled
+    if (s.file_bits == 16) {
+      const std::uint16_t probe = 1;
+      if (*reinterpret_cast<const std::uint8_t*>(&probe) == 1) png_set_swap(s.png);  // PNG is big-endian
+    }
+  } else {
+    png_set_expand(s.png);    // palette -> RGB, gray < 8 bits -> 8 bits, tRNS -> alpha
+    png_set_scale_16(s.png);  // 16 bits -> round(v * 255 / 65535)
+  }
   png_set_interlace_handling(s.png);
   png_read_update_info(s.png, s.info);
   s.bits = png_get_bit_depth(s.png, s.info);
@@ -125,24 +140,30 @@ bool png_pixels(PngReadState& s, png_bytep* rows) {
   return true;
 }
 
-Image read_png(const std::string& path, const Bytes& data) {
-  PngReadState s;
+[[noreturn]] void png_broken(const PngReadState& s, const std::string& path, const Bytes& data) {
+  fail(path, s.input.truncated ? truncated("PNG", data.size()) : "corrupt PNG: " + std::string(s.message) + " (re-export the image)");
+}
+
+/// Starts decoding `data` (the file `path`) up to its pixels, refusing what
+/// cannot be decoded within bounds; `s` then describes the rows to read.
+void png_start(PngReadState& s, const std::string& path, const Bytes& data, bool keep_values) {
   s.input.data = data.data();
   s.input.size = data.size();
   s.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, s.message, png_on_error, png_on_warning);
   if (s.png) s.info = png_create_info_struct(s.png);
   if (!s.png || !s.info) fail(path, "out of memory starting the PNG decoder");
-  auto broken = [&] {
-    fail(path,
-         s.input.truncated ? truncated("PNG", data.size()) : "corrupt PNG: " + std::string(s.message) + " (re-export the image)");
-  };
-  if (!png_header(s)) broken();
+  if (!png_header(s, keep_values)) png_broken(s, path, data);
   check_size(path, "PNG", s.width, s.height);
   // Deflate expands at most about 1032:1: refuse a header the file cannot fill.
   const std::uint64_t stored = (std::uint64_t{s.width} * s.file_bits * s.file_channels + 7) / 8 + 1;
   if (stored * s.height / 1100 > data.size())
     fail(path, "truncated or corrupt PNG: its " + std::to_string(data.size()) + " bytes cannot hold the " +
                    dims(s.width, s.height) + " pixels its header declares (re-copy or re-export the image)");
+}
+
+Image read_png(const std::string& path, const Bytes& data) {
+  PngReadState s;
+  png_start(s, path, data, false);
   if (s.bits != 8 || s.channels < 1 || s.channels > 4 || s.rowbytes != std::size_t{s.width} * s.channels)
     fail(path, "unsupported PNG layout (" + std::to_string(s.file_bits) + "-bit, " + std::to_string(s.file_channels) +
                    " channels; re-save it as 8-bit RGB or gray)");
@@ -153,8 +174,34 @@ Image read_png(const std::string& path, const Bytes& data) {
   img.pixels.resize(s.rowbytes * s.height);
   std::vector<png_bytep> rows(s.height);
   for (png_uint_32 y = 0; y < s.height; ++y) rows[y] = img.pixels.data() + s.rowbytes * y;
-  if (!png_pixels(s, rows.data())) broken();
+  if (!png_pixels(s, rows.data())) png_broken(s, path, data);
   return img;
+}
+
+Plane read_png_plane(const std::string& path, const Bytes& data) {
+  PngReadState s;
+  png_start(s, path, data, true);
+  if (s.color_type != PNG_COLOR_TYPE_GRAY && s.color_type != PNG_COLOR_TYPE_PALETTE)
+    fail(path, "a " + std::to_string(s.file_channels) + "-channel " + (s.color_type & PNG_COLOR_MASK_ALPHA ? "image with alpha" : "colour image") +
+                   " where a map of numbers (gray or palette PNG) is expected: a label map saved as colours has lost its class numbers "
+                   "(save the values as 8- or 16-bit gray, or as palette indices)");
+  const std::size_t bytes = s.file_bits == 16 ? 2 : 1;
+  if (s.channels != 1 || s.rowbytes != std::size_t{s.width} * bytes)
+    fail(path, "unsupported PNG layout (" + std::to_string(s.file_bits) + "-bit, " + std::to_string(s.file_channels) + " channels)");
+  std::vector<std::uint8_t> raw(s.rowbytes * s.height);
+  std::vector<png_bytep> rows(s.height);
+  for (png_uint_32 y = 0; y < s.height; ++y) rows[y] = raw.data() + s.rowbytes * y;
+  if (!png_pixels(s, rows.data())) png_broken(s, path, data);
+  Plane plane;
+  plane.width = static_cast<int>(s.width);
+  plane.height = static_cast<int>(s.height);
+  plane.bits = s.file_bits;
+  plane.values.resize(std::size_t{s.width} * s.height);
+  if (bytes == 2)
+    std::memcpy(plane.values.data(), raw.data(), raw.size());
+  else
+    std::copy(raw.begin(), raw.end(), plane.values.begin());
+  return plane;
 }
 
 // ---- JPEG --------------------------------------------------------------------------
@@ -383,13 +430,24 @@ struct PngWriteState {
   }
 };
 
-bool png_encode(PngWriteState& s, const Image& img, png_bytep* rows) {
-  static const int kColorType[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+/// What png_encode writes: the size, the sample depth, the colour type and,
+/// for a palette image, its colours.
+struct PngLayout {
+  int width = 0, height = 0, bits = 8, color_type = PNG_COLOR_TYPE_GRAY;
+  std::vector<png_color> palette;
+};
+
+bool png_encode(PngWriteState& s, const PngLayout& layout, png_bytep* rows) {
   if (setjmp(png_jmpbuf(s.png))) return false;
   png_init_io(s.png, s.file);
-  png_set_IHDR(s.png, s.info, static_cast<png_uint_32>(img.width), static_cast<png_uint_32>(img.height), 8,
-               kColorType[img.channels - 1], PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  png_set_IHDR(s.png, s.info, static_cast<png_uint_32>(layout.width), static_cast<png_uint_32>(layout.height), layout.bits,
+               layout.color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+  if (!layout.palette.empty()) png_set_PLTE(s.png, s.info, layout.palette.data(), static_cast<int>(layout.palette.size()));
   png_write_info(s.png, s.info);
+  if (layout.bits == 16) {
+    const std::uint16_t probe = 1;
+    if (*reinterpret_cast<const std::uint8_t*>(&probe) == 1) png_set_swap(s.png);  // rows are host-order 16-bit samples
+  }
   png_write_image(s.png, rows);
   png_write_end(s.png, nullptr);
   return true;
@@ -417,12 +475,11 @@ Image read_image(const std::string& path) {
                  "; the format is recognised by content, not by the extension: convert it to PNG)");
 }
 
-void write_png(const std::string& path, const Image& img) {
-  check_image(img, "write_png");
+namespace {
+
+/// Writes `rows` laid out as `layout` to `path` + ".tmp", then renames it over `path`.
+void write_png_rows(const std::string& path, const PngLayout& layout, png_bytep* rows) {
   const std::string tmp = path + ".tmp";
-  std::vector<png_bytep> rows(static_cast<std::size_t>(img.height));
-  const std::size_t stride = static_cast<std::size_t>(img.width) * img.channels;
-  for (std::size_t y = 0; y < rows.size(); ++y) rows[y] = const_cast<png_bytep>(img.pixels.data() + stride * y);
   bool ok = false;
   std::string why;
   {
@@ -434,7 +491,7 @@ void write_png(const std::string& path, const Image& img) {
     if (s.png) s.info = png_create_info_struct(s.png);
     if (!s.png || !s.info) {
       why = "out of memory starting the PNG encoder";
-    } else if (!png_encode(s, img, rows.data())) {
+    } else if (!png_encode(s, layout, rows)) {
       why = std::string("cannot encode the PNG: ") + s.message;
     } else {
       const bool flushed = std::fflush(s.file) == 0 && !std::ferror(s.file);
@@ -452,6 +509,62 @@ void write_png(const std::string& path, const Image& img) {
   }
   std::filesystem::remove(tmp, ec);
   fail(path, why);
+}
+
+}  // namespace
+
+void write_png(const std::string& path, const Image& img) {
+  check_image(img, "write_png");
+  static const int kColorType[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+  std::vector<png_bytep> rows(static_cast<std::size_t>(img.height));
+  const std::size_t stride = static_cast<std::size_t>(img.width) * img.channels;
+  for (std::size_t y = 0; y < rows.size(); ++y) rows[y] = const_cast<png_bytep>(img.pixels.data() + stride * y);
+  write_png_rows(path, PngLayout{img.width, img.height, 8, kColorType[img.channels - 1], {}}, rows.data());
+}
+
+Plane read_plane(const std::string& path) {
+  static const std::uint8_t kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  const Bytes data = read_file(path);
+  bool cut = false;
+  if (!data.empty() && starts_with(data, kPng, sizeof kPng, &cut) && !cut) return read_png_plane(path, data);
+  const Image img = read_image(path);
+  Plane plane;
+  plane.width = img.width, plane.height = img.height;
+  plane.values.resize(static_cast<std::size_t>(img.width) * img.height);
+  for (std::size_t i = 0; i < plane.values.size(); ++i) {
+    const std::uint8_t* p = img.pixels.data() + i * img.channels;
+    if (img.channels == 2 || img.channels == 4 || (img.channels == 3 && (p[0] != p[1] || p[1] != p[2])))
+      fail(path, "a " + std::string(img.channels == 2 || img.channels == 4 ? "image with alpha" : "colour image") +
+                     " where a map of numbers (gray) is expected: a label map saved as colours has lost its class numbers "
+                     "(save the values as 8- or 16-bit gray PNG, or as palette indices)");
+    plane.values[i] = p[0];
+  }
+  return plane;
+}
+
+void write_png(const std::string& path, const Plane& plane, const std::vector<std::array<std::uint8_t, 3>>& palette) {
+  const std::string f = "write_png(" + path + ")";
+  if (plane.width <= 0 || plane.height <= 0 || plane.values.size() != static_cast<std::size_t>(plane.width) * plane.height)
+    throw std::invalid_argument(f + ": " + std::to_string(plane.values.size()) + " values for a " + dims(plane.width, plane.height) + " plane");
+  if (plane.bits != 8 && plane.bits != 16) throw std::invalid_argument(f + ": writes 8- or 16-bit planes, not " + std::to_string(plane.bits));
+  if (!palette.empty() && (plane.bits != 8 || palette.size() > 256))
+    throw std::invalid_argument(f + ": a palette needs 8 bits and at most 256 colours");
+  const std::uint32_t limit = palette.empty() ? (1u << plane.bits) : static_cast<std::uint32_t>(palette.size());
+  for (const std::uint16_t v : plane.values)
+    if (v >= limit) throw std::invalid_argument(f + ": value " + std::to_string(v) + " does not fit (must be below " + std::to_string(limit) + ")");
+  PngLayout layout{plane.width, plane.height, plane.bits, palette.empty() ? PNG_COLOR_TYPE_GRAY : PNG_COLOR_TYPE_PALETTE, {}};
+  for (const auto& c : palette) layout.palette.push_back(png_color{c[0], c[1], c[2]});
+  std::vector<std::uint8_t> bytes;
+  const std::size_t stride = static_cast<std::size_t>(plane.width) * (plane.bits / 8);
+  if (plane.bits == 8) {
+    bytes.assign(plane.values.begin(), plane.values.end());
+  } else {
+    bytes.resize(plane.values.size() * 2);
+    std::memcpy(bytes.data(), plane.values.data(), bytes.size());
+  }
+  std::vector<png_bytep> rows(static_cast<std::size_t>(plane.height));
+  for (std::size_t y = 0; y < rows.size(); ++y) rows[y] = bytes.data() + stride * y;
+  write_png_rows(path, layout, rows.data());
 }
 
 Image to_gray(const Image& img) {

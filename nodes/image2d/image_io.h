@@ -39,6 +39,7 @@
 // All functions are thread-safe (no shared state).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -68,6 +69,37 @@ Image read_image(const std::string& path);
 /// size does not match its pixels or whose channels are not 1..4, and
 /// std::runtime_error naming the path when the file cannot be written.
 void write_png(const std::string& path, const Image& img);
+
+/// A one-channel map whose samples keep their stored integer values: a
+/// 16-bit depth map with all 16 bits, a label map's class numbers.
+struct Plane {
+  int width = 0, height = 0;
+  int bits = 8;                        ///< the stored sample depth: 1, 2, 4, 8 or 16
+  std::vector<std::uint16_t> values;   ///< row-major, width * height samples
+  std::uint16_t at(int x, int y) const { return values[static_cast<std::size_t>(y) * width + x]; }
+};
+
+/// Reads a map whose values are numbers, not colours (SUN-RGBD's depth and
+/// label images), as np.asarray(PIL.Image.open(path)) gives them:
+///  - PNG gray of 8 or 16 bits: the stored values (16-bit depth keeps all 16
+///    bits, unlike read_image); gray of 1, 2 or 4 bits: the stored values
+///    0 .. 2^bits - 1 (PIL gives 0/1 for 1 bit and scales 2 and 4 bits; such
+///    label maps are not known to exist);
+///  - PNG palette: the palette indices (PIL's mode P), colours ignored;
+///  - an 8-bit gray JPEG or BMP, or an 8-bit palette BMP: the stored bytes
+///    (a BMP's palette indices).
+/// Anything with colour or alpha channels is refused with the reason: a label
+/// map saved as colours has lost its class numbers. Throws std::runtime_error
+/// naming the file (the errors of read_image for broken files).
+Plane read_plane(const std::string& path);
+
+/// Writes `plane` as a gray PNG of 8 or 16 bits (its `bits`; values must fit),
+/// or, with a `palette` of at most 256 RGB colours and 8 bits, as a palette
+/// PNG whose indices are the values. Atomically, as write_png. Throws
+/// std::invalid_argument for a malformed plane, a value that does not fit or
+/// an index without a palette entry, std::runtime_error naming the path when
+/// the file cannot be written.
+void write_png(const std::string& path, const Plane& plane, const std::vector<std::array<std::uint8_t, 3>>& palette = {});
 
 /// Luma as PIL's convert('L') computes it (ITU-R 601-2 weights in 16-bit
 /// fixed point, rounded): L = (19595 R + 38470 G + 7471 B + 32768) >> 16.

@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 #include <zlib.h>
 
+#include <array>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -387,6 +389,121 @@ TEST(ImageIo, WritePngRefusesBadImagesAndPaths) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/a.png"));
 }
 
+// PIL writes maps of numbers; read_plane gives np.asarray(Image.open(f)) of each: 16-bit gray (every bit), 8-bit
+// gray, 8-bit and 4-bit palette indices, an 8-bit gray BMP and a gray JPEG; colour and alpha are refused naming the file.
+TEST(ImageIo, ReadPlaneKeepsStoredValuesAsPil) {
+  if (!have_pil()) GTEST_SKIP() << "python3-pil or python3-numpy is not installed (the independent reference)";
+  test::TempDir dir;
+  const std::string script = dir.write("make.py", R"py(import sys
+import numpy as np
+from PIL import Image
+d = sys.argv[1]
+rng = np.random.default_rng(5)
+def keep(name, im, **kw):
+    im.save(f'{d}/{name}', **kw)
+    a = np.asarray(Image.open(f'{d}/{name}')).astype(np.uint16)
+    a.tofile(f'{d}/{name}.bin')
+    open(f'{d}/{name}.txt', 'w').write(f'{a.shape[1]} {a.shape[0]}')
+depth = rng.integers(0, 65536, (13, 21)).astype(np.uint16)
+depth[0, :4] = [0, 255, 256, 65535]
+keep('depth16.png', Image.fromarray(depth))
+keep('gray8.png', Image.fromarray(rng.integers(0, 256, (9, 11)).astype(np.uint8)))
+labels = rng.integers(0, 38, (10, 12)).astype(np.uint8)
+pal = Image.fromarray(labels, 'L').convert('P')
+pal.putdata(labels.flatten().tolist())
+pal.putpalette([(i * 37) % 256 for i in range(768)])
+keep('pal8.png', pal)
+small = Image.fromarray(rng.integers(0, 16, (7, 9)).astype(np.uint8), 'L').convert('P')
+small.putdata(rng.integers(0, 16, 63).tolist())
+small.putpalette([(i * 11) % 256 for i in range(48)])
+keep('pal4.png', small, bits=4)
+keep('gray8.bmp', Image.fromarray(rng.integers(0, 256, (6, 10)).astype(np.uint8)))
+keep('gray.jpg', Image.fromarray(rng.integers(0, 256, (8, 8)).astype(np.uint8)))
+Image.fromarray(rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)).save(f'{d}/rgb.png')
+Image.fromarray(rng.integers(0, 256, (4, 4, 2)).astype(np.uint8), 'LA').save(f'{d}/la.png')
+Image.fromarray(rng.integers(0, 256, (4, 4, 3)).astype(np.uint8)).save(f'{d}/rgb.bmp')
+print(Image.open(f'{d}/pal4.png').info.get('bits', 'png'))
+)py");
+  std::string out;
+  ASSERT_EQ(test::run_command(std::string(kPython) + " " + script + " " + dir.path() + " 2>&1", &out), 0) << out;
+  for (const char* name : {"depth16.png", "gray8.png", "pal8.png", "pal4.png", "gray8.bmp", "gray.jpg"}) {
+    SCOPED_TRACE(name);
+    const std::string path = dir.path() + "/" + name;
+    std::ifstream shape(path + ".txt");
+    int w = 0, h = 0;
+    ASSERT_TRUE(static_cast<bool>(shape >> w >> h));
+    const Plane plane = read_plane(path);
+    ASSERT_EQ(plane.width, w);
+    ASSERT_EQ(plane.height, h);
+    const std::string raw = test::read_file(path + ".bin");
+    std::vector<std::uint16_t> want(raw.size() / 2);
+    std::memcpy(want.data(), raw.data(), raw.size());
+    EXPECT_EQ(plane.values, want);
+  }
+  EXPECT_EQ(read_plane(dir.path() + "/depth16.png").bits, 16);
+  EXPECT_EQ(read_plane(dir.path() + "/depth16.png").at(3, 0), 65535);
+  EXPECT_EQ(read_plane(dir.path() + "/pal4.png").bits, 4);
+  for (const char* name : {"rgb.png", "la.png", "rgb.bmp"}) {
+    const std::string path = dir.path() + "/" + name;
+    try {
+      read_plane(path);
+      ADD_FAILURE() << name << " was read as a map";
+    } catch (const std::runtime_error& e) {
+      EXPECT_EQ(std::string(e.what()).rfind("'" + path + "': ", 0), 0u) << e.what();
+      EXPECT_NE(std::string(e.what()).find("lost its class numbers"), std::string::npos) << e.what();
+    }
+  }
+}
+
+// write_png of a plane (16-bit gray, 8-bit gray, palette indices) reads back in PIL and read_plane as the values written;
+// values that do not fit, or a palette on 16 bits, are refused.
+TEST(ImageIo, WritePlaneRoundTripsThroughPil) {
+  if (!have_pil()) GTEST_SKIP() << "python3-pil or python3-numpy is not installed (the independent reference)";
+  test::TempDir dir;
+  std::mt19937 rng(8);
+  auto plane = [&](int bits, std::uint32_t below) {
+    Plane p;
+    p.width = 23, p.height = 11, p.bits = bits;
+    for (int i = 0; i < p.width * p.height; ++i) p.values.push_back(static_cast<std::uint16_t>(rng() % below));
+    return p;
+  };
+  const Plane d16 = plane(16, 65536), g8 = plane(8, 256), pal = plane(8, 38);
+  std::vector<std::array<std::uint8_t, 3>> colours;
+  for (int i = 0; i < 38; ++i) colours.push_back({static_cast<std::uint8_t>(i * 5), static_cast<std::uint8_t>(255 - i), 7});
+  write_png(dir.path() + "/d16.png", d16);
+  write_png(dir.path() + "/g8.png", g8);
+  write_png(dir.path() + "/pal.png", pal, colours);
+  for (const auto& [name, p] : {std::pair<const char*, const Plane*>{"d16", &d16}, {"g8", &g8}, {"pal", &pal}}) {
+    EXPECT_EQ(read_plane(dir.path() + "/" + name + ".png").values, p->values) << name;
+    test::write_file(dir.path() + "/" + name + ".bin",
+                     std::string(reinterpret_cast<const char*>(p->values.data()), p->values.size() * 2));
+  }
+  const std::string script = dir.write("check.py", R"py(import sys
+import numpy as np
+from PIL import Image
+d = sys.argv[1]
+for name, mode in [('d16', ('I', 'I;16')), ('g8', ('L',)), ('pal', ('P',))]:
+    im = Image.open(f'{d}/{name}.png')
+    want = np.fromfile(f'{d}/{name}.bin', np.uint16).reshape(11, 23)
+    assert im.mode in mode, (name, im.mode)
+    assert (np.asarray(im).astype(np.uint16) == want).all(), name
+pal = Image.open(f'{d}/pal.png').getpalette()
+assert pal[3 * 37: 3 * 37 + 3] == [185, 218, 7], pal[3 * 37: 3 * 37 + 3]
+print('ok')
+)py");
+  std::string out;
+  ASSERT_EQ(test::run_command(std::string(kPython) + " " + script + " " + dir.path() + " 2>&1", &out), 0) << out;
+  EXPECT_EQ(out, "ok\n");
+  Plane over = g8;
+  over.values[5] = 256;
+  EXPECT_THROW(write_png(dir.path() + "/x.png", over), std::invalid_argument);
+  Plane out_of_palette = pal;
+  out_of_palette.values[0] = 38;
+  EXPECT_THROW(write_png(dir.path() + "/x.png", out_of_palette, colours), std::invalid_argument);
+  EXPECT_THROW(write_png(dir.path() + "/x.png", d16, colours), std::invalid_argument);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/x.png"));
+}
+
 // to_gray equals PIL's convert('L') (and to_rgb its convert('RGB')) on gray, gray+alpha, RGB, RGBA and palette images.
 TEST(ImageIo, ToGrayAndToRgbMatchPil) {
   std::string why;
@@ -484,11 +601,16 @@ TEST(ImageIo, HugeDeclaredSizesAreRefused) {
   expect_refused(dir.path() + "/huge.jpg", "60000x60000 pixels");
 }
 
-// One damaged byte anywhere in a PNG, JPEG or BMP gives an image or a runtime_error naming the file, never a crash.
+// One damaged byte anywhere in a PNG (8 or 16 bits), JPEG or BMP gives an image (read_image) or a plane (read_plane) or a
+// runtime_error naming the file, never a crash.
 TEST(ImageIo, DamagedFilesNeverCrash) {
   test::TempDir dir;
   write_png(dir.path() + "/a.png", noise_image(24, 16, 4, 9));
-  std::vector<std::string> originals = {test::read_file(dir.path() + "/a.png"), bmp24(21, -13, 4)};
+  Plane depth;
+  depth.width = 19, depth.height = 7, depth.bits = 16;
+  for (int i = 0; i < 19 * 7; ++i) depth.values.push_back(static_cast<std::uint16_t>(i * 487));
+  write_png(dir.path() + "/d.png", depth);
+  std::vector<std::string> originals = {test::read_file(dir.path() + "/a.png"), bmp24(21, -13, 4), test::read_file(dir.path() + "/d.png")};
   std::string why;
   const std::string ref = reference_dir(&why);
   if (!ref.empty())
@@ -509,6 +631,12 @@ TEST(ImageIo, DamagedFilesNeverCrash) {
       } catch (const std::runtime_error& e) {
         EXPECT_EQ(std::string(e.what()).rfind("'" + path + "': ", 0), 0u) << e.what();
         ++refused;
+      }
+      try {
+        const Plane plane = read_plane(path);
+        EXPECT_EQ(plane.values.size(), static_cast<std::size_t>(plane.width) * plane.height);
+      } catch (const std::runtime_error& e) {
+        EXPECT_EQ(std::string(e.what()).rfind("'" + path + "': ", 0), 0u) << e.what();
       }
     }
   EXPECT_GT(refused, 0);
