@@ -191,7 +191,7 @@ class UniMRSeg2dNode final : public ModuleNode {
 }  // namespace
 
 void register_image2d_nodes(Registry& registry) {
-  add_nodes<image2d::SodSamples, image2d::Resize2d, image2d::RandomRotate2d, image2d::BorderCrop2d, image2d::ColorJitter2d,
+  add_nodes<image2d::SodSamples, image2d::SunRgbdSamples, image2d::Resize2d, image2d::RandomRotate2d, image2d::BorderCrop2d, image2d::ColorJitter2d,
             image2d::Normalize2d, ResNet50Node, SaliencyDecoderNode, UniMRSeg2dNode>(registry);
 }
 

@@ -7,11 +7,19 @@
 #include <string>
 #include <vector>
 
+#include "image2d/image_io.h"
 #include "image2d/layouts.h"
 #include "umrflow/declare.h"
 #include "umrflow/node.h"
 
 namespace umrflow::image2d {
+
+/// Throws std::runtime_error naming both files when the image at `path`
+/// (`width` x `height`) is not the size of its RGB image: a pair must match.
+void check_same_size(int width, int height, const std::string& path, const Image& rgb, const std::string& rgb_path);
+
+/// The image's channels as planes (channels, H, W) of floats at `out`, / 255.
+void put_channels(const Image& img, float* out);
 
 /// Source: one RGB-D or RGB-T SOD sample per image of root/RGB. Provides
 /// `image` (4, H, W) float32, R, G, B and the second modality as gray, each
@@ -31,6 +39,31 @@ class SodSamples final : public SourceNode {
   std::string root_, aux_, on_bad_sample_;
   bool need_label_ = true;
   std::int64_t limit_ = 0;
+  std::vector<PairedItem> items_;
+};
+
+/// Source: the SUN-RGBD samples of one split list (discover_sunrgbd).
+/// Provides `image` (4, H, W) float32: R, G, B / 255, then depth / its range
+/// (`depth_range`, by default the file's: 65535 for a 16-bit map, 255 for an
+/// 8-bit one, so every stored bit counts); and `label` (1, H, W) int64, the
+/// stored class numbers, 0 unlabelled and 1..`classes` the classes (the raw
+/// SUN-RGBD convention, which keeps zero padding after a rotation
+/// unlabelled). A label above `classes`, a colour label map, unreadable
+/// images and size mismatches fail with the file named, or skip the sample.
+class SunRgbdSamples final : public SourceNode {
+ public:
+  static void declare(Declaration<SunRgbdSamples>& d);
+  /// Finds the samples (discover_sunrgbd), then keeps the first `limit`.
+  void setup();
+
+  std::int64_t size() const override { return static_cast<std::int64_t>(items_.size()); }
+  Packet load(std::int64_t index, Context&) override;
+
+ private:
+  std::string root_, split_, on_bad_sample_;
+  bool need_label_ = true;
+  std::int64_t limit_ = 0, classes_ = 37;
+  double depth_range_ = 0;
   std::vector<PairedItem> items_;
 };
 

@@ -28,31 +28,25 @@ void SodSamples::setup() {
   if (limit_ > 0 && static_cast<std::size_t>(limit_) < items_.size()) items_.resize(static_cast<std::size_t>(limit_));
 }
 
-namespace {
-
-/// Throws when `img` is not `w` x `h`, naming both files.
-void check_same_size(const Image& img, const std::string& path, const Image& rgb, const std::string& rgb_path) {
-  if (img.width == rgb.width && img.height == rgb.height) return;
-  throw std::runtime_error("'" + path + "' is " + std::to_string(img.width) + "x" + std::to_string(img.height) + " pixels but its RGB image '" +
+void check_same_size(int width, int height, const std::string& path, const Image& rgb, const std::string& rgb_path) {
+  if (width == rgb.width && height == rgb.height) return;
+  throw std::runtime_error("'" + path + "' is " + std::to_string(width) + "x" + std::to_string(height) + " pixels but its RGB image '" +
                            rgb_path + "' is " + std::to_string(rgb.width) + "x" + std::to_string(rgb.height) +
                            ": a pair must be the same size (re-export the image, or remove the pair)");
 }
 
-/// The image's channels as planes (channels, H, W) of floats at `out`, / 255.
 void put_channels(const Image& img, float* out) {
   const std::size_t plane = static_cast<std::size_t>(img.width) * img.height;
   for (std::size_t i = 0; i < plane; ++i)
     for (int c = 0; c < img.channels; ++c) out[c * plane + i] = img.pixels[i * img.channels + c] / 255.0f;
 }
 
-}  // namespace
-
 Packet SodSamples::load(std::int64_t index, Context&) {
   const PairedItem& item = items_.at(static_cast<std::size_t>(index));
   try {
     const Image rgb = to_rgb(read_image(item.rgb));
     const Image aux = to_gray(read_image(item.aux));
-    check_same_size(aux, item.aux, rgb, item.rgb);
+    check_same_size(aux.width, aux.height, item.aux, rgb, item.rgb);
     Packet p;
     torch::Tensor image = torch::empty({4, rgb.height, rgb.width}, torch::kFloat32);
     put_channels(rgb, image.data_ptr<float>());
@@ -60,7 +54,7 @@ Packet SodSamples::load(std::int64_t index, Context&) {
     p.tensors["image"] = image;
     if (need_label_) {
       const Image gt = to_gray(read_image(item.gt));
-      check_same_size(gt, item.gt, rgb, item.rgb);
+      check_same_size(gt.width, gt.height, item.gt, rgb, item.rgb);
       torch::Tensor label = torch::empty({1, gt.height, gt.width}, torch::kFloat32);
       put_channels(gt, label.data_ptr<float>());
       p.tensors["label"] = label;
