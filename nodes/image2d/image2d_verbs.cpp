@@ -1,5 +1,6 @@
 // The 2D family's data verbs: `synth rgbd` and `synth rgbt`, salient-object
-// scenes in the public SOD layouts (image2d/phantom2d.h).
+// scenes in the public SOD layouts, and `synth sunrgbd`, segmentation scenes
+// in the SUN-RGBD layout (image2d/phantom2d.h).
 #include <cstdio>
 
 #include "builtin.h"
@@ -43,11 +44,42 @@ VerbSpec synth_scenes(bool thermal) {
   return v;
 }
 
+VerbSpec synth_segmentation() {
+  VerbSpec v;
+  v.path = {"synth", "sunrgbd"};
+  v.group_summary = "write synthetic data sets";
+  v.summary = "indoor-like segmentation scenes in the SUN-RGBD layout (image/, depth/ as 16-bit mm, label/ as class numbers, "
+              "train.txt, test.txt): object classes in pairs told apart by colour and by depth shape, so only both tell each class";
+  v.options = {
+      param::integer("train", 48, "scenes listed in train.txt").range(0, 1000000),
+      param::integer("test", 16, "scenes listed in test.txt").range(0, 1000000),
+      param::integer("size", 64, "width and height in pixels").range(16, 4096),
+      param::integer("classes", 8, "classes: 1 wall, 2 floor, the rest objects").range(4, 255),
+      param::integer("seed", 1, "seed; the same seed writes the same scenes").min(0),
+      param::text("out", std::nullopt, "data set folder to write image/, depth/, label/ and the split lists into"),
+  };
+  v.run = [](const VerbCall& c) {
+    image2d::SegmentationPhantomOptions o;
+    o.train = c.options.get_int("train");
+    o.test = c.options.get_int("test");
+    o.size = c.options.get_int("size");
+    o.classes = c.options.get_int("classes");
+    o.seed = static_cast<std::uint64_t>(c.options.get_int("seed"));
+    o.out = c.options.get_text("out");
+    std::fprintf(stderr, "writing %lld scene(s) of %lldx%lld, %lld classes, into %s\n", static_cast<long long>(o.train + o.test),
+                 static_cast<long long>(o.size), static_cast<long long>(o.size), static_cast<long long>(o.classes), o.out.c_str());
+    image2d::write_segmentation_phantoms(o, progress);
+    return 0;
+  };
+  return v;
+}
+
 }  // namespace
 
 void register_image2d_verbs(Registry& registry) {
   registry.add_verb(synth_scenes(false));
   registry.add_verb(synth_scenes(true));
+  registry.add_verb(synth_segmentation());
 }
 
 }  // namespace umrflow::nodes

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "image2d/image_io.h"
+#include "umrflow/files.h"
 
 namespace umrflow::image2d {
 
@@ -132,6 +133,88 @@ void write_scene_phantoms(const ScenePhantomOptions& o, void (*progress)(std::in
     write_png(o.out + "/GT/" + id + ".png", gt);
     if (progress) progress(s, o.scenes);
   }
+}
+
+
+void write_segmentation_phantoms(const SegmentationPhantomOptions& o, void (*progress)(std::int64_t, std::int64_t)) {
+  if (o.train < 0 || o.test < 0 || o.train + o.test < 1) throw std::invalid_argument("synth: at least one scene is needed");
+  if (o.size < 16) throw std::invalid_argument("synth: scenes are at least 16 pixels wide");
+  if (o.classes < 4 || o.classes > 255) throw std::invalid_argument("synth: classes must be 4..255 (wall, floor and object pairs)");
+  for (const char* f : {"/image", "/depth", "/label"}) make_folder(o.out + f);
+  const int n = static_cast<int>(o.size), objects = static_cast<int>(o.classes) - 2, groups = (objects + 1) / 2;
+  // One colour per pair of object classes, spread around the hue circle; wall and floor neutral.
+  std::vector<std::array<double, 3>> group_colour;
+  for (int g = 0; g < groups; ++g) {
+    const double h = 2 * M_PI * g / groups;
+    group_colour.push_back({128 + 90 * std::cos(h), 128 + 90 * std::cos(h - 2 * M_PI / 3), 128 + 90 * std::cos(h + 2 * M_PI / 3)});
+  }
+  std::vector<std::array<std::uint8_t, 3>> palette(static_cast<std::size_t>(o.classes) + 1, {{0, 0, 0}});
+  for (int k = 1; k <= o.classes; ++k)
+    palette[k] = {static_cast<std::uint8_t>(37 * k % 256), static_cast<std::uint8_t>(91 * k % 256), static_cast<std::uint8_t>(173 * k % 256)};
+  std::string train_list, test_list;
+  const std::int64_t total = o.train + o.test;
+  for (std::int64_t s = 1; s <= total; ++s) {
+    Draw draw(o.seed * 2000003ULL + static_cast<std::uint64_t>(s));
+    const double gain = draw.uniform(0.7, 1.3);  // illumination
+    const std::array<double, 3> wall{draw.uniform(150, 200), draw.uniform(150, 200), draw.uniform(140, 190)};
+    const std::array<double, 3> floor{draw.uniform(70, 110), draw.uniform(60, 100), draw.uniform(50, 90)};
+    const double horizon = draw.uniform(0.45, 0.65) * n, wall_depth = draw.uniform(3500, 5000);
+    struct Object {
+      Blob blob;
+      int label;
+      double depth;
+    };
+    std::vector<Object> placed;
+    for (int k = draw.integer(3, 6); k > 0; --k)
+      placed.push_back({draw.blob(n, 0.15, 0.85, 0.08, 0.2), 3 + draw.integer(0, objects - 1), draw.uniform(1200, 3000)});
+    Image rgb{n, n, 3, std::vector<std::uint8_t>(static_cast<std::size_t>(n) * n * 3)};
+    Plane depth, label;
+    depth.width = label.width = depth.height = label.height = n;
+    depth.bits = 16;
+    depth.values.assign(static_cast<std::size_t>(n) * n, 0);
+    label.values.assign(static_cast<std::size_t>(n) * n, 0);
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        const double px = x + 0.5, py = y + 0.5;
+        int cls = py < horizon ? 1 : 2;
+        std::array<double, 3> colour = cls == 1 ? wall : floor;
+        // The floor recedes from 1 m at the bottom edge to the wall at the horizon.
+        double d = cls == 1 ? wall_depth : 1000 + (wall_depth - 1000) * (n - py) / (n - horizon);
+        for (const Object& obj : placed)
+          if (obj.blob.covers(px, py)) {
+            cls = obj.label;
+            colour = group_colour[static_cast<std::size_t>((obj.label - 3) / 2)];
+            d = obj.depth;
+            if ((obj.label - 3) % 2 == 1) {  // a dome: up to 500 mm nearer at its centre
+              const double dx = (px - obj.blob.cx) / obj.blob.rx, dy = (py - obj.blob.cy) / obj.blob.ry;
+              d -= 500 * std::max(0.0, 1 - dx * dx - dy * dy);
+            }
+          }
+        const std::size_t i = static_cast<std::size_t>(y) * n + x;
+        for (int c = 0; c < 3; ++c) rgb.pixels[i * 3 + c] = to_byte(gain * colour[c] + draw.normal(8));
+        depth.values[i] = draw.uniform(0, 1) < 0.02 ? 0 : static_cast<std::uint16_t>(std::clamp(std::lround(d + draw.normal(15)), 1L, 65535L));
+        label.values[i] = static_cast<std::uint16_t>(cls);
+      }
+    // Unlabelled rings: an object pixel beside a pixel of another class.
+    Plane ringed = label;
+    for (int y = 0; y < n; ++y)
+      for (int x = 0; x < n; ++x) {
+        const std::uint16_t v = label.at(x, y);
+        if (v < 3) continue;
+        const bool edge = (x > 0 && label.at(x - 1, y) != v) || (x + 1 < n && label.at(x + 1, y) != v) ||
+                          (y > 0 && label.at(x, y - 1) != v) || (y + 1 < n && label.at(x, y + 1) != v);
+        if (edge) ringed.values[static_cast<std::size_t>(y) * n + x] = 0;
+      }
+    char id[16];
+    std::snprintf(id, sizeof id, "%04lld", static_cast<long long>(s));
+    write_png(o.out + "/image/" + id + ".png", rgb);
+    write_png(o.out + "/depth/" + id + ".png", depth);
+    write_png(o.out + "/label/" + id + ".png", ringed, palette);
+    (s <= o.train ? train_list : test_list) += std::string(id) + "\n";
+    if (progress) progress(s, total);
+  }
+  write_file_atomically(o.out + "/train.txt", train_list);
+  write_file_atomically(o.out + "/test.txt", test_list);
 }
 
 }  // namespace umrflow::image2d

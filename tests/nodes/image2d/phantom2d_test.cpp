@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -108,6 +109,71 @@ TEST(ScenePhantoms, TheObjectsCueIsSplitBetweenColourAndDepth) {
   }
   const double correlation = sxy / std::sqrt(sxx * syy);
   EXPECT_LT(correlation, -0.3) << "colour and depth contrast across 24 scenes";
+}
+
+// `synth sunrgbd` writes the SUN-RGBD layout its discovery finds: the split lists name train then test ids, depth is
+// 16-bit, labels are 0..classes with wall, floor and object pixels and unlabelled rings; the same seed, the same bytes.
+TEST(SegmentationPhantoms, WriteTheSunRgbdLayoutReproducibly) {
+  test::TempDir dir;
+  const std::string a = dir.path() + "/a", b = dir.path() + "/b";
+  synth("sunrgbd", "--train 5 --test 3 --size 40 --classes 6 --seed 4 --out " + a);
+  synth("sunrgbd", "--train 5 --test 3 --size 40 --classes 6 --seed 4 --out " + b);
+  const auto train = discover_sunrgbd(a, a + "/train.txt"), test = discover_sunrgbd(a, a + "/test.txt");
+  ASSERT_EQ(train.size(), 5u);
+  ASSERT_EQ(test.size(), 3u);
+  EXPECT_EQ(train.front().id, "0001");
+  EXPECT_EQ(test.front().id, "0006");
+  std::vector<int> seen(7, 0);
+  for (const auto& item : train) {
+    const Plane depth = read_plane(item.aux), label = read_plane(item.gt);
+    EXPECT_EQ(depth.bits, 16);
+    EXPECT_EQ(read_image(item.rgb).channels, 3);
+    ASSERT_EQ(label.width, 40);
+    for (const std::uint16_t v : label.values) {
+      ASSERT_LE(v, 6);
+      ++seen[v];
+    }
+    for (const char* f : {"/image/", "/depth/", "/label/"})
+      EXPECT_EQ(test::read_file(a + f + item.id + ".png"), test::read_file(b + f + item.id + ".png")) << item.id;
+  }
+  for (int v : {0, 1, 2}) EXPECT_GT(seen[v], 0) << v;
+  EXPECT_GT(seen[3] + seen[4] + seen[5] + seen[6], 0);
+}
+
+// Object classes come in pairs: the two classes of a pair have the same colour (within a scene's illumination) and
+// differ in depth shape (a flat slab: depth spread within sensor noise; a dome: spread by its bulge).
+TEST(SegmentationPhantoms, PairsShareColourAndDifferInDepthShape) {
+  test::TempDir dir;
+  synth("sunrgbd", "--train 40 --test 1 --size 64 --classes 6 --seed 9 --out " + dir.path());
+  int slabs = 0, domes = 0, pairs = 0;
+  for (const auto& item : discover_sunrgbd(dir.path(), dir.path() + "/train.txt")) {
+    const Image rgb = read_image(item.rgb);
+    const Plane depth = read_plane(item.aux), label = read_plane(item.gt);
+    std::vector<std::array<double, 3>> colour(7, {0, 0, 0});
+    std::vector<double> n(7, 0), d(7, 0), d2(7, 0), nd(7, 0);
+    for (int y = 0; y < 64; ++y)
+      for (int x = 0; x < 64; ++x) {
+        const int v = label.at(x, y);
+        for (int c = 0; c < 3; ++c) colour[v][c] += rgb.at(x, y, c);
+        n[v] += 1;
+        if (depth.at(x, y) > 0) d[v] += depth.at(x, y), d2[v] += double(depth.at(x, y)) * depth.at(x, y), nd[v] += 1;
+      }
+    for (int v = 3; v <= 6; ++v) {
+      if (nd[v] < 30) continue;
+      const double sd = std::sqrt(d2[v] / nd[v] - (d[v] / nd[v]) * (d[v] / nd[v]));
+      // An object may be partly covered by another of the same class at another distance: only small spreads count.
+      if ((v - 3) % 2 == 0 && sd < 40) ++slabs;
+      if ((v - 3) % 2 == 1 && sd > 60) ++domes;
+    }
+    for (int v = 3; v <= 5; v += 2)
+      if (n[v] > 30 && n[v + 1] > 30) {
+        ++pairs;
+        for (int c = 0; c < 3; ++c) EXPECT_NEAR(colour[v][c] / n[v], colour[v + 1][c] / n[v + 1], 6.0) << item.id << " class " << v;
+      }
+  }
+  EXPECT_GT(slabs, 10);
+  EXPECT_GT(domes, 10);
+  EXPECT_GT(pairs, 3);
 }
 
 }  // namespace umrflow::image2d
