@@ -22,6 +22,7 @@ void register_unet3d_nodes(Registry& registry);       // unet3d/: encoder and de
 void register_unimrseg_nodes(Registry& registry);     // unimrseg/: the network and its adapters
 void register_eval_nodes(Registry& registry);         // eval/: subset metrics and reports
 void register_sod_report_node(Registry& registry);    // eval/sod_report.cpp (called by register_eval_nodes)
+void register_seg_report_node(Registry& registry);    // eval/seg_report.cpp (called by register_eval_nodes)
 void register_image2d_nodes(Registry& registry);      // image2d/: 2D networks (RGB-D, RGB-T)
 
 // Verbs (umrflow/verb.h) of the families' data and formats.

@@ -194,6 +194,8 @@ struct ConfusionOptions {
 /// Pixels whose ground truth is the ignore label are dropped with whatever
 /// was predicted there. Any other ground truth outside the classes, or a
 /// prediction outside 0..num_classes-1, throws std::invalid_argument.
+/// A copy shares its counts with the original (they live in one tensor):
+/// construct one matrix per accumulator, never copies of one.
 class ConfusionMatrix {
  public:
   explicit ConfusionMatrix(ConfusionOptions options = {});

@@ -483,6 +483,7 @@ class SubsetReport final : public StepNode {
 void register_eval_nodes(Registry& registry) {
   add_nodes<SubsetReport>(registry);
   register_sod_report_node(registry);
+  register_seg_report_node(registry);
 }
 
 }  // namespace umrflow::nodes

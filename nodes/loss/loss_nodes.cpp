@@ -187,6 +187,64 @@ class DiceNode final : public StepNode {
   double temperature_ = 0, confidence_ = 0;
 };
 
+/// Multi-class cross-entropy of softmax(pred) over channels: against integer
+/// labels (a class map with an ignored value and an offset, SUN-RGBD's raw
+/// convention by default), or against softmax of a detached reference
+/// prediction (the consistency term of stage 3).
+class CrossEntropyNode final : public StepNode {
+ public:
+  static void declare(Declaration<CrossEntropyNode>& d) {
+    d.type("loss.cross_entropy", NodeKind::step,
+           "Cross-entropy of softmax(pred) over channels against a class map (pixels with ignore_label left out, class = "
+           "label - label_offset; mean over the counted pixels, torch's CrossEntropyLoss) or against softmax of a detached "
+           "reference; a target of B rows is repeated over k*B prediction rows.");
+    d.sharding(Sharding::per_batch);
+    d.rows(RowRule::mean);
+    pair_ports(d, "pred", "target");  // (N, C, H, W) logits; (B, 1, H, W) labels or (B, C, H, W) reference logits
+    d.param(&CrossEntropyNode::target_,
+            param::choice("target", "label", {"label", "softmax_detached"},
+                          "label: an integer class map; softmax_detached: logits of a reference prediction, softmax and no gradient"));
+    d.param(&CrossEntropyNode::ignore_label_, param::integer("ignore_label", 0, "label value left out (SUN-RGBD: 0, unlabelled)"));
+    d.param(&CrossEntropyNode::offset_, param::integer("label_offset", 1, "class = label - label_offset (SUN-RGBD: 1)"));
+  }
+
+  Packet run(const std::vector<Packet>& in, Context&) override {
+    const torch::Tensor& pred = in.at(0).at("pred");
+    const torch::Tensor target = tile_rows(in.at(1).at("target"), pred.size(0), "cross_entropy");
+    if (pred.dim() < 2) throw std::runtime_error("cross_entropy: pred " + c10::str(pred.sizes()) + " has no class axis");
+    Packet out;
+    if (target_ == "softmax_detached") {
+      if (target.sizes() != pred.sizes())
+        throw std::runtime_error("cross_entropy: reference " + c10::str(target.sizes()) + " is not shaped as pred " + c10::str(pred.sizes()));
+      const torch::Tensor q = torch::softmax(target.detach().to(pred.dtype()), 1);
+      out.tensors["loss"] = -(q * torch::log_softmax(pred, 1)).sum(1).mean();
+      return out;
+    }
+    if (target.dim() != pred.dim() || target.size(1) != 1 || target.sizes().slice(2) != pred.sizes().slice(2))
+      throw std::runtime_error("cross_entropy: labels " + c10::str(target.sizes()) + " do not match pred " + c10::str(pred.sizes()) +
+                               " (expected one channel of the same size)");
+    if (target.is_floating_point() && !torch::equal(target, target.round()))
+      throw std::runtime_error("cross_entropy: labels must be whole numbers (a class map, resized by nearest neighbour)");
+    const torch::Tensor raw = target.squeeze(1).to(torch::kLong);
+    const torch::Tensor ignored = raw == ignore_label_;
+    const torch::Tensor cls = (raw - offset_).masked_fill(ignored, -100);
+    const torch::Tensor bad = ~ignored & ((cls < 0) | (cls >= pred.size(1)));
+    if (bad.any().item<bool>())
+      throw std::runtime_error("cross_entropy: label " + std::to_string(raw.masked_select(bad)[0].item<std::int64_t>()) + " is outside " +
+                               std::to_string(offset_) + ".." + std::to_string(offset_ + pred.size(1) - 1) + " for " +
+                               std::to_string(pred.size(1)) + " classes (check classes, label_offset and ignore_label)");
+    // No counted pixel: a zero that keeps the graph, not torch's 0 / 0.
+    out.tensors["loss"] = ignored.all().item<bool>() ? pred.sum() * 0
+                                                     : torch::nn::functional::cross_entropy(
+                                                           pred, cls, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+    return out;
+  }
+
+ private:
+  std::string target_;
+  std::int64_t ignore_label_ = 0, offset_ = 0;
+};
+
 class SsimNode final : public StepNode {
  public:
   static void declare(Declaration<SsimNode>& d) {
@@ -315,7 +373,7 @@ class NtXentNode final : public StepNode {
 }  // namespace
 
 void register_loss_nodes(Registry& registry) {
-  add_nodes<MeanSquaredError, BinaryCrossEntropy, StructureNode, WeightedSum, DiceNode, SsimNode, L1Node, NtXentNode>(registry);
+  add_nodes<MeanSquaredError, BinaryCrossEntropy, CrossEntropyNode, StructureNode, WeightedSum, DiceNode, SsimNode, L1Node, NtXentNode>(registry);
 }
 
 }  // namespace umrflow::nodes

@@ -6,23 +6,11 @@
 
 #include <torch/torch.h>
 
+#include "csv_util.h"
 #include "nodes/node_harness.h"
 
 namespace umrflow {
 
-namespace {
-std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
-  std::vector<std::vector<std::string>> rows;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) {
-    std::vector<std::string> cells;
-    std::istringstream l(line);
-    for (std::string c; std::getline(l, c, ',');) cells.push_back(c);
-    rows.push_back(cells);
-  }
-  return rows;
-}
-}  // namespace
 
 // Three subsets in the enumerator's order (both, depth only, RGB only) with
 // maps of known scores: a perfect map (MAE 0, S-measure >= 1), a constant map
@@ -50,7 +38,7 @@ TEST(SodReport, Table2RowsWithClosedFormScores) {
   reordered.tensors["present"] = torch::tensor({1, 0, 0, 1, 1, 1}).view({3, 2});
   EXPECT_THROW(step.run({pred, label, reordered}, ctx), std::runtime_error);
   const auto figures = step.finish(dir.path());
-  const auto rows = csv_rows(test::read_file(dir.path() + "/report.csv"));
+  const auto rows = test::csv_rows(test::read_file(dir.path() + "/report.csv"));
   ASSERT_EQ(rows.size(), 6u);
   EXPECT_EQ(rows[0], (std::vector<std::string>{"input", "s_measure", "max_f", "mean_f", "max_e", "mean_e", "mae"}));
   EXPECT_EQ(rows[1][0], "RGB");
@@ -71,7 +59,7 @@ TEST(SodReport, Table2RowsWithClosedFormScores) {
     EXPECT_NEAR(std::stod(rows[5][c]), std::sqrt(sq), 2e-6) << rows[0][c];
     EXPECT_NEAR(figures.at("average_" + rows[0][c]), mean, 2e-6);
   }
-  const auto per_image = csv_rows(test::read_file(dir.path() + "/per_image.csv"));
+  const auto per_image = test::csv_rows(test::read_file(dir.path() + "/per_image.csv"));
   ASSERT_EQ(per_image.size(), 7u);
   EXPECT_EQ(per_image[1][0] + "/" + per_image[1][1], "RGB+Depth/a.png");
   // A prediction that does not match the label's shape is refused with both shapes.
