@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # UniMRSeg against the both-modality baseline on the 2D phantoms: for RGB-D
-# and RGB-T salient object detection, writes phantom scenes (umrflow synth
-# rgbd / rgbt; train and test sets from different seeds), runs stages 1-3 of
+# and RGB-T salient object detection (and, with UMRFLOW_2D_TASKS=sunrgbd,
+# RGB-D segmentation), writes phantom scenes (umrflow synth rgbd / rgbt /
+# sunrgbd; train and test scenes from different seeds or ids), runs stages 1-3 of
 # graphs/phantoms2d/, evaluates Table 2's three inputs on the test scenes,
 # trains the baseline (both modalities only, as many epochs as stages 1-3
 # together) and evaluates it the same way; prints both tables per task.
@@ -9,7 +10,7 @@
 # whose run directory already holds last.pt (an evaluation: report.md) is not
 # run again, so a second call resumes an interrupted one.
 #   bash tools/results_2d.sh                 # outputs in runs/results_2d
-#   UMRFLOW_2D_SCENES=160 UMRFLOW_2D_TEST_SCENES=60 UMRFLOW_2D_OUT=... UMRFLOW_2D_TASKS="rgbd rgbt" bash tools/results_2d.sh
+#   UMRFLOW_2D_SCENES=160 UMRFLOW_2D_TEST_SCENES=60 UMRFLOW_2D_OUT=... UMRFLOW_2D_TASKS="rgbd rgbt sunrgbd" bash tools/results_2d.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./build/umrflow
@@ -19,21 +20,30 @@ scenes=${UMRFLOW_2D_SCENES:-160}
 test_scenes=${UMRFLOW_2D_TEST_SCENES:-60}
 start=$(date +%s)
 for task in ${UMRFLOW_2D_TASKS:-rgbd rgbt}; do
-  if [ "$task" = rgbt ]; then aux=T; mods="[RGB, Thermal]"; else aux=depth; mods="[RGB, Depth]"; fi
   data=${UMRFLOW_2D_DATA:-data}/${task}_phantoms_${scenes}
-  [ -d "$data/train/RGB" ] || $bin synth "$task" --scenes "$scenes" --size 64 --seed 1 --out "$data/train"
-  [ -d "$data/test/RGB" ] || $bin synth "$task" --scenes "$test_scenes" --size 64 --seed 2 --out "$data/test"
   o=$out/$task
-  train=(--quiet --set "data.samples.root=$data/train" --set "data.samples.aux=$aux")
-  eval=(--quiet --set "data.samples.root=$data/test" --set "data.samples.aux=$aux" --set "step.subsets.modalities=$mods"
-        --set "step.report.modalities=$mods")
+  if [ "$task" = sunrgbd ]; then
+    # Segmentation: one folder, train.txt and test.txt; graphs sunrgbd_*.yaml.
+    mods="[RGB, Depth]"; prefix=sunrgbd_
+    [ -f "$data/test.txt" ] || $bin synth sunrgbd --train "$scenes" --test "$test_scenes" --size 64 --seed 1 --out "$data"
+    train=(--quiet --set "data.samples.root=$data" --set "data.samples.split=$data/train.txt")
+    eval=(--quiet --set "data.samples.root=$data" --set "data.samples.split=$data/test.txt")
+  else
+    if [ "$task" = rgbt ]; then aux=T; mods="[RGB, Thermal]"; else aux=depth; mods="[RGB, Depth]"; fi
+    prefix=
+    [ -d "$data/train/RGB" ] || $bin synth "$task" --scenes "$scenes" --size 64 --seed 1 --out "$data/train"
+    [ -d "$data/test/RGB" ] || $bin synth "$task" --scenes "$test_scenes" --size 64 --seed 2 --out "$data/test"
+    train=(--quiet --set "data.samples.root=$data/train" --set "data.samples.aux=$aux")
+    eval=(--quiet --set "data.samples.root=$data/test" --set "data.samples.aux=$aux")
+  fi
+  eval+=(--set "step.subsets.modalities=$mods" --set "step.report.modalities=$mods")
   # run NAME GRAPH ARGS...: one run into $o/NAME unless it finished before.
   run() {
     local name=$1 graph=$2
     shift 2
     if [ -f "$o/$name/last.pt" ] || [ -f "$o/$name/report.md" ]; then echo "$o/$name: done before, kept"; return; fi
     rm -rf "$o/$name"
-    $bin run "graphs/phantoms2d/$graph" "$@" --out "$o/$name"
+    $bin run "graphs/phantoms2d/$prefix$graph" "$@" --out "$o/$name"
   }
   echo "== $task: stage 1, modality reconstruction"
   run stage1 stage1.yaml "${train[@]}"
