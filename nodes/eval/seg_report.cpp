@@ -37,8 +37,8 @@ class SegReport final : public StepNode {
   }
 
   Packet run(const std::vector<Packet>& in, Context&) override {
-    const torch::Tensor pred = in.at(0).at("pred").detach().argmax(1).to(torch::kCPU);
     const torch::Tensor label = in.at(1).at("label").to(torch::kCPU).to(torch::kLong);
+    const torch::Tensor pred = metrics::at_label_size(in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat32), label).argmax(1);
     const torch::Tensor present = in.at(2).at("present").to(torch::kCPU).to(torch::kLong).contiguous();
     const std::int64_t subsets = present.size(0), images = label.size(0);
     if (in.at(0).at("pred").size(1) != options_.num_classes)

@@ -343,4 +343,13 @@ double ConfusionMatrix::pixel_accuracy() const {
   return total == 0 ? kNaN : matrix_.diagonal().sum().item<double>() / total;
 }
 
+torch::Tensor at_label_size(const torch::Tensor& pred, const torch::Tensor& label) {
+  if (pred.dim() != 4 || label.dim() != 4 || pred.sizes().slice(2) == label.sizes().slice(2)) return pred;
+  namespace F = torch::nn::functional;
+  return F::interpolate(pred, F::InterpolateFuncOptions()
+                                  .size(std::vector<std::int64_t>{label.size(2), label.size(3)})
+                                  .mode(torch::kBilinear)
+                                  .align_corners(false));
+}
+
 }  // namespace umrflow::metrics

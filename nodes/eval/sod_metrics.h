@@ -178,6 +178,12 @@ class SodAccumulator {
   ThresholdCurve f_, e_;  // sums over images
 };
 
+/// `pred` (N, C, h, w) logits resized bilinearly (align_corners false) to the
+/// height and width of `label` (B, 1, H, W), or `pred` itself when they
+/// already agree: how SSLSOD and ESANet score a network's output at the
+/// ground truth's own size (image2d.resize with label_mode: keep).
+torch::Tensor at_label_size(const torch::Tensor& pred, const torch::Tensor& label);
+
 /// Semantic segmentation (SUN-RGBD). The defaults are the raw SUN-RGBD labels
 /// that ESANet and ACNet read: 0 is unlabelled and ignored, 1..37 are the
 /// classes, so class = label - 1 and the network's output index 0..36 is

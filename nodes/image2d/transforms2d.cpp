@@ -45,7 +45,10 @@ void Resize2d::declare(Declaration<Resize2d>& d) {
          "Resizes `image` bilinearly (align_corners false, no antialiasing: torch's interpolate) and `label` as label_mode says.");
   d.input({"in", {{"image", 3, "(C, H, W) float"}}, "the sample (and its `label`, if any)"});
   d.param(&Resize2d::size_, param::integers("size", std::vector<std::int64_t>{256, 256}, "output height and width").length(2).min(1));
-  d.param(&Resize2d::label_mode_, param::choice(kLabelMode, "bilinear", label_modes(), "bilinear for masks, nearest for class maps"));
+  d.param(&Resize2d::label_mode_, param::choice(kLabelMode, "bilinear", {"bilinear", "nearest", "keep"},
+                                                 "bilinear for masks, nearest for class maps, keep: the label keeps its own size "
+                                                 "(evaluation at the image's size, as SSLSOD and ESANet score; the report resizes "
+                                                 "the prediction back; put this node last, batches of 1)"));
 }
 
 void Resize2d::apply(Packet& s, Context&) {
@@ -57,7 +60,7 @@ void Resize2d::apply(Packet& s, Context&) {
     return F::interpolate(t.to(torch::kFloat32).unsqueeze(0), options).squeeze(0).to(t.scalar_type());
   };
   s.tensors["image"] = resize(s.at("image"), false);
-  if (s.has("label")) s.tensors["label"] = resize(s.at("label"), label_mode_ == "nearest");
+  if (s.has("label") && label_mode_ != "keep") s.tensors["label"] = resize(s.at("label"), label_mode_ == "nearest");
 }
 
 void RandomRotate2d::declare(Declaration<RandomRotate2d>& d) {

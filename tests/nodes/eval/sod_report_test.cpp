@@ -62,8 +62,20 @@ TEST(SodReport, Table2RowsWithClosedFormScores) {
   const auto per_image = test::csv_rows(test::read_file(dir.path() + "/per_image.csv"));
   ASSERT_EQ(per_image.size(), 7u);
   EXPECT_EQ(per_image[1][0] + "/" + per_image[1][1], "RGB+Depth/a.png");
-  // A prediction that does not match the label's shape is refused with both shapes.
-  pred.tensors["pred"] = torch::zeros({3, 1, 16, 16});
+  // Maps of another size are resized back to the label's own size (bilinear on the logits, SSLSOD's protocol) before
+  // scoring: a 16x16 prediction scores as its interpolation does.
+  const torch::Tensor small = torch::randn({6, 1, 16, 16}, torch::kFloat64);
+  const torch::Tensor upsampled = torch::nn::functional::interpolate(
+      small, torch::nn::functional::InterpolateFuncOptions().size(std::vector<std::int64_t>{32, 32}).mode(torch::kBilinear).align_corners(false));
+  auto fresh = [] { return test::make_node("eval.sod_report", "{modalities: [RGB, Depth]}"); };
+  auto a = fresh(), b = fresh();
+  pred.tensors["pred"] = small;
+  const torch::Tensor sa = dynamic_cast<StepNode&>(*a).run({pred, label, present}, ctx).at("s_measure");
+  pred.tensors["pred"] = upsampled;
+  const torch::Tensor sb = dynamic_cast<StepNode&>(*b).run({pred, label, present}, ctx).at("s_measure");
+  EXPECT_TRUE(torch::allclose(sa, sb, 1e-9, 1e-9));
+  // A prediction whose rows do not hold the subsets of the label's images is refused with both shapes.
+  pred.tensors["pred"] = torch::zeros({2, 1, 32, 32});
   try {
     step.run({pred, label, present}, ctx);
     FAIL() << "no error";

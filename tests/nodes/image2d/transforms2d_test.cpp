@@ -34,7 +34,7 @@ double largest_difference(const torch::Tensor& a, const torch::Tensor& b) { retu
 }  // namespace
 
 // Halving with bilinear sampling (align_corners false) averages each 2 x 2
-// block; doubling a label by nearest neighbour repeats each pixel twice per axis.
+// block; doubling a label by nearest neighbour repeats each pixel twice per axis; label_mode keep leaves it alone.
 TEST(Transforms2d, ResizeBilinearHalvesToBlockMeansAndNearestRepeats) {
   const torch::Tensor image = torch::rand({4, 6, 8});
   auto half = make_node("image2d.resize", "{size: [3, 4]}");
@@ -50,6 +50,13 @@ TEST(Transforms2d, ResizeBilinearHalvesToBlockMeansAndNearestRepeats) {
   apply(*twice, q);
   EXPECT_EQ(q.at("label").scalar_type(), torch::kUInt8);
   EXPECT_TRUE(torch::equal(q.at("label"), label.repeat_interleave(2, 1).repeat_interleave(2, 2)));
+
+  // label_mode: keep leaves the label at its own size for scoring there.
+  auto keep = make_node("image2d.resize", "{size: [12, 16], label_mode: keep}");
+  Packet k = sample(image, label);
+  apply(*keep, k);
+  EXPECT_EQ(k.at("image").sizes(), (std::vector<std::int64_t>{4, 12, 16}));
+  EXPECT_TRUE(torch::equal(k.at("label"), label));
 }
 
 // A rotation by 90 degrees of a square image is numpy's rot90 (counter-
