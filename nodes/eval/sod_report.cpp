@@ -72,7 +72,13 @@ class SodReport final : public StepNode {
         const std::string id = b < static_cast<std::int64_t>(in.at(1).samples.size()) ? in.at(1).samples[b].id : "image" + std::to_string(seen_ + b);
         rows_.push_back({static_cast<std::size_t>(s), id, own.s_measure, own.mae});
         sm[s][b][0] = rows_.back().s_measure;
-        if (maps_) maps_pending_.push_back({static_cast<std::size_t>(s), id, (p * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous()});
+        if (maps_) {
+          // Kept PNG-encoded (a few KiB each) until finish() knows the run directory.
+          const torch::Tensor map = (p * 255.0).round().clamp(0, 255).to(torch::kUInt8).contiguous();
+          const image2d::Image img{static_cast<int>(map.size(1)), static_cast<int>(map.size(0)), 1,
+                                   std::vector<std::uint8_t>(map.data_ptr<std::uint8_t>(), map.data_ptr<std::uint8_t>() + map.numel())};
+          maps_pending_.push_back({static_cast<std::size_t>(s), id, image2d::encode_png(img)});
+        }
       }
     seen_ += images;
     Packet out;
@@ -107,13 +113,11 @@ class SodReport final : public StepNode {
     for (const auto& m : maps_pending_) {
       const fs::path folder = dir / "maps" / name(m.subset);
       fs::create_directories(folder);
-      image2d::Image img{static_cast<int>(m.map.size(1)), static_cast<int>(m.map.size(0)), 1,
-                         std::vector<std::uint8_t>(m.map.data_ptr<std::uint8_t>(), m.map.data_ptr<std::uint8_t>() + m.map.numel())};
       // Named after the sample id with its extension dropped and folders joined
       // by '_', so that equal file names from different folders stay apart.
       std::string stem = fs::path(m.id).replace_extension().string();
       std::replace(stem.begin(), stem.end(), '/', '_');
-      image2d::write_png((folder / (stem + ".png")).string(), img);
+      write_file_atomically((folder / (stem + ".png")).string(), std::string(m.png.begin(), m.png.end()));
     }
     return figures;
   }
@@ -127,7 +131,7 @@ class SodReport final : public StepNode {
   struct Map {
     std::size_t subset;
     std::string id;
-    torch::Tensor map;
+    std::vector<std::uint8_t> png;
   };
 
   std::string name(std::size_t s) const { return eval::subset_name(rows_of_.masks()[s], modalities_); }

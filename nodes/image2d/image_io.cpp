@@ -423,12 +423,27 @@ struct PngWriteState {
   png_structp png = nullptr;
   png_infop info = nullptr;
   std::FILE* file = nullptr;
+  std::vector<std::uint8_t>* memory = nullptr;  // encode_png: the bytes go here instead of `file`
   char message[kMessageSize] = {};
   ~PngWriteState() {
     png_destroy_write_struct(&png, &info);
     if (file) std::fclose(file);
   }
 };
+
+/// libpng's write callback for encode_png: appends to the vector. An
+/// allocation failure is turned into a libpng error after the handler has
+/// finished (no C++ exception crosses libpng's C frames).
+void png_append_bytes(png_structp png, png_bytep data, size_t n) {
+  bool failed = false;
+  try {
+    auto* out = static_cast<std::vector<std::uint8_t>*>(png_get_io_ptr(png));
+    out->insert(out->end(), data, data + n);
+  } catch (...) {
+    failed = true;
+  }
+  if (failed) png_error(png, "out of memory");
+}
 
 /// What png_encode writes: the size, the sample depth, the colour type and,
 /// for a palette image, its colours.
@@ -439,7 +454,10 @@ struct PngLayout {
 
 bool png_encode(PngWriteState& s, const PngLayout& layout, png_bytep* rows) {
   if (setjmp(png_jmpbuf(s.png))) return false;
-  png_init_io(s.png, s.file);
+  if (s.memory)
+    png_set_write_fn(s.png, s.memory, png_append_bytes, nullptr);
+  else
+    png_init_io(s.png, s.file);
   png_set_IHDR(s.png, s.info, static_cast<png_uint_32>(layout.width), static_cast<png_uint_32>(layout.height), layout.bits,
                layout.color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   if (!layout.palette.empty()) png_set_PLTE(s.png, s.info, layout.palette.data(), static_cast<int>(layout.palette.size()));
@@ -520,6 +538,24 @@ void write_png(const std::string& path, const Image& img) {
   const std::size_t stride = static_cast<std::size_t>(img.width) * img.channels;
   for (std::size_t y = 0; y < rows.size(); ++y) rows[y] = const_cast<png_bytep>(img.pixels.data() + stride * y);
   write_png_rows(path, PngLayout{img.width, img.height, 8, kColorType[img.channels - 1], {}}, rows.data());
+}
+
+std::vector<std::uint8_t> encode_png(const Image& img) {
+  check_image(img, "encode_png");
+  static const int kColorType[] = {PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGB_ALPHA};
+  std::vector<png_bytep> rows(static_cast<std::size_t>(img.height));
+  const std::size_t stride = static_cast<std::size_t>(img.width) * img.channels;
+  for (std::size_t y = 0; y < rows.size(); ++y) rows[y] = const_cast<png_bytep>(img.pixels.data() + stride * y);
+  std::vector<std::uint8_t> bytes;
+  bytes.reserve(stride * rows.size() / 2 + 64);
+  PngWriteState s;
+  s.memory = &bytes;
+  s.png = png_create_write_struct(PNG_LIBPNG_VER_STRING, s.message, png_on_error, png_on_warning);
+  if (s.png) s.info = png_create_info_struct(s.png);
+  if (!s.png || !s.info) throw std::runtime_error("encode_png: out of memory starting the PNG encoder");
+  if (!png_encode(s, PngLayout{img.width, img.height, 8, kColorType[img.channels - 1], {}}, rows.data()))
+    throw std::runtime_error(std::string("encode_png: ") + s.message);
+  return bytes;
 }
 
 Plane read_plane(const std::string& path) {

@@ -101,6 +101,11 @@ Plane read_plane(const std::string& path);
 /// the file cannot be written.
 void write_png(const std::string& path, const Plane& plane, const std::vector<std::array<std::uint8_t, 3>>& palette = {});
 
+/// The PNG file write_png would write for `img`, as bytes in memory (for
+/// nodes that collect outputs and write them at the end). Throws
+/// std::invalid_argument for a malformed image.
+std::vector<std::uint8_t> encode_png(const Image& img);
+
 /// Luma as PIL's convert('L') computes it (ITU-R 601-2 weights in 16-bit
 /// fixed point, rounded): L = (19595 R + 38470 G + 7471 B + 32768) >> 16.
 /// Gray stays as it is (a gray value replicated into R, G, B gives itself

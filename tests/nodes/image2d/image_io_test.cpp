@@ -334,7 +334,8 @@ TEST(ImageIo, FormatComesFromContentNotExtension) {
   EXPECT_EQ(read_image(tmp.path() + "/jpeg.bmp").pixels, read_image(dir + "/q90.jpg").pixels);
 }
 
-// write_png's files (1 to 4 channels) read back as the same pixels in PIL and read_image, replace the old file, leave no .tmp.
+// write_png's files (1 to 4 channels) read back as the same pixels in PIL and read_image, replace the old file, leave no
+// .tmp, and hold exactly encode_png's bytes.
 TEST(ImageIo, WritePngRoundTripsThroughPil) {
   if (!have_pil()) GTEST_SKIP() << "python3-pil or python3-numpy is not installed (the independent reference)";
   test::TempDir dir;
@@ -345,6 +346,8 @@ TEST(ImageIo, WritePngRoundTripsThroughPil) {
     test::write_file(path, "an older file");
     write_png(path, img);
     EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+    const std::vector<std::uint8_t> encoded = encode_png(img);
+    EXPECT_EQ(test::read_file(path), std::string(encoded.begin(), encoded.end())) << "encode_png differs from write_png's file";
     test::write_file(path + ".bin", std::string(img.pixels.begin(), img.pixels.end()));
     const Image back = read_image(path);
     EXPECT_EQ(back.width, img.width);
