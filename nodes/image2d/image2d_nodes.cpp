@@ -1,10 +1,12 @@
-// The `image2d.*` family's list: the SOD source (image2d/sod_source.cpp), the
-// 2D augmentations (image2d/transforms2d.cpp) and
-// the 2D networks as module nodes: `image2d.resnet50`, an encoder with
-// torchvision's weight names (image2d/resnet.h), `image2d.saliency_decoder`
+// The `image2d.*` family's list: the SOD and SUN-RGBD sources
+// (image2d/sod_source.cpp, sunrgbd_source.cpp), the 2D augmentations
+// (image2d/transforms2d.cpp) and the 2D networks as module nodes:
+// `image2d.resnet50` and `image2d.convnext`, encoders with torchvision's
+// weight names (image2d/resnet.h, convnext.h), `image2d.saliency_decoder`
 // (image2d/decoder2d.h) and `image2d.unimrseg`, the whole 2D UniMRSeg network
 // with its adapter (image2d/unimrseg2d.h).
 #include "builtin.h"
+#include "image2d/convnext.h"
 #include "image2d/decoder2d.h"
 #include "image2d/image2d_nodes.h"
 #include "image2d/resnet.h"
@@ -80,6 +82,40 @@ class SaliencyDecoderNode final : public ModuleNode {
   std::vector<std::int64_t> channels_;
   std::int64_t width_ = 0, out_channels_ = 1;
   image2d::SaliencyDecoder decoder_{nullptr};
+};
+
+class ConvNeXtNode final : public ModuleNode {
+ public:
+  static void declare(Declaration<ConvNeXtNode>& d) {
+    d.type("image2d.convnext", NodeKind::module,
+           "ConvNeXt encoder with torchvision's weight names (ConvNeXt-B by default; a torchvision convnext_base state dict imports "
+           "with `umrflow weights import`); the four stage outputs.");
+    d.input(PortSpec{"input", {{"image", 4, "(B, in_channels, H, W)"}}, "the image batch"});
+    for (int i = 0; i < 4; ++i)
+      d.output({"features." + std::to_string(i + 1), 4, "stage " + std::to_string(i + 1) + " at 1/" + std::to_string(4 << i) + " of the input"});
+    d.param(&ConvNeXtNode::in_channels_,
+            param::integer("in_channels", 4, "input channels: 4 for RGB with depth, 3 for ImageNet's stem").min(1));
+    d.param(&ConvNeXtNode::depths_,
+            param::integers("depths", std::vector<std::int64_t>{3, 3, 27, 3}, "blocks per stage (ConvNeXt-B: 3, 3, 27, 3)").length(4).min(1));
+    d.param(&ConvNeXtNode::widths_,
+            param::integers("widths", std::vector<std::int64_t>{128, 256, 512, 1024}, "channels per stage (ConvNeXt-B: 128 .. 1024)")
+                .length(4)
+                .min(1));
+  }
+  void setup() { net_ = image2d::ConvNeXt(in_channels_, depths_, widths_); }
+
+  torch::nn::Module& module() override { return *net_; }
+  Packet forward(const std::vector<Packet>& in, Context&) override {
+    const image2d::ConvNeXtFeatures f = net_->features(in.at(0).at("image"));
+    Packet out;
+    for (int i = 0; i < 4; ++i) out.tensors["features." + std::to_string(i + 1)] = f[i];
+    return out;
+  }
+
+ private:
+  std::int64_t in_channels_ = 0;
+  std::vector<std::int64_t> depths_, widths_;
+  image2d::ConvNeXt net_{nullptr};
 };
 
 class UniMRSeg2dNode final : public ModuleNode {
@@ -192,7 +228,7 @@ class UniMRSeg2dNode final : public ModuleNode {
 
 void register_image2d_nodes(Registry& registry) {
   add_nodes<image2d::SodSamples, image2d::SunRgbdSamples, image2d::Resize2d, image2d::RandomRotate2d, image2d::BorderCrop2d, image2d::ColorJitter2d,
-            image2d::Normalize2d, ResNet50Node, SaliencyDecoderNode, UniMRSeg2dNode>(registry);
+            image2d::Normalize2d, ResNet50Node, ConvNeXtNode, SaliencyDecoderNode, UniMRSeg2dNode>(registry);
 }
 
 }  // namespace umrflow::nodes

@@ -8,6 +8,8 @@
 
 #include "image2d/convnext.h"
 #include "io/state_dict.h"
+#include "nodes/node_harness.h"
+#include "umrflow/module.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -115,6 +117,23 @@ TEST(ConvNeXt, FourChannelStemAndShapeErrors) {
     EXPECT_NE(std::string(e.what()).find("(B, 4, H, W), got [1, 3, 64, 64]"), std::string::npos) << e.what();
   }
   EXPECT_THROW(net->forward(torch::randn({1, 4, 64, 64})), std::logic_error);
+}
+
+// The `image2d.convnext` node builds the network its parameters describe, names its weights as torchvision does and
+// gives the four stage outputs at 1/4 .. 1/32.
+TEST(ConvNeXt, TheNodeGivesTheFourStages) {
+  auto node = test::make_node("image2d.convnext", "{depths: [1, 1, 2, 1], widths: [8, 16, 24, 32]}");
+  auto& module_node = dynamic_cast<ModuleNode&>(*node);
+  const auto names = module_node.module().named_parameters().keys();
+  for (const char* key : {"features.0.0.weight", "features.0.1.bias", "features.5.1.layer_scale", "features.5.1.block.3.weight", "features.6.1.weight"})
+    EXPECT_NE(std::find(names.begin(), names.end(), key), names.end()) << key;
+  Packet in;
+  in.tensors["image"] = torch::randn({2, 4, 64, 32});
+  Context ctx(1, 0, 0, "enc", false);
+  const Packet out = module_node.forward({in}, ctx);
+  const std::int64_t widths[] = {8, 16, 24, 32};
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(out.at("features." + std::to_string(i + 1)).sizes(), (std::vector<std::int64_t>{2, widths[i], 16 >> i, 8 >> i})) << i;
 }
 
 }  // namespace umrflow::image2d
