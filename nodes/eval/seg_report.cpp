@@ -37,7 +37,10 @@ class SegReport final : public StepNode {
   }
 
   Packet run(const std::vector<Packet>& in, Context&) override {
-    const torch::Tensor label = in.at(1).at("label").to(torch::kCPU).to(torch::kLong);
+    const torch::Tensor raw_label = in.at(1).at("label").to(torch::kCPU);
+    if (raw_label.is_floating_point() && !torch::equal(raw_label, raw_label.round()))
+      throw std::runtime_error("label must hold whole class numbers (a class map, resized by nearest neighbour or kept)");
+    const torch::Tensor label = raw_label.to(torch::kLong);
     const torch::Tensor pred = metrics::at_label_size(in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat32), label).argmax(1);
     const torch::Tensor present = in.at(2).at("present").to(torch::kCPU).to(torch::kLong).contiguous();
     const std::int64_t subsets = present.size(0), images = label.size(0);

@@ -16,11 +16,12 @@ struct PermuteImpl : nn::Module {
 };
 TORCH_MODULE(Permute);
 
-/// Truncated normal (sd 0.02, cut at two standard deviations) by resampling.
+/// torchvision's trunc_normal_(std=0.02): its bounds are absolute, +-2, so at
+/// sd 0.02 nothing is ever cut; values beyond them would be redrawn.
 void trunc_normal_(torch::Tensor& t) {
   torch::NoGradGuard no_grad;
   t.normal_(0, 0.02);
-  for (torch::Tensor out = t.abs() > 0.04; out.any().item<bool>(); out = t.abs() > 0.04)
+  for (torch::Tensor out = t.abs() > 2.0; out.any().item<bool>(); out = t.abs() > 2.0)
     t.masked_scatter_(out, torch::empty({out.sum().item<std::int64_t>()}, t.options()).normal_(0, 0.02));
 }
 

@@ -50,7 +50,8 @@ using ConvNeXtFeatures = std::array<torch::Tensor, 4>;
 struct ConvNeXtImpl : torch::nn::Module {
   /// ConvNeXt-B by default; `classes` > 0 adds torchvision's classifier.
   /// Initialised as torchvision does: convolution and linear weights
-  /// truncated normal (sd 0.02, cut at +-2), biases zero, norms 1 and 0.
+  /// trunc_normal_(std 0.02) with torchvision's absolute bounds +-2 (so in
+  /// effect untruncated), biases zero, norms 1 and 0.
   explicit ConvNeXtImpl(std::int64_t in_channels = 3, std::vector<std::int64_t> depths = {3, 3, 27, 3},
                         std::vector<std::int64_t> widths = {128, 256, 512, 1024}, std::int64_t classes = 0);
   /// Throws std::invalid_argument for an input other than (B, in_channels, H, W).

@@ -60,7 +60,7 @@ class SunRgbdSamples final : public SourceNode {
   Packet load(std::int64_t index, Context&) override;
 
  private:
-  std::string root_, split_, on_bad_sample_;
+  std::string root_, split_, on_bad_sample_, depth_format_;
   bool need_label_ = true;
   std::int64_t limit_ = 0, classes_ = 37;
   double depth_range_ = 0;

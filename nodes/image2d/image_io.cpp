@@ -445,6 +445,10 @@ void png_append_bytes(png_structp png, png_bytep data, size_t n) {
   if (failed) png_error(png, "out of memory");
 }
 
+/// encode_png's flush callback: nothing to flush in memory (a null one would
+/// make libpng fflush() the vector).
+void png_flush_nothing(png_structp) {}
+
 /// What png_encode writes: the size, the sample depth, the colour type and,
 /// for a palette image, its colours.
 struct PngLayout {
@@ -455,7 +459,7 @@ struct PngLayout {
 bool png_encode(PngWriteState& s, const PngLayout& layout, png_bytep* rows) {
   if (setjmp(png_jmpbuf(s.png))) return false;
   if (s.memory)
-    png_set_write_fn(s.png, s.memory, png_append_bytes, nullptr);
+    png_set_write_fn(s.png, s.memory, png_append_bytes, png_flush_nothing);
   else
     png_init_io(s.png, s.file);
   png_set_IHDR(s.png, s.info, static_cast<png_uint_32>(layout.width), static_cast<png_uint_32>(layout.height), layout.bits,

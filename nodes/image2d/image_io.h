@@ -23,8 +23,10 @@
 //    RGB), 24-bit BGR, and 32-bit: BI_RGB as RGB (the fourth byte ignored, as
 //    PIL does), BI_BITFIELDS with byte-aligned masks as RGB, or RGBA when an
 //    alpha mask is set. RLE, 16-bit and the old OS/2 header are refused.
-// Palettes always expand to colours: a label map stored as palette indices
-// (class = index, as np.asarray of PIL's mode P gives) does not keep them.
+// read_image always expands palettes to colours and rounds 16-bit samples to
+// 8 bits; read_plane (below) keeps a map's stored numbers instead: palette
+// indices (class = index, as np.asarray of PIL's mode P gives) and all 16
+// bits of a depth map.
 //
 // The format is recognised by the file's first bytes, never by its extension.
 //
@@ -86,8 +88,9 @@ struct Plane {
 ///    0 .. 2^bits - 1 (PIL gives 0/1 for 1 bit and scales 2 and 4 bits; such
 ///    label maps are not known to exist);
 ///  - PNG palette: the palette indices (PIL's mode P), colours ignored;
-///  - an 8-bit gray JPEG or BMP, or an 8-bit palette BMP: the stored bytes
-///    (a BMP's palette indices).
+///  - a gray JPEG, or a BMP whose colours are all gray (R = G = B): the gray
+///    value (a BMP's palette is expanded first, so a non-gray palette is
+///    refused as colour and its indices are not returned).
 /// Anything with colour or alpha channels is refused with the reason: a label
 /// map saved as colours has lost its class numbers. Throws std::runtime_error
 /// naming the file (the errors of read_image for broken files).
@@ -103,7 +106,8 @@ void write_png(const std::string& path, const Plane& plane, const std::vector<st
 
 /// The PNG file write_png would write for `img`, as bytes in memory (for
 /// nodes that collect outputs and write them at the end). Throws
-/// std::invalid_argument for a malformed image.
+/// std::invalid_argument for a malformed image, std::runtime_error when the
+/// encoder fails (out of memory).
 std::vector<std::uint8_t> encode_png(const Image& img);
 
 /// Luma as PIL's convert('L') computes it (ITU-R 601-2 weights in 16-bit

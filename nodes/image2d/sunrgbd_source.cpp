@@ -23,6 +23,10 @@ void SunRgbdSamples::declare(Declaration<SunRgbdSamples>& d) {
           param::number("depth_range", 0.0,
                         "depth is divided by this; 0 = by the file's own range (65535 for a 16-bit map, 255 for an 8-bit one)")
               .min(0.0));
+  d.param(&SunRgbdSamples::depth_format_,
+          param::choice("depth_format", "plain", {"plain", "toolbox"},
+                        "plain: the stored values; toolbox: the SUN-RGBD toolbox's 16-bit PNGs (and copies made from them), millimetres "
+                        "rotated by three bits, turned back into millimetres ((v >> 3) | (v << 13))"));
   d.param(&SunRgbdSamples::need_label_, param::boolean("labels", true, "read label/; false for images without ground truth"));
   d.param(&SunRgbdSamples::on_bad_sample_,
           param::choice("on_bad_sample", "fail", {"fail", "skip"},
@@ -40,7 +44,13 @@ Packet SunRgbdSamples::load(std::int64_t index, Context&) {
   const PairedItem& item = items_.at(static_cast<std::size_t>(index));
   try {
     const Image rgb = to_rgb(read_image(item.rgb));
-    const Plane depth = read_plane(item.aux);
+    Plane depth = read_plane(item.aux);
+    if (depth_format_ == "toolbox") {
+      if (depth.bits != 16)
+        throw std::runtime_error("'" + item.aux + "' is a " + std::to_string(depth.bits) +
+                                 "-bit map, not one of the toolbox's 16-bit depth PNGs (use depth_format: plain)");
+      for (std::uint16_t& v : depth.values) v = static_cast<std::uint16_t>((v >> 3) | (v << 13));
+    }
     check_same_size(depth.width, depth.height, item.aux, rgb, item.rgb);
     torch::Tensor image = torch::empty({4, rgb.height, rgb.width}, torch::kFloat32);
     put_channels(rgb, image.data_ptr<float>());

@@ -65,11 +65,41 @@ TEST(SegReport, Table2RowsWithClosedFormScores) {
   ASSERT_EQ(per_class.size(), 4u);
   EXPECT_EQ(per_class[0], (std::vector<std::string>{"input", "iou_0", "iou_1", "iou_2"}));
   EXPECT_NEAR(std::stod(per_class[1][2]), 0.2, 1e-6);
-  // Channels other than `classes`, and a label map of another size, are refused.
+  // Channels other than `classes`, rows that do not hold the subsets, and fractional labels are refused.
   auto four = test::make_node("eval.seg_report", "{classes: 4}");
   EXPECT_THROW(dynamic_cast<StepNode&>(*four).run({pred, lab, present}, ctx), std::runtime_error);
-  pred.tensors["pred"] = torch::zeros({3, 3, 2, 5});
+  pred.tensors["pred"] = torch::zeros({3, 3, 2, 4});
   EXPECT_THROW(step.run({pred, lab, present}, ctx), std::runtime_error);
+  Packet fractional;
+  fractional.tensors["label"] = label.to(torch::kFloat32) + 0.5;
+  pred.tensors["pred"] = torch::cat({perfect, zero, half});
+  EXPECT_THROW(step.run({pred, fractional, present}, ctx), std::runtime_error);
+}
+
+// Logits of another size are resized back to the label map's (bilinear, then argmax, as ESANet scores): the report
+// of a 4x8 prediction equals that of its explicit interpolation to 2x4.
+TEST(SegReport, ScoresAtTheLabelsOwnSize) {
+  torch::manual_seed(2);
+  const torch::Tensor label = torch::randint(0, 4, {2, 1, 2, 4}, torch::kLong);
+  const torch::Tensor big = torch::randn({6, 3, 4, 8});
+  const torch::Tensor resized = torch::nn::functional::interpolate(
+      big, torch::nn::functional::InterpolateFuncOptions().size(std::vector<std::int64_t>{2, 4}).mode(torch::kBilinear).align_corners(false));
+  Packet lab, present;
+  lab.tensors["label"] = label;
+  present.tensors["present"] = torch::tensor({1, 1, 0, 1, 1, 0}).view({3, 2});
+  Context ctx(1, 0, 0, "report", false);
+  std::vector<std::vector<std::vector<std::string>>> reports;
+  for (const torch::Tensor& p : {big, resized}) {
+    test::TempDir dir;
+    auto node = test::make_node("eval.seg_report", "{classes: 3}");
+    auto& step = dynamic_cast<StepNode&>(*node);
+    Packet pred;
+    pred.tensors["pred"] = p;
+    step.run({pred, lab, present}, ctx);
+    step.finish(dir.path());
+    reports.push_back(test::csv_rows(test::read_file(dir.path() + "/per_class.csv")));
+  }
+  EXPECT_EQ(reports[0], reports[1]);
 }
 
 }  // namespace umrflow

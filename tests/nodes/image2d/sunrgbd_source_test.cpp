@@ -56,7 +56,8 @@ std::string load_error(Node& node, std::int64_t index) {
 }  // namespace
 
 // Samples come in the list's order; image is R, G, B / 255 and depth / its file's range (all 16 bits of a 16-bit
-// map, / 255 for an 8-bit one, or / depth_range), and label the stored class numbers (gray or palette indices).
+// map, / 255 for an 8-bit one, or / depth_range; the toolbox's bit-rotated format turned back into millimetres), and
+// label the stored class numbers (gray or palette indices).
 TEST(SunRgbdSamples, ImageKeepsEveryDepthBitAndLabelTheClassNumbers) {
   test::TempDir dir;
   write_root(dir.path());
@@ -82,6 +83,16 @@ TEST(SunRgbdSamples, ImageKeepsEveryDepthBitAndLabelTheClassNumbers) {
     }
   auto scaled = test::make_node("image2d.sunrgbd", "{root: " + dir.path() + ", split: " + dir.path() + "/test.txt, depth_range: 10000}");
   EXPECT_FLOAT_EQ(static_cast<SourceNode&>(*scaled).load(1, ctx).at("image")[3][0][1].item<float>(), 3711 / 10000.0f);
+  // The toolbox's format: millimetres rotated left by 13 bits (right by 3) are turned back; an 8-bit map is refused.
+  write_png(dir.path() + "/depth/a.png", plane(6, 4, 16, [](int i) {
+              const unsigned mm = 500 + 97 * static_cast<unsigned>(i);
+              return static_cast<std::uint16_t>((mm << 3) | (mm >> 13));
+            }));
+  auto toolbox = test::make_node("image2d.sunrgbd", "{root: " + dir.path() + ", split: " + dir.path() + "/test.txt, depth_format: toolbox, depth_range: 10000}");
+  auto& tb = static_cast<SourceNode&>(*toolbox);
+  const torch::Tensor depth = tb.load(1, ctx).at("image")[3];
+  for (int i = 0; i < 24; ++i) EXPECT_FLOAT_EQ(depth[i / 6][i % 6].item<float>(), static_cast<float>((500 + 97 * i) / 10000.0)) << i;
+  EXPECT_THROW(tb.load(0, ctx), std::runtime_error);
 }
 
 // A label above `classes`, a colour label map and a depth map of another size fail naming the file and the fix,
