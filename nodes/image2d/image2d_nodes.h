@@ -21,6 +21,27 @@ void check_same_size(int width, int height, const std::string& path, const Image
 /// The image's channels as planes (channels, H, W) of floats at `out`, / 255.
 void put_channels(const Image& img, float* out);
 
+/// One sample of a paired-image source: `read()` fills the packet's tensors
+/// and returns the RGB image's (height, width); the packet gets the sample's
+/// id and tag `shape`. Any failure becomes "sample ID: why", thrown as
+/// SkipSample when `skip` (on_bad_sample: skip), else as std::runtime_error.
+template <class Read>
+Packet load_paired(const PairedItem& item, bool skip, Read read) {
+  try {
+    Packet p;
+    const std::vector<std::int64_t> shape = read(p);
+    SampleMeta meta;
+    meta.id = item.id;
+    meta.tags["shape"] = shape;
+    p.samples.push_back(std::move(meta));
+    return p;
+  } catch (const std::exception& e) {
+    const std::string why = "sample " + item.id + ": " + e.what();
+    if (skip) throw SkipSample(why);
+    throw std::runtime_error(why);
+  }
+}
+
 /// Source: one RGB-D or RGB-T SOD sample per image of root/RGB. Provides
 /// `image` (4, H, W) float32, R, G, B and the second modality as gray, each
 /// / 255 (as torchvision's ToTensor), and `label` (1, H, W) float32, the mask

@@ -43,11 +43,10 @@ void put_channels(const Image& img, float* out) {
 
 Packet SodSamples::load(std::int64_t index, Context&) {
   const PairedItem& item = items_.at(static_cast<std::size_t>(index));
-  try {
+  return load_paired(item, on_bad_sample_ == "skip", [&](Packet& p) {
     const Image rgb = to_rgb(read_image(item.rgb));
     const Image aux = to_gray(read_image(item.aux));
     check_same_size(aux.width, aux.height, item.aux, rgb, item.rgb);
-    Packet p;
     torch::Tensor image = torch::empty({4, rgb.height, rgb.width}, torch::kFloat32);
     put_channels(rgb, image.data_ptr<float>());
     put_channels(aux, image[3].data_ptr<float>());
@@ -59,16 +58,8 @@ Packet SodSamples::load(std::int64_t index, Context&) {
       put_channels(gt, label.data_ptr<float>());
       p.tensors["label"] = label;
     }
-    SampleMeta meta;
-    meta.id = item.id;
-    meta.tags["shape"] = {rgb.height, rgb.width};
-    p.samples.push_back(std::move(meta));
-    return p;
-  } catch (const std::exception& e) {
-    const std::string why = "sample " + item.id + ": " + e.what();
-    if (on_bad_sample_ == "skip") throw SkipSample(why);
-    throw std::runtime_error(why);
-  }
+    return std::vector<std::int64_t>{rgb.height, rgb.width};
+  });
 }
 
 }  // namespace umrflow::image2d

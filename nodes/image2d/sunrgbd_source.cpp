@@ -42,7 +42,7 @@ void SunRgbdSamples::setup() {
 
 Packet SunRgbdSamples::load(std::int64_t index, Context&) {
   const PairedItem& item = items_.at(static_cast<std::size_t>(index));
-  try {
+  return load_paired(item, on_bad_sample_ == "skip", [&](Packet& p) {
     const Image rgb = to_rgb(read_image(item.rgb));
     Plane depth = read_plane(item.aux);
     if (depth_format_ == "toolbox") {
@@ -57,7 +57,6 @@ Packet SunRgbdSamples::load(std::int64_t index, Context&) {
     const double range = depth_range_ > 0 ? depth_range_ : static_cast<double>((1u << depth.bits) - 1);
     float* d = image[3].data_ptr<float>();
     for (std::size_t i = 0; i < depth.values.size(); ++i) d[i] = static_cast<float>(depth.values[i] / range);
-    Packet p;
     p.tensors["image"] = image;
     if (need_label_) {
       const Plane label = read_plane(item.gt);
@@ -74,16 +73,8 @@ Packet SunRgbdSamples::load(std::int64_t index, Context&) {
       }
       p.tensors["label"] = t;
     }
-    SampleMeta meta;
-    meta.id = item.id;
-    meta.tags["shape"] = {rgb.height, rgb.width};
-    p.samples.push_back(std::move(meta));
-    return p;
-  } catch (const std::exception& e) {
-    const std::string why = "sample " + item.id + ": " + e.what();
-    if (on_bad_sample_ == "skip") throw SkipSample(why);
-    throw std::runtime_error(why);
-  }
+    return std::vector<std::int64_t>{rgb.height, rgb.width};
+  });
 }
 
 }  // namespace umrflow::image2d
