@@ -11,6 +11,7 @@
 # run again, so a second call resumes an interrupted one.
 #   bash tools/results_2d.sh                 # outputs in runs/results_2d
 #   UMRFLOW_2D_SCENES=160 UMRFLOW_2D_TEST_SCENES=60 UMRFLOW_2D_OUT=... UMRFLOW_2D_TASKS="rgbd rgbt sunrgbd" bash tools/results_2d.sh
+#   UMRFLOW_2D_SEED=7 ...    # another training seed (the graphs' own: 2025); same scenes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./build/umrflow
@@ -37,6 +38,7 @@ for task in ${UMRFLOW_2D_TASKS:-rgbd rgbt}; do
     eval=(--quiet --set "data.samples.root=$data/test" --set "data.samples.aux=$aux")
   fi
   eval+=(--set "step.subsets.modalities=$mods" --set "step.report.modalities=$mods")
+  [ -z "${UMRFLOW_2D_SEED:-}" ] || train+=(--set "seed=$UMRFLOW_2D_SEED")
   # run NAME GRAPH ARGS...: one run into $o/NAME unless it finished before.
   run() {
     local name=$1 graph=$2

@@ -45,8 +45,8 @@ CNBlockImpl::CNBlockImpl(std::int64_t dim, double scale) {
 
 torch::Tensor CNBlockImpl::forward(const torch::Tensor& x) { return layer_scale * block->forward(x) + x; }
 
-ConvNeXtImpl::ConvNeXtImpl(std::int64_t in_channels_, std::vector<std::int64_t> depths, std::vector<std::int64_t> widths, std::int64_t classes)
-    : in_channels(in_channels_) {
+ConvNeXtImpl::ConvNeXtImpl(std::int64_t in_channels_, std::vector<std::int64_t> depths, std::vector<std::int64_t> widths_, std::int64_t classes)
+    : in_channels(in_channels_), widths(widths_) {
   if (depths.size() != 4 || widths.size() != 4) throw std::invalid_argument("ConvNeXt: four depths and four widths");
   stages = nn::ModuleList();
   stages->push_back(nn::ModuleList(nn::Conv2d(nn::Conv2dOptions(in_channels, widths[0], 4).stride(4)), LayerNorm2d(widths[0])));
@@ -77,16 +77,24 @@ ConvNeXtFeatures ConvNeXtImpl::features(const torch::Tensor& x) {
     throw std::invalid_argument("ConvNeXt: expected an image batch (B, " + std::to_string(in_channels) + ", H, W), got " + c10::str(x.sizes()));
   ConvNeXtFeatures f;
   torch::Tensor h = x;
-  for (std::size_t i = 0; i < stages->size(); ++i) {
-    for (const auto& layer : *stages[i]->as<nn::ModuleList>()) {
+  for (int i = 0; i < 4; ++i) h = f[static_cast<std::size_t>(i)] = level(i, h);
+  return f;
+}
+
+torch::Tensor ConvNeXtImpl::level(int i, const torch::Tensor& x) {
+  if (i < 0 || i > 3) throw std::out_of_range("ConvNeXt has levels 0..3, not " + std::to_string(i));
+  torch::Tensor h = x;
+  for (std::size_t m = 2 * static_cast<std::size_t>(i); m < 2 * static_cast<std::size_t>(i) + 2; ++m) {
+    for (const auto& layer : *stages[m]->as<nn::ModuleList>()) {
       if (auto* conv = layer->as<nn::Conv2d>()) h = conv->forward(h);
       else if (auto* norm = layer->as<LayerNorm2d>()) h = norm->forward(h);
       else h = layer->as<CNBlock>()->forward(h);
     }
-    if (i % 2 == 1) f[i / 2] = h;
   }
-  return f;
+  return h;
 }
+
+std::vector<std::int64_t> ConvNeXtImpl::level_channels() const { return widths; }
 
 torch::Tensor ConvNeXtImpl::forward(const torch::Tensor& x) {
   if (!classifier) throw std::logic_error("ConvNeXt::forward needs classes > 0");

@@ -13,8 +13,8 @@
 // whole residual branches at random; umrflow's blocks always keep them.
 // The stem takes `in_channels` (4 for RGB plus depth); an ImageNet stem has
 // 3, so take it with `init: {exclude: [features.0.0.weight]}`.
-// Used by the SUN-RGBD task (the paper's ConvNeXt-B); not yet wired into
-// image2d.unimrseg, whose adapter follows ResNet-50's five levels.
+// Used by the SUN-RGBD task (the paper's ConvNeXt-B), as the node
+// image2d.convnext and as image2d.unimrseg's `backbone: convnext`.
 #pragma once
 
 #include <array>
@@ -56,10 +56,16 @@ struct ConvNeXtImpl : torch::nn::Module {
                         std::vector<std::int64_t> widths = {128, 256, 512, 1024}, std::int64_t classes = 0);
   /// Throws std::invalid_argument for an input other than (B, in_channels, H, W).
   ConvNeXtFeatures features(const torch::Tensor& x);
+  /// Level i + 1 (i = 0..3) from level i (the image for i = 0): the stem and
+  /// stage 1, then each downsampling with the stage after it.
+  torch::Tensor level(int i, const torch::Tensor& x);
+  /// The four levels' channels (the widths).
+  std::vector<std::int64_t> level_channels() const;
   /// Class logits (B, classes); needs `classes` > 0.
   torch::Tensor forward(const torch::Tensor& x);
 
   std::int64_t in_channels;
+  std::vector<std::int64_t> widths;
   /// `features`: stem, stage 1, downsampling, ..., stage 4; each a ModuleList
   /// (libtorch's Sequential cannot nest) run in order.
   torch::nn::ModuleList stages{nullptr};

@@ -1,19 +1,19 @@
-// decoder2d.h: a saliency decoder with side outputs for the five feature
-// levels of a 2D encoder (image2d/resnet.h): a top-down pathway in the manner
-// of a feature pyramid, one 1-channel head per level.
+// decoder2d.h: a decoder with side outputs for the feature levels of a 2D
+// encoder (five for ResNet-50, image2d/resnet.h; four for ConvNeXt,
+// image2d/convnext.h): a top-down pathway in the manner of a feature
+// pyramid, one head per level.
 //
-// Level i (1 = finest, at half the input's resolution) is first reduced to
-// `width` channels (1x1 convolution, BatchNorm, ReLU). From the coarsest
-// level down, d_5 = conv3x3(r_5) and d_i = conv3x3(r_i + up(d_{i+1})), each
-// convolution with BatchNorm and ReLU, up() bilinear to level i's size. Each d_i has a 1x1 head
-// (`out_channels` outputs, 1 for saliency); its
-// logits are resized bilinearly to twice level 1's size, the input's size
-// for a ResNet-50 encoder. `logits` is level 1's; `side` holds levels 2-5's,
-// for deep supervision (the SOD recipe trains all five with the structure
-// loss).
+// Level i (1 = finest) is first reduced to `width` channels (1x1
+// convolution, BatchNorm, ReLU). From the coarsest level L down,
+// d_L = conv3x3(r_L) and d_i = conv3x3(r_i + up(d_{i+1})), each convolution
+// with BatchNorm and ReLU, up() bilinear to level i's size. Each d_i has a
+// 1x1 head (`out_channels` outputs, 1 for saliency); its logits are resized
+// bilinearly to `upscale` times level 1's size: the input's size when
+// `upscale` is level 1's stride (2 for ResNet-50, 4 for ConvNeXt). Output 0
+// is level 1's; the others are levels 2..L's, for deep supervision (the SOD
+// recipe trains all five of ResNet-50's with the structure loss).
 #pragma once
 
-#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -22,12 +22,16 @@
 namespace umrflow::image2d {
 
 struct SaliencyDecoderImpl : torch::nn::Module {
-  /// `channels`: the five levels' channel counts, finest first; each head has
-  /// `out_channels` (1 for saliency, the image's channels for a reconstruction).
-  SaliencyDecoderImpl(std::vector<std::int64_t> channels, std::int64_t width, std::int64_t out_channels = 1);
-  /// Logits of the five levels at twice level 1's size: [0] is the output,
-  /// [1..4] the side outputs of levels 2..5.
-  std::array<torch::Tensor, 5> forward(const std::array<torch::Tensor, 5>& features);
+  /// `channels`: the levels' channel counts, finest first (at least two);
+  /// each head has `out_channels` (1 for saliency, the image's channels for a
+  /// reconstruction, the classes for segmentation).
+  SaliencyDecoderImpl(std::vector<std::int64_t> channels, std::int64_t width, std::int64_t out_channels = 1, std::int64_t upscale = 2);
+  /// Logits of every level at `upscale` times level 1's size: [0] is the
+  /// output, [1..] the side outputs of levels 2..L. Throws
+  /// std::invalid_argument when the number of levels differs from `channels`.
+  std::vector<torch::Tensor> forward(const std::vector<torch::Tensor>& features);
+
+  std::int64_t upscale;
 
   torch::nn::ModuleList reduce{nullptr}, fuse{nullptr}, heads{nullptr};
 };

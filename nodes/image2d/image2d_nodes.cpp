@@ -69,8 +69,8 @@ class SaliencyDecoderNode final : public ModuleNode {
 
   torch::nn::Module& module() override { return *decoder_; }
   Packet forward(const std::vector<Packet>& in, Context&) override {
-    std::array<torch::Tensor, 5> f;
-    for (int i = 0; i < 5; ++i) f[static_cast<std::size_t>(i)] = in.at(0).at("features." + std::to_string(i + 1));
+    std::vector<torch::Tensor> f;
+    for (int i = 0; i < 5; ++i) f.push_back(in.at(0).at("features." + std::to_string(i + 1)));
     const auto out = decoder_->forward(f);
     Packet p;
     p.tensors["logits"] = out[0];
@@ -127,28 +127,43 @@ class UniMRSeg2dNode final : public ModuleNode {
     using O = image2d::UniMRSeg2dOptions;
     using N = UniMRSeg2dNode;
     d.type("image2d.unimrseg", NodeKind::module,
-           "UniMRSeg for RGB-D / RGB-T saliency: ResNet-50 (torchvision names under encoder.), the saliency decoder and the "
-           "optional 2D reverse-attention adapter (Swin 7x7).");
+           "UniMRSeg for the 2D tasks: ResNet-50 or ConvNeXt (torchvision names under encoder.), the decoder with one output per "
+           "level and the optional 2D reverse-attention adapter (Swin 7x7).");
     d.input(PortSpec{"complete", {{"image", 4, "(B, 4, H, W)"}}, "plain path", true});
     d.input(PortSpec{"incomplete", {{"image", 4, "(B, 4, H, W)"}}, "adapter path (needs adapter: true)", true});
     d.input(PortSpec{"groups", {{"group", 1, "int64 (S) from modality.subsets"}}, "with incomplete: run each group as its own batch", true});
     d.input(PortSpec{"auto", {{"image", 4, "(S*B, 4, H, W)"}, {"present", 2, "(S, 2): one column per modality (RGB, depth or thermal)"}},
                      "complete subsets by the plain path, the others by the adapter (plain path for all without one)", true});
     d.output({"logits", 4, "(B, out_channels, H, W)"});
-    for (int i = 2; i <= 5; ++i) d.output({"side." + std::to_string(i), 4, "(B, out_channels, H, W) level " + std::to_string(i) + "'s output"});
-    for (int i = 1; i <= 5; ++i) d.output({"features." + std::to_string(i), 4, "level " + std::to_string(i) + " (encoder or F_i)"});
+    for (int i = 2; i <= 5; ++i)
+      d.output({"side." + std::to_string(i), 4,
+                "(B, out_channels, H, W) level " + std::to_string(i) + "'s output" + (i == 5 ? " (resnet50 only)" : "")});
+    for (int i = 1; i <= 5; ++i)
+      d.output({"features." + std::to_string(i), 4, "level " + std::to_string(i) + " (encoder or F_i)" + (i == 5 ? " (resnet50 only)" : "")});
+    d.param(&N::backbone_, param::choice("backbone", "resnet50", {"resnet50", "convnext"},
+                                         "encoder: resnet50 (five levels, 1/2 .. 1/32) or convnext (four levels, 1/4 .. 1/32)"));
+    d.param(&N::options_, &O::convnext_depths,
+            param::integers("convnext_depths", std::vector<std::int64_t>{3, 3, 27, 3}, "with convnext: blocks per stage (ConvNeXt-B's)")
+                .length(4)
+                .min(1));
+    d.param(&N::options_, &O::convnext_widths,
+            param::integers("convnext_widths", std::vector<std::int64_t>{128, 256, 512, 1024}, "with convnext: channels per stage (ConvNeXt-B's)")
+                .length(4)
+                .min(1));
     d.param(&N::options_, &O::in_channels, param::integer("in_channels", 4, "input channels: R, G, B and depth or thermal").min(1));
     d.param(&N::options_, &O::out_channels,
-            param::integer("out_channels", 1, "output channels: 1 for saliency, 4 for the stage-1 reconstruction").min(1));
+            param::integer("out_channels", 1, "output channels: 1 for saliency, 4 for the stage-1 reconstruction, the classes").min(1));
     d.param(&N::options_, &O::decoder_width, param::integer("decoder_width", 64, "channels of the decoder's top-down pathway").min(1));
     d.param(&N::head_, param::choice("head", "none", {"none", "relu"}, "activation of the outputs: relu for the stage-1 reconstruction"));
     d.param(&N::options_, &O::adapter, param::boolean("adapter", false, "add the stage-3 reverse-attention adapter (port `incomplete`)"));
     d.param(&N::options_, &O::attention_dims,
-            param::integers("attention_dims", std::vector<std::int64_t>{64, 128, 128, 256, 256}, "channels of each level's Swin layer")
-                .length(5)
+            param::integers("attention_dims", std::vector<std::int64_t>{},
+                            "channels of each level's Swin layer, one per level; [] = resnet50 [64, 128, 128, 256, 256], convnext half of each width")
                 .min(1));
     d.param(&N::options_, &O::heads,
-            param::integers("heads", std::vector<std::int64_t>{2, 4, 4, 8, 8}, "attention heads of each level's Swin layer").length(5).min(1));
+            param::integers("heads", std::vector<std::int64_t>{},
+                            "attention heads of each level's Swin layer; [] = resnet50 [2, 4, 4, 8, 8], convnext one per 32 of attention_dims")
+                .min(1));
     d.param(&N::options_, &O::window, param::integer("window", 7, "side of the Swin layer's square window").min(1));
     d.param(&N::options_, &O::fuse_gamma,
             param::number("fuse_gamma", 1.0, "initial BatchNorm scale in each fuse_i; small (0.01) starts the adapter path near the plain path")
@@ -162,6 +177,7 @@ class UniMRSeg2dNode final : public ModuleNode {
   }
   void setup() {
     options_.relu_head = head_ == "relu";
+    options_.backbone = backbone_ == "convnext" ? image2d::Backbone2d::convnext : image2d::Backbone2d::resnet50;
     net_ = image2d::UniMRSeg2d(options_);
   }
 
@@ -191,36 +207,34 @@ class UniMRSeg2dNode final : public ModuleNode {
     const std::vector<torch::Tensor> v = model::route_by_subset(
         automatic.at("image"), automatic.at("present"), kModalities, [&](const torch::Tensor& rows) { return outputs(net_->complete(rows)); },
         incomplete_fn);
-    image2d::Outputs2d all;
-    std::copy(v.begin(), v.begin() + 5, all.logits.begin());
-    std::copy(v.begin() + 5, v.end(), all.features.begin());
-    return result(all);
+    const auto levels = static_cast<std::ptrdiff_t>(net_->levels());
+    return result(image2d::Outputs2d{{v.begin(), v.begin() + levels}, {v.begin() + levels, v.end()}});
   }
 
  private:
   static image2d::Outputs2d concatenated(const std::vector<image2d::Outputs2d>& parts) {
     image2d::Outputs2d out;
-    for (std::size_t i = 0; i < 5; ++i) {
+    for (std::size_t i = 0; i < parts.at(0).logits.size(); ++i) {
       std::vector<torch::Tensor> l, f;
       for (const auto& p : parts) {
         l.push_back(p.logits[i]);
         f.push_back(p.features[i]);
       }
-      out.logits[i] = torch::cat(l);
-      out.features[i] = torch::cat(f);
+      out.logits.push_back(torch::cat(l));
+      out.features.push_back(torch::cat(f));
     }
     return out;
   }
   static Packet result(const image2d::Outputs2d& o) {
     Packet p;
-    p.tensors["logits"] = o.logits[0];
-    for (int i = 1; i < 5; ++i) p.tensors["side." + std::to_string(i + 1)] = o.logits[static_cast<std::size_t>(i)];
-    for (int i = 0; i < 5; ++i) p.tensors["features." + std::to_string(i + 1)] = o.features[static_cast<std::size_t>(i)];
+    p.tensors["logits"] = o.logits.at(0);
+    for (std::size_t i = 1; i < o.logits.size(); ++i) p.tensors["side." + std::to_string(i + 1)] = o.logits[i];
+    for (std::size_t i = 0; i < o.features.size(); ++i) p.tensors["features." + std::to_string(i + 1)] = o.features[i];
     return p;
   }
 
   image2d::UniMRSeg2dOptions options_;
-  std::string head_;
+  std::string head_, backbone_;
   image2d::UniMRSeg2d net_{nullptr};
 };
 

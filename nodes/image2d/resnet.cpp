@@ -68,7 +68,7 @@ Features2d ResNet50Impl::features(const torch::Tensor& x) {
   if (x.dim() != 4 || x.size(1) != conv1->options.in_channels())
     throw std::invalid_argument("ResNet-50: expected an image batch (B, " + std::to_string(conv1->options.in_channels()) +
                                 ", H, W), got " + c10::str(x.sizes()));
-  Features2d f;
+  Features2d f(5);
   torch::Tensor prev = x;
   for (int i = 0; i < 5; ++i) prev = f[static_cast<std::size_t>(i)] = stage(i, prev);
   return f;

@@ -8,7 +8,7 @@
 // `init: {exclude: [conv1.weight]}` or import it separately.
 #pragma once
 
-#include <array>
+#include <vector>
 #include <cstdint>
 
 #include <torch/torch.h>
@@ -29,10 +29,10 @@ struct BottleneckImpl : torch::nn::Module {
 };
 TORCH_MODULE(Bottleneck);
 
-/// The five feature levels of an image (B, C, H, W): the stem after ReLU
-/// (64 channels, 1/2 resolution), then layer1..layer4 (256, 512, 1024, 2048
-/// channels; 1/4, 1/8, 1/16, 1/32).
-using Features2d = std::array<torch::Tensor, 5>;
+/// Feature levels of an image (B, C, H, W), finest first. ResNet-50's five:
+/// the stem after ReLU (64 channels, 1/2 resolution), then layer1..layer4
+/// (256, 512, 1024, 2048 channels; 1/4, 1/8, 1/16, 1/32).
+using Features2d = std::vector<torch::Tensor>;
 
 /// ResNet-50 without its classifier unless `classes` > 0 (then `fc` holds
 /// torchvision's 2048 x classes layer). Initialised as torchvision does:

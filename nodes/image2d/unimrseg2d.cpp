@@ -1,5 +1,6 @@
 #include "image2d/unimrseg2d.h"
 
+#include <algorithm>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -12,11 +13,9 @@ namespace nn = torch::nn;
 
 namespace {
 
-constexpr std::array<std::int64_t, 5> kLevelChannels{64, 256, 512, 1024, 2048};
-
-nn::Sequential conv1x1_bn_relu(std::int64_t in, std::int64_t out, bool pool) {
+nn::Sequential conv1x1_bn_relu(std::int64_t in, std::int64_t out, std::int64_t pool) {
   nn::Sequential s;
-  if (pool) s->push_back(nn::AvgPool2d(2));
+  if (pool > 1) s->push_back(nn::AvgPool2d(pool));
   s->push_back(nn::Conv2d(nn::Conv2dOptions(in, out, 1).bias(false)));
   s->push_back(nn::BatchNorm2d(out));
   s->push_back(nn::ReLU());
@@ -25,26 +24,55 @@ nn::Sequential conv1x1_bn_relu(std::int64_t in, std::int64_t out, bool pool) {
 
 }  // namespace
 
+void default_attention(const UniMRSeg2dOptions& o, std::vector<std::int64_t>& dims, std::vector<std::int64_t>& heads) {
+  if (o.backbone == Backbone2d::resnet50) {
+    dims = {64, 128, 128, 256, 256};
+    heads = {2, 4, 4, 8, 8};
+    return;
+  }
+  dims.clear();
+  heads.clear();
+  for (std::int64_t w : o.convnext_widths) {
+    dims.push_back(std::max<std::int64_t>(1, w / 2));
+    heads.push_back(std::max<std::int64_t>(1, dims.back() / 32));
+  }
+}
+
 UniMRSeg2dImpl::UniMRSeg2dImpl(UniMRSeg2dOptions o) : options(std::move(o)) {
-  encoder = register_module("encoder", ResNet50(options.in_channels));
-  decoder = register_module("decoder", SaliencyDecoder(std::vector<std::int64_t>(kLevelChannels.begin(), kLevelChannels.end()),
-                                                       options.decoder_width, options.out_channels));
+  // Level 1's stride over the image: ResNet-50's stem halves it, ConvNeXt's patchify stem quarters it.
+  std::int64_t first_stride = 2;
+  if (options.backbone == Backbone2d::resnet50) {
+    resnet = ResNet50(options.in_channels);
+    encoder = register_module("encoder", resnet);
+    level_channels = {64, 256, 512, 1024, 2048};
+  } else {
+    convnext = ConvNeXt(options.in_channels, options.convnext_depths, options.convnext_widths);
+    encoder = register_module("encoder", convnext);
+    level_channels = convnext->level_channels();
+    first_stride = 4;
+  }
+  decoder = register_module("decoder", SaliencyDecoder(level_channels, options.decoder_width, options.out_channels, first_stride));
   if (options.freeze_encoder)
     for (auto& t : encoder->parameters()) t.set_requires_grad(false);
   if (options.freeze_decoder)
     for (auto& t : decoder->parameters()) t.set_requires_grad(false);
   if (!options.adapter) return;
-  if (options.attention_dims.size() != 5 || options.heads.size() != 5)
-    throw std::invalid_argument("UniMRSeg 2D adapter: attention_dims and heads need one value per level (5)");
-  for (std::size_t i = 0; i < 5; ++i) {
+  std::vector<std::int64_t> dims, heads;
+  default_attention(options, dims, heads);
+  if (!options.attention_dims.empty()) dims = options.attention_dims;
+  if (!options.heads.empty()) heads = options.heads;
+  if (dims.size() != levels() || heads.size() != levels())
+    throw std::invalid_argument("UniMRSeg 2D adapter: attention_dims and heads need one value per level of the encoder (" + std::to_string(levels()) +
+                                "), got " + std::to_string(dims.size()) + " and " + std::to_string(heads.size()) + "; leave them out for the defaults");
+  for (std::size_t i = 0; i < levels(); ++i) {
     const std::string n = std::to_string(i + 1);
-    const std::int64_t in = i == 0 ? options.in_channels : kLevelChannels[i - 1], c = kLevelChannels[i];
-    adaptor_conv[i] = register_module("adaptor_conv_" + n, conv1x1_bn_relu(in, c, true));
-    fuse[i] = register_module("fuse_" + n, conv1x1_bn_relu(c, c, false));
-    attention_in[i] = register_module("attention_in_" + n, nn::Sequential(nn::Conv2d(nn::Conv2dOptions(c, options.attention_dims[i], 1))));
-    adaptor_transformer[i] = register_module(
+    const std::int64_t in = i == 0 ? options.in_channels : level_channels[i - 1], c = level_channels[i];
+    adaptor_conv.push_back(register_module("adaptor_conv_" + n, conv1x1_bn_relu(in, c, i == 0 ? first_stride : 2)));
+    fuse.push_back(register_module("fuse_" + n, conv1x1_bn_relu(c, c, 1)));
+    attention_in.push_back(register_module("attention_in_" + n, nn::Sequential(nn::Conv2d(nn::Conv2dOptions(c, dims[i], 1)))));
+    adaptor_transformer.push_back(register_module(
         "adaptor_transformer_" + n,
-        model::SwinLayer3D(options.attention_dims[i], options.heads[i], std::vector<std::int64_t>{1, options.window, options.window}, options.mlp_ratio, false));
+        model::SwinLayer3D(dims[i], heads[i], std::vector<std::int64_t>{1, options.window, options.window}, options.mlp_ratio, false)));
     if (options.fuse_gamma != 1.0) {
       torch::NoGradGuard no_grad;
       fuse[i][1]->as<nn::BatchNorm2d>()->weight.fill_(options.fuse_gamma);
@@ -55,10 +83,18 @@ UniMRSeg2dImpl::UniMRSeg2dImpl(UniMRSeg2dOptions o) : options(std::move(o)) {
 const torch::Tensor& UniMRSeg2dImpl::checked(const torch::Tensor& x) const {
   if (x.dim() != 4 || x.size(1) != options.in_channels || x.size(2) % 32 != 0 || x.size(3) % 32 != 0)
     throw std::runtime_error("UniMRSeg 2D: expected an image batch (B, " + std::to_string(options.in_channels) +
-                             ", H, W) with H and W multiples of 32 (five halvings), got " + c10::str(x.sizes()) +
+                             ", H, W) with H and W multiples of 32 (the encoder's coarsest level is 1/32), got " + c10::str(x.sizes()) +
                              "; resize (image2d.resize) or crop to such a size");
   return x;
 }
+
+Features2d UniMRSeg2dImpl::encode(const torch::Tensor& x) {
+  if (resnet) return resnet->features(x);
+  const ConvNeXtFeatures f = convnext->features(x);
+  return Features2d(f.begin(), f.end());
+}
+
+torch::Tensor UniMRSeg2dImpl::encoder_level(int i, const torch::Tensor& x) { return resnet ? resnet->stage(i, x) : convnext->level(i, x); }
 
 Outputs2d UniMRSeg2dImpl::decode(const Features2d& f) {
   std::optional<model::EvalScope> frozen;
@@ -71,15 +107,15 @@ Outputs2d UniMRSeg2dImpl::decode(const Features2d& f) {
 
 Outputs2d UniMRSeg2dImpl::complete(const torch::Tensor& x) {
   checked(x);
-  if (!options.freeze_encoder) return decode(encoder->features(x));
+  if (!options.freeze_encoder) return decode(encode(x));
   Features2d f;
   {
     torch::NoGradGuard no_grad;
     if (options.encoder_bn_update) {
-      f = encoder->features(x);
+      f = encode(x);
     } else {
-      model::EvalScope eval({encoder.ptr()});
-      f = encoder->features(x);
+      model::EvalScope eval({encoder});
+      f = encode(x);
     }
   }
   return decode(f);
@@ -93,14 +129,14 @@ Outputs2d UniMRSeg2dImpl::incomplete(const torch::Tensor& x) {
 Features2d UniMRSeg2dImpl::adapt(const torch::Tensor& x) {
   if (!options.adapter) throw std::runtime_error("the adapter path needs adapter: true");
   checked(x);
-  Features2d out;
+  Features2d out(levels());
   torch::Tensor prev = x;
-  for (std::size_t i = 0; i < 5; ++i) {
+  for (std::size_t i = 0; i < levels(); ++i) {
     torch::Tensor fcp;
     {
       torch::NoGradGuard no_grad;
-      model::EvalScope eval({encoder.ptr()});
-      fcp = encoder->stage(static_cast<int>(i), prev);
+      model::EvalScope eval({encoder});
+      fcp = encoder_level(static_cast<int>(i), prev);
     }
     const torch::Tensor h = fuse[i]->forward(fcp + adaptor_conv[i]->forward(prev));
     // The Swin layer works on (B, C, X, Y, Z); a 2D map is a volume of depth 1.

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "image2d/convnext.h"
+#include "image2d/unimrseg2d.h"
 #include "io/state_dict.h"
 #include "nodes/node_harness.h"
 #include "umrflow/module.h"
@@ -88,6 +89,22 @@ TEST(ConvNeXt, TorchvisionWeightsImportAndGiveTheSameFeatures) {
   }
   const torch::Tensor logits = net->forward(want.at("x")), wl = want.at("logits");
   EXPECT_LE((logits - wl).abs().max().item<double>(), 1e-4 * wl.abs().max().item<double>());
+  // As image2d.unimrseg's backbone the same names sit under encoder.: every
+  // encoder tensor has its torchvision counterpart (the classifier aside).
+  UniMRSeg2dOptions o;
+  o.backbone = Backbone2d::convnext;
+  o.in_channels = 3;
+  o.convnext_depths = {1, 2, 1, 1};
+  o.convnext_widths = {16, 32, 64, 128};
+  std::size_t encoder_tensors = 0;
+  for (const auto& p : UniMRSeg2d(o)->named_parameters()) {
+    if (p.key().rfind("encoder.", 0) != 0) continue;
+    torch::Tensor t;
+    ASSERT_TRUE(archive.try_read("net." + p.key().substr(8), t)) << p.key();
+    EXPECT_EQ(t.sizes(), p.value().sizes()) << p.key();
+    ++encoder_tensors;
+  }
+  EXPECT_EQ(encoder_tensors + 4, filled);  // classifier.0.{weight,bias}, classifier.2.{weight,bias}
 
   std::map<std::string, std::string> base;
   std::ifstream names(d + "/base.txt");

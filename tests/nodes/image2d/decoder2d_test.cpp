@@ -2,6 +2,7 @@
 
 #include <torch/torch.h>
 
+#include "image2d/convnext.h"
 #include "image2d/decoder2d.h"
 #include "image2d/resnet.h"
 #include "loss/losses.h"
@@ -23,7 +24,20 @@ TEST(SaliencyDecoder, FiveMapsOfTheInputSizeFromResNetLevels) {
     decoder->forward(encoder->features(torch::randn({1, 4, 64, 96})))[static_cast<std::size_t>(i)].sum().backward();
     EXPECT_GT(encoder->layer4->parameters()[0].grad().abs().sum().item<double>(), 0.0) << "output " << i;
   }
-  EXPECT_THROW(SaliencyDecoder(std::vector<std::int64_t>{64, 256}, 16), std::invalid_argument);
+  EXPECT_THROW(SaliencyDecoder(std::vector<std::int64_t>{64}, 16), std::invalid_argument);
+  EXPECT_THROW(decoder->forward(Features2d(f.begin(), f.begin() + 4)), std::invalid_argument);
+}
+
+// On ConvNeXt's four levels (the finest at 1/4) with upscale 4 the decoder
+// gives four maps of the input's size, one channel per class.
+TEST(SaliencyDecoder, FourMapsOfTheInputSizeFromConvNeXtLevels) {
+  torch::manual_seed(4);
+  ConvNeXt encoder(4, std::vector<std::int64_t>{1, 1, 1, 1}, std::vector<std::int64_t>{8, 16, 24, 32});
+  SaliencyDecoder decoder(encoder->level_channels(), 16, 5, 4);
+  const ConvNeXtFeatures f = encoder->features(torch::randn({2, 4, 64, 96}));
+  const auto out = decoder->forward(Features2d(f.begin(), f.end()));
+  ASSERT_EQ(out.size(), 4U);
+  for (const auto& t : out) EXPECT_EQ(t.sizes(), (std::vector<std::int64_t>{2, 5, 64, 96}));
 }
 
 // Trained with the structure loss on all five outputs, the decoder fits a
@@ -31,8 +45,8 @@ TEST(SaliencyDecoder, FiveMapsOfTheInputSizeFromResNetLevels) {
 TEST(SaliencyDecoder, LearnsAMaskWithTheStructureLoss) {
   torch::manual_seed(3);
   SaliencyDecoder decoder(std::vector<std::int64_t>{4, 4, 4, 4, 4}, 8);
-  std::array<torch::Tensor, 5> f;
-  for (int i = 0; i < 5; ++i) f[static_cast<std::size_t>(i)] = torch::randn({2, 4, 16 >> i, 16 >> i});
+  Features2d f;
+  for (int i = 0; i < 5; ++i) f.push_back(torch::randn({2, 4, 16 >> i, 16 >> i}));
   // A disc in each image, at different places.
   const torch::Tensor y = torch::arange(32).view({32, 1}).to(torch::kFloat32), x = torch::arange(32).view({1, 32}).to(torch::kFloat32);
   const torch::Tensor mask = torch::stack({((x - 12).pow(2) + (y - 14).pow(2) < 64), ((x - 20).pow(2) + (y - 18).pow(2) < 36)})
