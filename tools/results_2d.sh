@@ -12,6 +12,7 @@
 #   bash tools/results_2d.sh                 # outputs in runs/results_2d
 #   UMRFLOW_2D_SCENES=160 UMRFLOW_2D_TEST_SCENES=60 UMRFLOW_2D_OUT=... UMRFLOW_2D_TASKS="rgbd rgbt sunrgbd" bash tools/results_2d.sh
 #   UMRFLOW_2D_SEED=7 ...    # another training seed (the graphs' own: 2025); same scenes
+#   UMRFLOW_2D_BUDGET=4 ...  # every stage's and the baseline's epochs times 4 (4+8+4 and 16 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./build/umrflow
@@ -48,14 +49,17 @@ for task in ${UMRFLOW_2D_TASKS:-rgbd rgbt}; do
     $bin run "graphs/phantoms2d/$prefix$graph" "$@" --out "$o/$name"
   }
   echo "== $task: stage 1, modality reconstruction"
-  run stage1 stage1.yaml "${train[@]}"
+  k=${UMRFLOW_2D_BUDGET:-1}
+  # The profiles' own epochs (4, 8, 4; 16) are only overridden for a budget other than 1.
+  epochs() { [ "$k" = 1 ] || echo --set "train.epochs=$(( $1 * k ))"; }
+  run stage1 stage1.yaml "${train[@]}" $(epochs 4)
   echo "== $task: stage 2, modality-invariant contrastive learning"
-  run stage2 stage2.yaml "${train[@]}" --set "modules.net.init.from=$o/stage1/last.pt"
+  run stage2 stage2.yaml "${train[@]}" $(epochs 8) --set "modules.net.init.from=$o/stage1/last.pt"
   echo "== $task: stage 3, reverse-attention adapter"
-  run stage3 stage3.yaml "${train[@]}" --set "step.subsets.modalities=$mods" --set "modules.net.init.from=$o/stage2/last.pt"
+  run stage3 stage3.yaml "${train[@]}" $(epochs 4) --set "step.subsets.modalities=$mods" --set "modules.net.init.from=$o/stage2/last.pt"
   run eval eval.yaml "${eval[@]}" --set "modules.net.init.from=$o/stage3/last.pt" > /dev/null
   echo "== $task: baseline, both modalities only"
-  run baseline baseline.yaml "${train[@]}"
+  run baseline baseline.yaml "${train[@]}" $(epochs 16)
   run baseline_eval eval.yaml "${eval[@]}" --set modules.net.adapter=false --set "modules.net.init.from=$o/baseline/last.pt" > /dev/null
   for m in eval baseline_eval; do
     name=UniMRSeg

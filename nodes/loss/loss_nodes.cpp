@@ -248,7 +248,8 @@ class CrossEntropyNode final : public StepNode {
 class SsimNode final : public StepNode {
  public:
   static void declare(Declaration<SsimNode>& d) {
-    d.type("loss.ssim", NodeKind::step, "1 - SSIM in 3D (MONAI 1.2 SSIMLoss: Gaussian window, valid convolution), mean over samples.");
+    d.type("loss.ssim", NodeKind::step,
+           "1 - SSIM in 3D or 2D by the tensors' rank (MONAI 1.2 SSIMLoss: Gaussian window, valid convolution), mean over samples.");
     d.sharding(Sharding::per_batch);
     d.rows(RowRule::mean);
     pair_ports(d, "pred", "target");
@@ -259,7 +260,7 @@ class SsimNode final : public StepNode {
 
   Packet run(const std::vector<Packet>& in, Context&) override {
     Packet out;
-    out.tensors["loss"] = loss::ssim_3d(in.at(0).at("pred"), in.at(1).at("target"), win_, sigma_, range_);
+    out.tensors["loss"] = loss::ssim(in.at(0).at("pred"), in.at(1).at("target"), win_, sigma_, range_);
     return out;
   }
 

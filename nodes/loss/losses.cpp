@@ -26,19 +26,26 @@ torch::Tensor soft_dice(const torch::Tensor& logits, const torch::Tensor& target
   return (1.0 - (2.0 * inter + 1e-5) / (denom + 1e-5)).mean();
 }
 
-torch::Tensor ssim_3d(const torch::Tensor& pred, const torch::Tensor& target, std::int64_t win, double sigma, double data_range) {
-  if (pred.dim() != 5 || pred.sizes() != target.sizes())
-    throw std::runtime_error("ssim: expects two (B, C, X, Y, Z) tensors of one shape, got " + c10::str(pred.sizes()) + " and " +
+torch::Tensor ssim(const torch::Tensor& pred, const torch::Tensor& target, std::int64_t win, double sigma, double data_range) {
+  if ((pred.dim() != 4 && pred.dim() != 5) || pred.sizes() != target.sizes())
+    throw std::runtime_error("ssim: expects two (B, C, H, W) or (B, C, X, Y, Z) tensors of one shape, got " + c10::str(pred.sizes()) + " and " +
                              c10::str(target.sizes()));
-  for (std::int64_t a = 2; a < 5; ++a)
+  const std::int64_t dims = pred.dim() - 2;
+  for (std::int64_t a = 2; a < pred.dim(); ++a)
     if (pred.size(a) < win)
-      throw std::runtime_error("ssim: spatial size " + c10::str(pred.sizes()) + " is smaller than the " + std::to_string(win) + "^3 window");
+      throw std::runtime_error("ssim: spatial size " + c10::str(pred.sizes()) + " is smaller than the " + std::to_string(win) + "^" +
+                               std::to_string(dims) + " window");
   const auto c = pred.size(1);
   torch::Tensor g = torch::arange(win, pred.options()) - (win - 1) / 2.0;
   g = torch::exp(-(g * g) / (2 * sigma * sigma));
   g = g / g.sum();
-  const torch::Tensor kernel = (g.view({win, 1, 1}) * g.view({1, win, 1}) * g.view({1, 1, win})).expand({c, 1, win, win, win}).contiguous();
-  auto blur = [&](const torch::Tensor& x) { return F::conv3d(x, kernel, F::Conv3dFuncOptions().groups(c)); };
+  torch::Tensor kernel = dims == 3 ? g.view({win, 1, 1}) * g.view({1, win, 1}) * g.view({1, 1, win}) : g.view({win, 1}) * g.view({1, win});
+  std::vector<std::int64_t> shape{c, 1};
+  for (std::int64_t a = 0; a < dims; ++a) shape.push_back(win);
+  kernel = kernel.expand(shape).contiguous();
+  auto blur = [&](const torch::Tensor& x) {
+    return dims == 3 ? F::conv3d(x, kernel, F::Conv3dFuncOptions().groups(c)) : F::conv2d(x, kernel, F::Conv2dFuncOptions().groups(c));
+  };
   const double c1 = std::pow(0.01 * data_range, 2), c2 = std::pow(0.03 * data_range, 2);
   const torch::Tensor y = target.to(pred.dtype());
   const torch::Tensor mx = blur(pred), my = blur(y);

@@ -13,12 +13,13 @@ namespace umrflow::loss {
 /// w*g instead: voxels of weight 0 take no part.
 torch::Tensor soft_dice(const torch::Tensor& logits, const torch::Tensor& target, const torch::Tensor& weight = {});
 
-/// MONAI 1.2 SSIMLoss(spatial_dims=3) defaults: separable Gaussian window of
-/// `win`^3 (sigma 1.5), valid convolution, data range 1, k1 0.01, k2 0.03,
-/// population variances; SSIM map averaged per sample over channels and voxels;
-/// loss = mean over samples of (1 - ssim). Needs every spatial size >= win.
-torch::Tensor ssim_3d(const torch::Tensor& pred, const torch::Tensor& target, std::int64_t win = 11, double sigma = 1.5,
-                      double data_range = 1.0);
+/// MONAI 1.2 SSIMLoss defaults, in 3D for (B, C, X, Y, Z) and in 2D for
+/// (B, C, H, W) (spatial_dims 3 or 2, by the tensors' rank): separable
+/// Gaussian window of `win` per axis (sigma 1.5), valid convolution, data
+/// range 1, k1 0.01, k2 0.03, population variances; SSIM map averaged per
+/// sample over channels and positions; loss = mean over samples of
+/// (1 - ssim). Needs every spatial size >= win.
+torch::Tensor ssim(const torch::Tensor& pred, const torch::Tensor& target, std::int64_t win = 11, double sigma = 1.5, double data_range = 1.0);
 
 /// NT-Xent over L2-normalised rows. `complete` and `missing` are (B, D); row
 /// pairs (complete_i, missing_i) are positives, rows of other samples negatives.

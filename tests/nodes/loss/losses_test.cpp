@@ -71,9 +71,49 @@ TEST(UniMRSegLosses, SsimMatchesDirectWindows) {
         sum += ((2 * mx * my + c1) / (mx * mx + my * my + c1)) * ((2 * cxy + c2) / (vx + vy + c2));
       }
   const double expected = 1.0 - sum / 8.0;
-  EXPECT_NEAR(loss::ssim_3d(x, y).item<double>(), expected, 1e-9);
-  EXPECT_NEAR(loss::ssim_3d(x, x).item<double>(), 0.0, 1e-9);
-  EXPECT_THROW(loss::ssim_3d(torch::rand({1, 1, 8, 12, 12}), torch::rand({1, 1, 8, 12, 12})), std::runtime_error);
+  EXPECT_NEAR(loss::ssim(x, y).item<double>(), expected, 1e-9);
+  EXPECT_NEAR(loss::ssim(x, x).item<double>(), 0.0, 1e-9);
+  EXPECT_THROW(loss::ssim(torch::rand({1, 1, 8, 12, 12}), torch::rand({1, 1, 8, 12, 12})), std::runtime_error);
+}
+
+// 2D SSIM (MONAI's spatial_dims=2) on (B, C, H, W) equals a direct windowed
+// computation per sample, channel and valid position, with a 7 x 7 window,
+// sigma 1.2 and data range 2; the loss is the mean over samples of 1 - the
+// per-sample mean over channels and positions. A 2D input smaller than the
+// window and tensors of different ranks are refused.
+TEST(UniMRSegLosses, Ssim2dMatchesDirectWindows) {
+  torch::manual_seed(5);
+  const int b = 2, c = 2, h = 10, w = 9, win = 7;
+  const double sigma = 1.2, range = 2.0;
+  const torch::Tensor x = torch::rand({b, c, h, w}, torch::kFloat64) * 2;
+  const torch::Tensor y = (x * 0.6 + 0.8 * torch::rand({b, c, h, w}, torch::kFloat64)).clamp(0, 2);
+  std::vector<double> g1(win);
+  double gs = 0;
+  for (int i = 0; i < win; ++i) gs += g1[i] = std::exp(-std::pow(i - 3.0, 2) / (2 * sigma * sigma));
+  for (auto& v : g1) v /= gs;
+  const auto xa = x.accessor<double, 4>(), ya = y.accessor<double, 4>();
+  const double c1 = std::pow(0.01 * range, 2), c2 = std::pow(0.03 * range, 2);
+  double loss = 0;
+  for (int n = 0; n < b; ++n) {
+    double sum = 0;
+    int count = 0;
+    for (int k = 0; k < c; ++k)
+      for (int i0 = 0; i0 <= h - win; ++i0)
+        for (int j0 = 0; j0 <= w - win; ++j0, ++count) {
+          double mx = 0, my = 0, xx = 0, yy = 0, xy = 0;
+          for (int i = 0; i < win; ++i)
+            for (int j = 0; j < win; ++j) {
+              const double g = g1[i] * g1[j], p = xa[n][k][i0 + i][j0 + j], q = ya[n][k][i0 + i][j0 + j];
+              mx += g * p, my += g * q, xx += g * p * p, yy += g * q * q, xy += g * p * q;
+            }
+          sum += ((2 * mx * my + c1) / (mx * mx + my * my + c1)) * ((2 * (xy - mx * my) + c2) / (xx - mx * mx + yy - my * my + c2));
+        }
+    loss += (1.0 - sum / count) / b;
+  }
+  EXPECT_NEAR(loss::ssim(x, y, win, sigma, range).item<double>(), loss, 1e-9);
+  EXPECT_NEAR(loss::ssim(x, x, win, sigma, range).item<double>(), 0.0, 1e-9);
+  EXPECT_THROW(loss::ssim(torch::rand({1, 1, 6, 12}), torch::rand({1, 1, 6, 12}), 7), std::runtime_error);
+  EXPECT_THROW(loss::ssim(torch::rand({1, 1, 12, 12}), torch::rand({1, 1, 12, 12, 1})), std::runtime_error);
 }
 
 // NT-Xent reproduces the authors' code on their parity vector, and the paper
