@@ -51,7 +51,6 @@ class SegReport final : public StepNode {
       throw std::runtime_error("pred " + c10::str(in.at(0).at("pred").sizes()) + " does not hold " + std::to_string(subsets) +
                                " subsets of the " + std::to_string(images) + " maps of label " + c10::str(label.sizes()));
     if (rows_of_.check(present.data_ptr<std::int64_t>(), subsets, present.size(1), modalities_)) {
-      // One matrix each: a copied ConfusionMatrix would share its tensor with the original.
       for (std::int64_t s = 0; s < subsets; ++s) matrices_.emplace_back(options_);
     }
     metrics::ConfusionMatrix batch(options_);

@@ -200,11 +200,21 @@ struct ConfusionOptions {
 /// Pixels whose ground truth is the ignore label are dropped with whatever
 /// was predicted there. Any other ground truth outside the classes, or a
 /// prediction outside 0..num_classes-1, throws std::invalid_argument.
-/// A copy shares its counts with the original (they live in one tensor):
-/// construct one matrix per accumulator, never copies of one.
+/// A copy has its own counts (the tensor is cloned), so copies of one matrix
+/// count independently.
 class ConfusionMatrix {
  public:
   explicit ConfusionMatrix(ConfusionOptions options = {});
+  ConfusionMatrix(const ConfusionMatrix& other) : options_(other.options_), matrix_(other.matrix_.clone()) {}
+  ConfusionMatrix& operator=(const ConfusionMatrix& other) {
+    if (this != &other) {
+      options_ = other.options_;
+      matrix_ = other.matrix_.clone();
+    }
+    return *this;
+  }
+  ConfusionMatrix(ConfusionMatrix&&) = default;
+  ConfusionMatrix& operator=(ConfusionMatrix&&) = default;
   /// `pred` (class indices) and `gt` (labels), integer-valued, same shape.
   void add(const torch::Tensor& pred, const torch::Tensor& gt);
   /// Adds another matrix of the same options (ESANet sums per-camera ones).

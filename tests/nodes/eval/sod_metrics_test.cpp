@@ -497,6 +497,14 @@ TEST(SodMetrics, ConfusionMatrixHandCounted) {
   twice.merge(cm);
   twice.merge(cm);
   EXPECT_TRUE(torch::equal(twice.matrix(), 2 * cm.matrix()));
+  // A copy counts on its own: adding to it leaves the original as it was.
+  metrics::ConfusionMatrix copy = twice, assigned(metrics::ConfusionOptions{3, 0, 1});
+  assigned = twice;
+  copy.add(torch::tensor({0}), torch::tensor({1}));
+  assigned.add(torch::tensor({1}), torch::tensor({1}));
+  EXPECT_TRUE(torch::equal(twice.matrix(), 2 * cm.matrix()));
+  EXPECT_EQ(copy.matrix().sum().item<std::int64_t>(), twice.matrix().sum().item<std::int64_t>() + 1);
+  EXPECT_EQ(assigned.matrix().sum().item<std::int64_t>(), twice.matrix().sum().item<std::int64_t>() + 1);
   metrics::ConfusionMatrix sun;
   EXPECT_EQ(sun.matrix().size(0), 37);
   EXPECT_TRUE(std::isnan(sun.pixel_accuracy()));
