@@ -13,6 +13,8 @@
 #   UMRFLOW_2D_SCENES=160 UMRFLOW_2D_TEST_SCENES=60 UMRFLOW_2D_OUT=... UMRFLOW_2D_TASKS="rgbd rgbt sunrgbd" bash tools/results_2d.sh
 #   UMRFLOW_2D_SEED=7 ...    # another training seed (the graphs' own: 2025); same scenes
 #   UMRFLOW_2D_BUDGET=4 ...  # every stage's and the baseline's epochs times 4 (4+8+4 and 16 by default)
+# A finished stage is kept whatever the settings: give a new UMRFLOW_2D_OUT
+# for another seed or budget.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./build/umrflow
@@ -21,6 +23,8 @@ out=${UMRFLOW_2D_OUT:-runs/results_2d}
 scenes=${UMRFLOW_2D_SCENES:-160}
 test_scenes=${UMRFLOW_2D_TEST_SCENES:-60}
 start=$(date +%s)
+k=${UMRFLOW_2D_BUDGET:-1}
+[[ $k =~ ^[1-9][0-9]*$ ]] || { echo "UMRFLOW_2D_BUDGET must be a whole number of at least 1, not '$k'" >&2; exit 1; }
 for task in ${UMRFLOW_2D_TASKS:-rgbd rgbt}; do
   data=${UMRFLOW_2D_DATA:-data}/${task}_phantoms_${scenes}
   o=$out/$task
@@ -49,7 +53,6 @@ for task in ${UMRFLOW_2D_TASKS:-rgbd rgbt}; do
     $bin run "graphs/phantoms2d/$prefix$graph" "$@" --out "$o/$name"
   }
   echo "== $task: stage 1, modality reconstruction"
-  k=${UMRFLOW_2D_BUDGET:-1}
   # The profiles' own epochs (4, 8, 4; 16) are only overridden for a budget other than 1.
   epochs() { [ "$k" = 1 ] || echo --set "train.epochs=$(( $1 * k ))"; }
   run stage1 stage1.yaml "${train[@]}" $(epochs 4)

@@ -162,7 +162,7 @@ class UniMRSeg2dNode final : public ModuleNode {
                 .min(1));
     d.param(&N::options_, &O::heads,
             param::integers("heads", std::vector<std::int64_t>{},
-                            "attention heads of each level's Swin layer; [] = resnet50 [2, 4, 4, 8, 8], convnext one per 32 of attention_dims")
+                            "attention heads of each level's Swin layer; [] = about one per 32 channels, dividing them (resnet50 [2, 4, 4, 8, 8])")
                 .min(1));
     d.param(&N::options_, &O::window, param::integer("window", 7, "side of the Swin layer's square window").min(1));
     d.param(&N::options_, &O::fuse_gamma,

@@ -24,17 +24,18 @@ nn::Sequential conv1x1_bn_relu(std::int64_t in, std::int64_t out, std::int64_t p
 
 }  // namespace
 
-void default_attention(const UniMRSeg2dOptions& o, std::vector<std::int64_t>& dims, std::vector<std::int64_t>& heads) {
-  if (o.backbone == Backbone2d::resnet50) {
-    dims = {64, 128, 128, 256, 256};
-    heads = {2, 4, 4, 8, 8};
-    return;
-  }
-  dims.clear();
-  heads.clear();
-  for (std::int64_t w : o.convnext_widths) {
-    dims.push_back(std::max<std::int64_t>(1, w / 2));
-    heads.push_back(std::max<std::int64_t>(1, dims.back() / 32));
+void adapter_attention(const UniMRSeg2dOptions& o, std::vector<std::int64_t>& dims, std::vector<std::int64_t>& heads) {
+  dims = o.attention_dims;
+  if (dims.empty() && o.backbone == Backbone2d::resnet50) dims = {64, 128, 128, 256, 256};
+  if (dims.empty())
+    for (std::int64_t w : o.convnext_widths) dims.push_back(std::max<std::int64_t>(1, w / 2));
+  heads = o.heads;
+  if (heads.empty()) {
+    for (std::int64_t d : dims) {
+      std::int64_t h = std::max<std::int64_t>(1, d / 32);
+      while (d % h != 0) --h;  // the largest count up to one per 32 channels that divides d
+      heads.push_back(h);
+    }
   }
 }
 
@@ -58,12 +59,14 @@ UniMRSeg2dImpl::UniMRSeg2dImpl(UniMRSeg2dOptions o) : options(std::move(o)) {
     for (auto& t : decoder->parameters()) t.set_requires_grad(false);
   if (!options.adapter) return;
   std::vector<std::int64_t> dims, heads;
-  default_attention(options, dims, heads);
-  if (!options.attention_dims.empty()) dims = options.attention_dims;
-  if (!options.heads.empty()) heads = options.heads;
+  adapter_attention(options, dims, heads);
   if (dims.size() != levels() || heads.size() != levels())
     throw std::invalid_argument("UniMRSeg 2D adapter: attention_dims and heads need one value per level of the encoder (" + std::to_string(levels()) +
                                 "), got " + std::to_string(dims.size()) + " and " + std::to_string(heads.size()) + "; leave them out for the defaults");
+  for (std::size_t i = 0; i < levels(); ++i)
+    if (heads[i] < 1 || dims[i] % heads[i] != 0)
+      throw std::invalid_argument("UniMRSeg 2D adapter: level " + std::to_string(i + 1) + "'s Swin layer has " + std::to_string(dims[i]) +
+                                  " channels, which " + std::to_string(heads[i]) + " heads do not divide; change attention_dims or heads");
   for (std::size_t i = 0; i < levels(); ++i) {
     const std::string n = std::to_string(i + 1);
     const std::int64_t in = i == 0 ? options.in_channels : level_channels[i - 1], c = level_channels[i];

@@ -53,7 +53,7 @@ struct UniMRSeg2dOptions {
   std::int64_t decoder_width = 64;
   bool relu_head = false;         ///< ReLU on every output (the stage-1 reconstruction head)
   bool adapter = false;
-  /// One per level; empty: the backbone's default (default_attention).
+  /// One per level; empty: the defaults of adapter_attention.
   std::vector<std::int64_t> attention_dims, heads;
   std::int64_t window = 7;
   double mlp_ratio = 4.0;
@@ -65,10 +65,11 @@ struct UniMRSeg2dOptions {
   bool freeze_decoder = false;
 };
 
-/// The adapter's default Swin widths and heads: ResNet-50 64, 128, 128, 256,
-/// 256 with 2, 4, 4, 8, 8 heads; ConvNeXt half of each level's width with one
-/// head per 32 channels (at least one).
-void default_attention(const UniMRSeg2dOptions& options, std::vector<std::int64_t>& dims, std::vector<std::int64_t>& heads);
+/// The adapter's Swin widths and heads as built: `attention_dims`, or by
+/// default ResNet-50's 64, 128, 128, 256, 256 or half of each ConvNeXt width;
+/// `heads`, or by default the largest count up to one per 32 channels that
+/// divides each width (ResNet-50: 2, 4, 4, 8, 8).
+void adapter_attention(const UniMRSeg2dOptions& options, std::vector<std::int64_t>& dims, std::vector<std::int64_t>& heads);
 
 /// The decoder's outputs, one per level ([0] the prediction, [1..] the side
 /// outputs of levels 2..L), and the levels they were decoded from.

@@ -89,9 +89,17 @@ TEST(UniMRSeg2d, AConvNeXtBackboneHasFourLevelsAndItsOwnAdapterDefaults) {
   o.attention_dims.clear();
   o.heads.clear();
   std::vector<std::int64_t> dims, heads;
-  default_attention(o, dims, heads);
+  adapter_attention(o, dims, heads);
   EXPECT_EQ(dims, (std::vector<std::int64_t>{32, 64, 128, 256}));
   EXPECT_EQ(heads, (std::vector<std::int64_t>{1, 2, 4, 8}));
+  // Default heads follow the dims given, and always divide them; ResNet-50's defaults.
+  UniMRSeg2dOptions given = o;
+  given.attention_dims = {40, 100, 96, 8};
+  adapter_attention(given, dims, heads);
+  EXPECT_EQ(heads, (std::vector<std::int64_t>{1, 2, 3, 1}));
+  adapter_attention(UniMRSeg2dOptions{}, dims, heads);
+  EXPECT_EQ(dims, (std::vector<std::int64_t>{64, 128, 128, 256, 256}));
+  EXPECT_EQ(heads, (std::vector<std::int64_t>{2, 4, 4, 8, 8}));
   UniMRSeg2d net(o);
   net->eval();
   EXPECT_EQ(net->levels(), 4U);
@@ -114,6 +122,14 @@ TEST(UniMRSeg2d, AConvNeXtBackboneHasFourLevelsAndItsOwnAdapterDefaults) {
     FAIL() << "five attention_dims were taken for four levels";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("one value per level of the encoder (4)"), std::string::npos) << e.what();
+  }
+  wrong.attention_dims = {8, 8, 12, 8};
+  wrong.heads = {1, 1, 8, 1};
+  try {
+    UniMRSeg2d bad(wrong);
+    FAIL() << "8 heads were taken for 12 channels";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("level 3's Swin layer has 12 channels, which 8 heads do not divide"), std::string::npos) << e.what();
   }
 }
 
