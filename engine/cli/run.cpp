@@ -14,7 +14,7 @@ void register_run_verb(Registry& registry) {
       param::text("graph", std::nullopt, "graph file (YAML)"),
       set_option(),
       param::text("out", "", "run directory (default runs/<name>; an existing non-empty one gets a .N suffix)"),
-      param::integer("threads", -1, "data-plane worker threads (-1: execution.threads; 0 = all cores)").range(-1, 1024),
+      param::integer("threads", -1, "data-plane worker threads (-1: execution.threads; 0: automatic, as execution.threads 0)").range(-1, 1024),
       param::boolean("quiet", false, "no progress bar or progress lines on stderr (log.txt keeps them); epoch summaries still print"),
       param::text("resume", "",
                   "continue a stopped run in its directory from its last.pt (weights, optimizer, schedule, epoch); "

@@ -45,7 +45,7 @@ const ParamBindings<ExecutionSettings>& execution_bindings() {
     ParamBindings<E> d;
     d.bind(&E::device, param::choice("device", "cpu", {"cpu", "cuda", "auto"}, "where the step plane runs; auto picks cuda when present"));
     d.bind(&E::prefetch, param::integer("prefetch", 8, "most samples in flight on the data plane (at least the batch size)").min(1));
-    d.bind(&E::threads, param::integer("threads", 0, "worker threads of the data plane; 0 uses every core").range(0, 1024));
+    d.bind(&E::threads, param::integer("threads", 0, "worker threads of the data plane; 0: every core, but on the CPU device only the cores the step's intra-op threads leave, plus the step's own thread").range(0, 1024));
     d.bind(&E::autocast, param::choice("autocast", "none", {"none", "bf16"},
                                        "bf16: autocast of the forward passes when training, on CUDA or the CPU (weights and optimizer stay fp32)"));
     d.bind(&E::channels_last, param::boolean("channels_last", false,

@@ -19,7 +19,10 @@
 #include <optional>
 #include <sstream>
 
+#include <thread>
+
 #include "collective.h"
+#include "device_feed.h"
 #include "instance.h"
 #include "precision.h"
 #include "progress.h"
@@ -302,6 +305,19 @@ Presence presence_of(const std::vector<bool>& which) {
   return p;
 }
 
+/// The data plane's threads for `execution.threads: 0`: every core (0), but
+/// on the CPU the step's intra-op threads already take the cores, and a data
+/// plane as wide again oversubscribes them: the CPU step of
+/// graphs/bench/step_unet3d_cpu.yaml took 0.105 s with two data-plane threads
+/// beside two intra-op threads on two cores, 0.065 s with one
+/// (docs/benchmarks.md). So the CPU gets the cores left over, plus the
+/// thread that runs the step and shares it with the data plane.
+int automatic_data_threads(const torch::Device& device) {
+  if (!device.is_cpu()) return 0;
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return std::max(1, cores - at::get_num_threads() + 1);
+}
+
 /// One epoch of `plane` in which the ranks of `shares` stay in step: every
 /// step opens with a poll of the ranks that still have a batch (passed to
 /// `step`), and a rank whose share ran out first (a skipped sample) calls
@@ -465,9 +481,12 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   // cuDNN picks the fastest convolution algorithm for each shape once; a run's
   // shapes repeat every step (results stay deterministic only up to its choice).
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
-  const int threads = options.threads >= 0 ? options.threads : static_cast<int>(graph.execution.threads);
+  const int configured = options.threads >= 0 ? options.threads : static_cast<int>(graph.execution.threads);
+  const int threads = configured > 0 ? configured : automatic_data_threads(device);
   log("run '" + graph.name + "' from " + graph.file + " into " + summary.run_dir + " (device " + device.str() +
-      ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) + ", prefetch " +
+      ", data-plane threads " + (threads > 0 ? std::to_string(threads) : std::string("all")) +
+      (configured == 0 && threads > 0 ? " beside the step's " + std::to_string(at::get_num_threads()) + " intra-op threads" : std::string()) +
+      ", prefetch " +
       std::to_string(std::max(graph.execution.prefetch, graph.batch().params.get_int("size"))) + ")");
   if (device.is_cpu())
     if (const std::string hint = reference_blas_hint(); !hint.empty()) log(hint);
@@ -480,6 +499,10 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const std::int64_t epochs = training ? graph.train.epochs : std::max<std::int64_t>(1, options.passes);
   const bool autocast = training && graph.execution.autocast == "bf16";
   DataPlane plane = instance.data_plane(training, graph.execution.prefetch);
+  // On CUDA each batch's copy to the device starts on a data-plane thread
+  // while the step works on the previous batch (device_feed.h).
+  DeviceFeed feed(device);
+  if (feed.active()) plane.stage = [&feed](Packet& batch, std::int64_t) { feed.stage(batch); };
   // Training shares each epoch's samples among the ranks; so does an
   // evaluation whose step nodes allow it (Sharding: its report node merges
   // every rank's cases), else it runs whole on every rank. Either way rank
@@ -569,9 +592,11 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
                       [&](const std::string& l) { log(l, options.quiet, true); });
     const auto start = std::chrono::steady_clock::now();
     instance.set_training(training);
+    feed.clear();  // a batch staged by a stopped epoch is never taken
     std::string shown;
     EpochResult r = run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence& present) {
       try {
+        feed.take(batch);
         for (auto& [k, t] : batch.tensors) {
           t = t.to(device, /*non_blocking=*/true);
           if (graph.execution.channels_last) t = channels_last(t);

@@ -26,6 +26,12 @@ struct Msg {
   std::shared_ptr<Packet> packet;
 };
 
+/// A collated batch and the number of samples in it.
+struct Made {
+  Packet batch;
+  std::int64_t samples = 0;
+};
+
 using Clock = std::chrono::steady_clock;
 
 /// Time spent in one data node's calls, added from any thread.
@@ -79,27 +85,41 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
   std::unique_ptr<NodeClock[]> clocks(new NodeClock[plane.transforms.size() + 1]);  // [0]: the source
   Clock::time_point step_free = Clock::now();  // when the step plane last became idle
 
-  auto deliver = [&](std::vector<Packet>& samples) -> bool {
-    Packet batch;
+  // The feed: one collated (and staged) batch, in batch order.
+  std::int64_t made_batches = 0;
+  auto make = [&](const std::vector<Packet>& samples) {
+    auto made = std::make_shared<Made>();
+    made->samples = static_cast<std::int64_t>(samples.size());
     try {
-      batch = collate(samples);
+      made->batch = collate(samples);
     } catch (const std::exception& e) {
       throw NodeError(plane.batch_id, "batch", samples.empty() ? "?" : samples.front().sample_names(), e.what());
     }
+    if (plane.stage) {
+      try {
+        plane.stage(made->batch, made_batches);
+      } catch (const std::exception& e) {
+        throw NodeError(plane.batch_id, "batch", made->batch.sample_names(), std::string("staging the batch ahead of the step: ") + e.what());
+      }
+    }
+    ++made_batches;
+    return made;
+  };
+  auto deliver = [&](Made& made) -> bool {
     const std::int64_t index = result.batches;
     bool go_on = true;
     const Clock::time_point start = Clock::now();
     result.wait_seconds += seconds_between(step_free, start);
     try {
-      go_on = on_batch(batch, index);
+      go_on = on_batch(made.batch, index);
     } catch (const NodeError&) {
       throw;
     } catch (const std::exception& e) {
-      throw NodeError("(step plane)", "batch handler", batch.sample_names(), e.what());
+      throw NodeError("(step plane)", "batch handler", made.batch.sample_names(), e.what());
     }
     step_free = Clock::now();
     result.step_seconds += seconds_between(start, step_free);
-    result.samples += static_cast<std::int64_t>(samples.size());
+    result.samples += made.samples;
     result.batches += 1;
     return go_on;
   };
@@ -160,25 +180,39 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
       }));
     }
     flow::sequencer_node<Msg> order(g, [](const Msg& m) { return static_cast<std::size_t>(m.seq); });
-    flow::function_node<std::shared_ptr<std::vector<Packet>>, flow::continue_msg> step(
-        g, flow::serial, [&](std::shared_ptr<std::vector<Packet>> samples) {
-          if (error.failed()) return flow::continue_msg();
-          bool go_on = true;
-          try {
-            go_on = deliver(*samples);
-          } catch (...) {
-            error.record(std::current_exception());
-            g.cancel();
-            return flow::continue_msg();
-          }
-          if (!go_on) {
-            result.stopped = true;
-            g.cancel();
-            return flow::continue_msg();
-          }
-          for (std::size_t i = 0; i < samples->size(); ++i) limiter.decrementer().try_put(flow::continue_msg());
-          return flow::continue_msg();
-        });
+    using Samples = std::shared_ptr<std::vector<Packet>>;
+    // At most one batch made ahead of the one in the step.
+    flow::queue_node<Samples> filled(g);
+    flow::limiter_node<Samples> ahead(g, 2);
+    flow::function_node<Samples, std::shared_ptr<Made>> feed(g, flow::serial, [&](Samples samples) -> std::shared_ptr<Made> {
+      if (error.failed()) return nullptr;
+      try {
+        return make(*samples);
+      } catch (...) {
+        error.record(std::current_exception());
+        g.cancel();
+        return nullptr;
+      }
+    });
+    flow::function_node<std::shared_ptr<Made>, flow::continue_msg> step(g, flow::serial, [&](std::shared_ptr<Made> made) {
+      if (error.failed() || !made) return flow::continue_msg();
+      bool go_on = true;
+      try {
+        go_on = deliver(*made);
+      } catch (...) {
+        error.record(std::current_exception());
+        g.cancel();
+        return flow::continue_msg();
+      }
+      if (!go_on) {
+        result.stopped = true;
+        g.cancel();
+        return flow::continue_msg();
+      }
+      for (std::int64_t i = 0; i < made->samples; ++i) limiter.decrementer().try_put(flow::continue_msg());
+      ahead.decrementer().try_put(flow::continue_msg());
+      return flow::continue_msg();
+    });
     flow::function_node<Msg, flow::continue_msg> batcher(g, flow::serial, [&](Msg m) {
       if (error.failed()) return flow::continue_msg();
       if (!m.packet) {  // skipped: give its place in flight back
@@ -187,7 +221,7 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
       }
       pending.push_back(std::move(*m.packet));
       if (static_cast<std::int64_t>(pending.size()) == plane.batch_size) {
-        step.try_put(std::make_shared<std::vector<Packet>>(std::move(pending)));
+        filled.try_put(std::make_shared<std::vector<Packet>>(std::move(pending)));
         pending.clear();
       }
       return flow::continue_msg();
@@ -202,6 +236,9 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
     }
     flow::make_edge(*last, order);
     flow::make_edge(order, batcher);
+    flow::make_edge(filled, ahead);
+    flow::make_edge(ahead, feed);
+    flow::make_edge(feed, step);
 
     tickets.activate();
     g.wait_for_all();
@@ -210,7 +247,7 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
   error.rethrow();
   if (!result.stopped && !pending.empty() && !plane.drop_last) {
     arena.execute([&] {
-      if (!deliver(pending)) result.stopped = true;
+      if (!deliver(*make(pending))) result.stopped = true;
     });
   }
   for (std::size_t k = 0; k <= plane.transforms.size(); ++k) {

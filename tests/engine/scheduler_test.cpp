@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <limits>
 #include <mutex>
 #include <random>
@@ -216,6 +217,74 @@ TEST(Scheduler, LastPartialBatch) {
   EXPECT_EQ(sizes, (std::vector<std::int64_t>{4, 4}));
   EXPECT_EQ(batches_per_epoch(10, 4, false), 3);
   EXPECT_EQ(batches_per_epoch(10, 4, true), 2);
+}
+
+// The stage hook sees every batch once, in order, including the last partial
+// one; the step gets the staged batch; and batch i + 1 is staged while the
+// step still works on batch i (each step waits until it has been).
+TEST(Scheduler, NextBatchIsStagedWhileTheStepWorks) {
+  Plane p(23, 2, 8);  // 11 full batches and one of a single sample
+  std::mutex mutex;
+  std::condition_variable staged_one;
+  std::vector<std::int64_t> staged;
+  p.plane.stage = [&](Packet& b, std::int64_t i) {
+    b.tensors["staged_as"] = torch::tensor(i);
+    std::lock_guard<std::mutex> lock(mutex);
+    staged.push_back(i);
+    staged_one.notify_all();
+  };
+  std::vector<std::int64_t> not_ahead;  // steps during which the next batch was not staged
+  EpochResult r = run_epoch(p.plane, 0, 2, [&](Packet& b, std::int64_t i) {
+    EXPECT_EQ(b.at("staged_as").item<std::int64_t>(), i);
+    if (i + 1 < 11) {  // the partial batch is made after the graph ends
+      std::unique_lock<std::mutex> lock(mutex);
+      if (!staged_one.wait_for(lock, std::chrono::seconds(30), [&] { return static_cast<std::int64_t>(staged.size()) > i + 1; }))
+        not_ahead.push_back(i);
+    }
+    return true;
+  });
+  EXPECT_EQ(r.batches, 12);
+  EXPECT_TRUE(not_ahead.empty()) << not_ahead.size() << " steps waited in vain for the next batch";
+  std::vector<std::int64_t> expected(12);
+  for (std::int64_t i = 0; i < 12; ++i) expected[static_cast<std::size_t>(i)] = i;
+  EXPECT_EQ(staged, expected);
+}
+
+// However slow the step and however deep the prefetch, no batch is staged
+// before the step of the batch two places earlier has finished.
+TEST(Scheduler, AtMostOneBatchStagedAhead) {
+  Plane p(40, 2, 16);  // the prefetch alone would allow 8 batches ahead
+  std::atomic<std::int64_t> finished{-1}, most_ahead{0};
+  p.plane.stage = [&](Packet&, std::int64_t i) {
+    const std::int64_t ahead = i - finished.load();
+    std::int64_t m = most_ahead.load();
+    while (ahead > m && !most_ahead.compare_exchange_weak(m, ahead)) {
+    }
+  };
+  run_epoch(p.plane, 0, 2, [&](Packet&, std::int64_t i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    finished = i;
+    return true;
+  });
+  EXPECT_LE(most_ahead.load(), 2) << "a batch was staged while two earlier ones still waited for the step";
+  EXPECT_GE(most_ahead.load(), 1);
+}
+
+// A stage that throws fails the epoch as the batch node, with the batch's samples.
+TEST(Scheduler, StageFailureNamesTheBatch) {
+  Plane p(8, 2, 4);
+  p.plane.batch_id = "batcher";
+  p.plane.stage = [](Packet&, std::int64_t i) {
+    if (i == 1) throw std::runtime_error("device out of memory");
+  };
+  try {
+    run_epoch(p.plane, 0, 2, [](Packet&, std::int64_t) { return true; });
+    FAIL() << "expected NodeError";
+  } catch (const NodeError& e) {
+    EXPECT_EQ(e.node_id(), "batcher");
+    EXPECT_EQ(e.sample(), "s2,s3");
+    EXPECT_NE(e.reason().find("device out of memory"), std::string::npos);
+  }
 }
 
 // Samples whose shapes differ cannot be batched; the error names both.

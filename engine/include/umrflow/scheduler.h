@@ -4,12 +4,16 @@
 //
 //   tickets (queue) -> limiter(prefetch) -> load (source, parallel)
 //     -> transform 1 (parallel) -> ... -> transform k (parallel)
-//     -> sequencer (restores epoch order) -> batcher (serial) -> step (serial)
+//     -> sequencer (restores epoch order) -> batcher (serial)
+//     -> queue -> limiter(2) -> feed (serial: collate, stage) -> step (serial)
 //
 // Sample transforms run concurrently on as many worker threads as the arena
 // has. The limiter admits at most `prefetch` samples that have not yet been
 // consumed by a finished step, so memory stays bounded however slow the step
-// is; a step returns one token per sample it consumed. The sequencer hands
+// is; a step returns one token per sample it consumed. The feed collates each
+// batch and runs DataPlane::stage on it (a device run copies the batch to the
+// device there) while the step works on the previous one; its limiter keeps
+// at most one batch made ahead of the one in the step. The sequencer hands
 // samples to the batcher in epoch order, so batches (and everything after them)
 // do not depend on thread timing. Randomness comes from Context, derived from
 // (seed, epoch, sample index, node id), never from shared state.
@@ -53,6 +57,11 @@ struct DataPlane {
   /// multi-process run takes its share (shard_indices, umrflow/distributed.h);
   /// each sample's random draws stay keyed by its own index.
   std::vector<std::int64_t> indices;
+  /// Optional: runs on each collated batch, in batch order, on a data-plane
+  /// thread, at most one batch ahead of the step (while the step works on the
+  /// previous batch): where a device run starts the batch's copy to the device.
+  /// An exception fails the epoch as the batch node's.
+  std::function<void(Packet& batch, std::int64_t batch_index)> stage;
 };
 
 struct EpochResult {
