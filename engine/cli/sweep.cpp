@@ -203,7 +203,7 @@ void register_sweep_verb(Registry& registry) {
       param::text("sweep", std::nullopt, "sweep file (YAML: base, variants)"),
       set_option(),
       param::text("out", "", "folder for the variants' run directories and the table (default runs/<sweep name>)"),
-      param::integer("threads", -1, "data-plane worker threads (-1: each graph's execution.threads)").range(-1, 1024),
+      param::integer("threads", -1, "data-plane worker threads (-1: each graph's execution.threads; 0: automatic, as execution.threads 0)").range(-1, 1024),
       param::boolean("quiet", false, "no progress bar or progress lines on stderr (each run's log.txt keeps them)"),
       param::texts("only", std::vector<std::string>{}, "run only these variants (all are still validated)"),
   };

@@ -4,6 +4,7 @@
 #include <c10/core/impl/VirtualGuardImpl.h>
 
 #include <stdexcept>
+#include <string>
 
 namespace umrflow {
 
@@ -13,7 +14,7 @@ DeviceFeed::DeviceFeed(torch::Device device) : device_(device) {
   side_ = c10::impl::VirtualGuardImpl(device_.type()).getStreamFromGlobalPool(device_, /*isHighPriority=*/false);
 }
 
-void DeviceFeed::stage(Packet& batch) {
+void DeviceFeed::stage(Packet& batch, std::int64_t index) {
   if (!side_) return;
   const c10::StreamGuard on_side(*side_);  // this thread's current device and stream, until the end of the scope
   for (auto& [key, t] : batch.tensors)
@@ -21,16 +22,18 @@ void DeviceFeed::stage(Packet& batch) {
   c10::Event copied(device_.type());
   copied.record(*side_);
   std::lock_guard<std::mutex> lock(mutex_);
-  copied_.push_back(std::move(copied));
+  copied_.emplace_back(index, std::move(copied));
 }
 
-void DeviceFeed::take(Packet& batch) {
+void DeviceFeed::take(Packet& batch, std::int64_t index) {
   if (!side_) return;
   std::optional<c10::Event> copied;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    if (copied_.empty()) throw std::logic_error("DeviceFeed::take: no staged batch is waiting (stage() was not run on this batch)");
-    copied.emplace(std::move(copied_.front()));
+    if (copied_.empty() || copied_.front().first != index)
+      throw std::logic_error("DeviceFeed::take: batch " + std::to_string(index) + " was not the next one staged (" +
+                             (copied_.empty() ? std::string("none is waiting") : "batch " + std::to_string(copied_.front().first) + " is") + ")");
+    copied.emplace(std::move(copied_.front().second));
     copied_.pop_front();
   }
   const c10::Stream step = c10::impl::VirtualGuardImpl(device_.type()).getStream(device_);

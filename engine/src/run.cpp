@@ -19,7 +19,8 @@
 #include <optional>
 #include <sstream>
 
-#include <thread>
+
+#include <tbb/info.h>
 
 #include "collective.h"
 #include "device_feed.h"
@@ -314,7 +315,7 @@ Presence presence_of(const std::vector<bool>& which) {
 /// thread that runs the step and shares it with the data plane.
 int automatic_data_threads(const torch::Device& device) {
   if (!device.is_cpu()) return 0;
-  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int cores = std::max(1, tbb::info::default_concurrency());  // the cores this process may use
   return std::max(1, cores - at::get_num_threads() + 1);
 }
 
@@ -470,6 +471,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   const bool terminal = !options.quiet && writer && isatty(STDERR_FILENO);
 
   torch::Device device = pick_device(graph.execution.device);
+  if (device.is_cuda() && !device.has_index()) device = torch::Device(torch::kCUDA, 0);  // one device for the model, the step and the feed
   if (device.is_cuda() && launch.distributed())  // one device per local rank
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(launch.local_rank % std::max<int>(1, torch::cuda::device_count())));
   std::unique_ptr<Collective> group;
@@ -502,7 +504,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   // On CUDA each batch's copy to the device starts on a data-plane thread
   // while the step works on the previous batch (device_feed.h).
   DeviceFeed feed(device);
-  if (feed.active()) plane.stage = [&feed](Packet& batch, std::int64_t) { feed.stage(batch); };
+  if (feed.active()) plane.stage = [&feed](Packet& batch, std::int64_t index) { feed.stage(batch, index); };
   // Training shares each epoch's samples among the ranks; so does an
   // evaluation whose step nodes allow it (Sharding: its report node merges
   // every rank's cases), else it runs whole on every rank. Either way rank
@@ -596,7 +598,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     std::string shown;
     EpochResult r = run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence& present) {
       try {
-        feed.take(batch);
+        feed.take(batch, index);
         for (auto& [k, t] : batch.tensors) {
           t = t.to(device, /*non_blocking=*/true);
           if (graph.execution.channels_last) t = channels_last(t);

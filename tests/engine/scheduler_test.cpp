@@ -8,6 +8,8 @@
 #include <random>
 #include <thread>
 
+#include <tbb/info.h>
+
 #include "umrflow/scheduler.h"
 
 namespace umrflow {
@@ -223,6 +225,7 @@ TEST(Scheduler, LastPartialBatch) {
 // one; the step gets the staged batch; and batch i + 1 is staged while the
 // step still works on batch i (each step waits until it has been).
 TEST(Scheduler, NextBatchIsStagedWhileTheStepWorks) {
+  if (tbb::info::default_concurrency() < 2) GTEST_SKIP() << "staging beside a waiting step needs a second core";
   Plane p(23, 2, 8);  // 11 full batches and one of a single sample
   std::mutex mutex;
   std::condition_variable staged_one;
