@@ -19,7 +19,6 @@
 #include <optional>
 #include <sstream>
 
-
 #include <tbb/info.h>
 
 #include "collective.h"
