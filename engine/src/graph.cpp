@@ -51,8 +51,8 @@ const ParamBindings<ExecutionSettings>& execution_bindings() {
     d.bind(&E::channels_last, param::boolean("channels_last", false,
                                              "Conv3d weights and (B, C, X, Y, Z) batch tensors in channels-last-3D memory order"));
     d.bind(&E::log_every, param::integer("log_every", 1,
-                                         "check the training loss for NaN and show it every N steps (and at each epoch's last); "
-                                         "the steps in between never wait for the device")
+                                         "check the training loss for NaN, show it and, on an accelerator, read the step nodes' value checks every "
+                                         "N steps (and at each epoch's last); the steps in between never wait for the device")
                               .min(1));
     d.bind(&E::sync_bn, param::boolean("sync_bn", false,
                                        "with several ranks (torchrun, srun): BatchNorm in training normalises with the statistics of "

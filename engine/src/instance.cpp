@@ -32,7 +32,10 @@ bool matches_any(const std::string& name, const std::vector<std::string>& patter
 }
 }  // namespace
 
-Instance::Instance(const Graph& graph, torch::Device device) : graph_(graph), device_(device) {
+Instance::Instance(const Graph& graph, torch::Device device) : Instance(graph, device, !device.is_cpu()) {}
+
+Instance::Instance(const Graph& graph, torch::Device device, bool defer_checks)
+    : graph_(graph), device_(device), defer_checks_(defer_checks) {
   for (const auto& m : graph.modules) {
     // Weight initialisation draws from torch's global generator: seed it per
     // module so the same seed gives the same initial weights in every run.
@@ -120,6 +123,8 @@ Packet Instance::run_node(std::size_t i, const Lookup& lookup, const Packet& bat
       if (!any) inputs.emplace_back();
     }
     Context ctx(graph_.seed, epoch, batch_index, d.id, training, device_);
+    std::optional<DeferralScope> deferral;
+    if (defer_checks_) deferral.emplace(&checks_, d.id, d.type, batch.sample_names(), batch_index);
     Packet out = module ? call_module(*module, then, d.params, inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
     if (out.samples.empty()) out.samples = batch.samples;
     return out;

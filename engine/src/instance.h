@@ -10,6 +10,7 @@
 
 #include <torch/torch.h>
 
+#include "deferred_checks.h"
 #include "umrflow/graph.h"
 #include "umrflow/module.h"
 #include "umrflow/registry.h"
@@ -19,7 +20,11 @@ namespace umrflow {
 
 class Instance {
  public:
+  /// `defer_checks`: step nodes' check_on_host() calls are kept and read by
+  /// read_checks() (umrflow/step_checks.h); by default on every device but
+  /// the CPU, where a read costs nothing.
   Instance(const Graph& graph, torch::Device device);
+  Instance(const Graph& graph, torch::Device device, bool defer_checks);
 
   /// The data plane for one epoch's run.
   DataPlane data_plane(bool training, std::int64_t prefetch) const;
@@ -45,6 +50,12 @@ class Instance {
   using Backward = std::function<void(const torch::Tensor& loss, const std::string& part)>;
   std::map<std::string, Packet> run_step_grouped(const Packet& batch, std::int64_t epoch, std::int64_t batch_index,
                                                  const Backward& backward) const;
+
+  /// Reads the checks kept since the last read in one transfer; throws a
+  /// NodeError for the first that failed. Nothing to do without deferral.
+  void read_checks() const { checks_.read(); }
+  /// Forgets the checks kept unread (a stopped epoch's).
+  void clear_checks() const { checks_.clear(); }
 
   /// Parameters of the modules that are not frozen.
   std::vector<torch::Tensor> trainable_parameters() const;
@@ -77,6 +88,8 @@ class Instance {
   std::map<std::string, std::unique_ptr<Node>> modules_;
   std::vector<std::unique_ptr<Node>> steps_;  // parallel to graph_.step; null for `call`
   std::vector<bool> dependent_;                // parallel to graph_.step: train.accumulate splits it
+  bool defer_checks_ = false;
+  mutable DeferredChecks checks_;
 
   using Lookup = std::function<const Packet&(const std::string& node)>;
   /// Runs step node `i` on the packets `lookup` gives for its inputs.

@@ -399,6 +399,7 @@ std::optional<std::map<std::string, double>> validate(const Graph& train_graph, 
     auto outs = instance.run_step(batch, 0, index, false);
     if (index < shares.padding_from) means.add(outs, /*skip_non_finite=*/true);
   }, [](const Presence&) {});
+  instance.read_checks();
   if (r.stopped) return std::nullopt;
   if (r.samples == 0) throw std::runtime_error("train.validate: the validation graph " + train_graph.train.validate_graph +
                                                " saw no sample" + skipped_list(r));
@@ -594,6 +595,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     const auto start = std::chrono::steady_clock::now();
     instance.set_training(training);
     feed.clear();  // a batch staged by a stopped epoch is never taken
+    instance.clear_checks();
     std::string shown;
     EpochResult r = run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence& present) {
       try {
@@ -669,6 +671,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         torch::NoGradGuard no_grad;
         outs = instance.run_step(batch, epoch, index, false);
       }
+      if (checked) instance.read_checks();  // step nodes' checks of values (umrflow/step_checks.h)
       if (index < shares.padding_from) means.add(outs, /*skip_non_finite=*/false);  // an evaluation's padding repeats others' samples
       if (auto it = outs.find(graph.train.objective); checked && it != outs.end() && it->second.has("loss"))
         shown = "loss " + json_number(it->second.at("loss").item<double>());
@@ -687,6 +690,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       // last step (rank 0 writes them, and may have joined early).
       if (training && !buffers.empty()) group->broadcast(buffers, root);
     });
+    instance.read_checks();  // those kept since the last logged step, before any figure or checkpoint
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (r.samples == 0 && !r.stopped)
       throw std::runtime_error("epoch " + std::to_string(epoch + 1) + " of " + graph.file + " saw no sample" + skipped_list(r) +

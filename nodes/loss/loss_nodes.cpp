@@ -6,6 +6,7 @@
 #include "loss/losses.h"
 #include "umrflow/declare.h"
 #include "umrflow/node.h"
+#include "umrflow/step_checks.h"
 
 namespace umrflow::nodes {
 
@@ -223,20 +224,27 @@ class CrossEntropyNode final : public StepNode {
     if (target.dim() != pred.dim() || target.size(1) != 1 || target.sizes().slice(2) != pred.sizes().slice(2))
       throw std::runtime_error("cross_entropy: labels " + c10::str(target.sizes()) + " do not match pred " + c10::str(pred.sizes()) +
                                " (expected one channel of the same size)");
-    if (target.is_floating_point() && !torch::equal(target, target.round()))
-      throw std::runtime_error("cross_entropy: labels must be whole numbers (a class map, resized by nearest neighbour)");
+    // Value checks are read on the host only where that costs no wait
+    // (umrflow/step_checks.h); meanwhile a rejected pixel is left out.
+    if (target.is_floating_point())
+      check_on_host(target != target.round(),
+                    [] { return std::string("cross_entropy: labels must be whole numbers (a class map, resized by nearest neighbour)"); });
     const torch::Tensor raw = target.squeeze(1).to(torch::kLong);
     const torch::Tensor ignored = raw == ignore_label_;
     const torch::Tensor cls = (raw - offset_).masked_fill(ignored, -100);
-    const torch::Tensor bad = ~ignored & ((cls < 0) | (cls >= pred.size(1)));
-    if (bad.any().item<bool>())
-      throw std::runtime_error("cross_entropy: label " + std::to_string(raw.masked_select(bad)[0].item<std::int64_t>()) + " is outside " +
-                               std::to_string(offset_) + ".." + std::to_string(offset_ + pred.size(1) - 1) + " for " +
-                               std::to_string(pred.size(1)) + " classes (check classes, label_offset and ignore_label)");
-    // No counted pixel: a zero that keeps the graph, not torch's 0 / 0.
-    out.tensors["loss"] = ignored.all().item<bool>() ? pred.sum() * 0
-                                                     : torch::nn::functional::cross_entropy(
-                                                           pred, cls, torch::nn::functional::CrossEntropyFuncOptions().ignore_index(-100));
+    const std::int64_t classes = pred.size(1), offset = offset_;
+    const torch::Tensor bad = ~ignored & ((cls < 0) | (cls >= classes));
+    check_on_host(bad, [raw, bad, classes, offset] {
+      return "cross_entropy: label " + std::to_string(raw.masked_select(bad)[0].item<std::int64_t>()) + " is outside " +
+             std::to_string(offset) + ".." + std::to_string(offset + classes - 1) + " for " + std::to_string(classes) +
+             " classes (check classes, label_offset and ignore_label)";
+    });
+    // torch's mean over the counted pixels, as their sum over a count of at
+    // least 1: no counted pixel gives a zero that keeps the graph, not 0 / 0.
+    namespace F = torch::nn::functional;
+    const torch::Tensor sum =
+        F::cross_entropy(pred, cls.masked_fill(bad, -100), F::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
+    out.tensors["loss"] = sum / (~ignored & ~bad).sum().clamp_min(1).to(sum.dtype());
     return out;
   }
 
