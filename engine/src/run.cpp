@@ -23,6 +23,7 @@
 
 #include "collective.h"
 #include "device_feed.h"
+#include "multi_tensor_adamw.h"
 #include "instance.h"
 #include "precision.h"
 #include "progress.h"
@@ -83,7 +84,7 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, 
     return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
   if (t.optimizer == "adam")
     return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(t.lr).weight_decay(t.weight_decay));
-  return std::make_unique<torch::optim::AdamW>(params, torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay));
+  return std::make_unique<MultiTensorAdamW>(params, torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay));
 }
 
 class RunLog {

@@ -1,0 +1,85 @@
+#include "multi_tensor_adamw.h"
+
+#include <cmath>
+#include <map>
+#include <sstream>
+#include <tuple>
+#include <type_traits>
+
+#include <ATen/ATen.h>
+
+namespace umrflow {
+
+namespace {
+
+/// The key torch::optim keeps a parameter's state under (a string of the
+/// TensorImpl address in libtorch 1.x, the address itself later).
+template <typename Key>
+Key state_key(const torch::Tensor& p) {
+  if constexpr (std::is_same_v<Key, std::string>) {
+    std::ostringstream s;
+    s << p.unsafeGetTensorImpl();
+    return s.str();
+  } else {
+    return static_cast<Key>(p.unsafeGetTensorImpl());
+  }
+}
+
+/// Parameters updated together: one step count, device and dtype.
+struct Bucket {
+  std::vector<torch::Tensor> params, grads, exp_avg, exp_avg_sq;
+};
+
+}  // namespace
+
+torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
+  for (const auto& group : param_groups_)
+    if (static_cast<const torch::optim::AdamWOptions&>(group.options()).amsgrad()) return AdamW::step(std::move(closure));
+  torch::NoGradGuard no_grad;
+  torch::Tensor loss;
+  if (closure != nullptr) {
+    at::AutoGradMode enable_grad(true);
+    loss = closure();
+  }
+  using Key = typename std::decay_t<decltype(state_)>::key_type;
+  for (auto& group : param_groups_) {
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    const double beta1 = std::get<0>(o.betas()), beta2 = std::get<1>(o.betas());
+    std::map<std::tuple<std::int64_t, std::string, int>, Bucket> buckets;
+    for (auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      TORCH_CHECK(!p.grad().is_sparse(), "AdamW does not support sparse gradients");
+      auto& slot = state_[state_key<Key>(p)];
+      if (!slot) {
+        auto fresh = std::make_unique<torch::optim::AdamWParamState>();
+        fresh->step(0);
+        fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
+        slot = std::move(fresh);
+      }
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
+      s.step(s.step() + 1);
+      Bucket& b = buckets[{s.step(), p.device().str(), static_cast<int>(p.scalar_type())}];
+      b.params.push_back(p);
+      b.grads.push_back(p.grad());
+      b.exp_avg.push_back(s.exp_avg());
+      b.exp_avg_sq.push_back(s.exp_avg_sq());
+    }
+    for (auto& [key, b] : buckets) {
+      const auto step = static_cast<double>(std::get<0>(key));
+      const double bias_correction1 = 1 - std::pow(beta1, step), bias_correction2 = 1 - std::pow(beta2, step);
+      if (o.weight_decay() != 0) at::_foreach_mul_(b.params, 1 - o.lr() * o.weight_decay());
+      at::_foreach_mul_(b.exp_avg, beta1);
+      at::_foreach_add_(b.exp_avg, b.grads, 1 - beta1);
+      at::_foreach_mul_(b.exp_avg_sq, beta2);
+      at::_foreach_addcmul_(b.exp_avg_sq, b.grads, b.grads, 1 - beta2);
+      std::vector<torch::Tensor> denom = at::_foreach_sqrt(b.exp_avg_sq);
+      at::_foreach_div_(denom, std::sqrt(bias_correction2));
+      at::_foreach_add_(denom, o.eps());
+      at::_foreach_addcdiv_(b.params, b.exp_avg, denom, -(o.lr() / bias_correction1));
+    }
+  }
+  return loss;
+}
+
+}  // namespace umrflow

@@ -1,0 +1,119 @@
+#include <gtest/gtest.h>
+
+#include <sstream>
+
+#include <torch/torch.h>
+
+#include "multi_tensor_adamw.h"
+
+namespace umrflow {
+
+namespace {
+
+/// Parameters of several shapes, one in channels-last-3D order, all from one seed.
+std::vector<torch::Tensor> parameters() {
+  torch::manual_seed(11);
+  std::vector<torch::Tensor> p = {torch::randn({8, 4, 3, 3, 3}).contiguous(torch::MemoryFormat::ChannelsLast3d), torch::randn({8}),
+                                  torch::randn({5, 7}), torch::randn({})};
+  for (auto& t : p) t.set_requires_grad(true);
+  return p;
+}
+
+/// Gradients for step `k`; parameter 2 gets none at step 1, so its step count falls behind the others'.
+void set_grads(std::vector<torch::Tensor>& params, int k) {
+  torch::manual_seed(100 + k);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    torch::Tensor g = torch::randn(params[i].sizes()) * (1.0 + i);
+    params[i].mutable_grad() = (i == 2 && k == 1) ? torch::Tensor() : g;
+  }
+}
+
+bool bit_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Tensor>& b) {
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (!torch::equal(a[i], b[i])) return false;
+  return true;
+}
+
+}  // namespace
+
+// Five steps with weight decay, uneven step counts and a channels-last weight give bit for bit the weights of
+// torch::optim::AdamW (the CPU runs each multi-tensor call as the per-tensor loop).
+TEST(MultiTensorAdamW, EqualsTorchAdamWBitForBit) {
+  for (const double decay : {0.0, 1e-2}) {
+    auto ours = parameters(), ref = parameters();
+    const auto options = torch::optim::AdamWOptions(3e-2).weight_decay(decay);
+    MultiTensorAdamW a(ours, options);
+    torch::optim::AdamW b(ref, options);
+    for (int k = 0; k < 5; ++k) {
+      set_grads(ours, k);
+      set_grads(ref, k);
+      a.step();
+      b.step();
+      ASSERT_TRUE(bit_equal(ours, ref)) << "step " << k << ", weight decay " << decay;
+    }
+    EXPECT_FALSE(torch::equal(ours[0], parameters()[0]));  // the weights did move
+    EXPECT_TRUE(ours[0].is_contiguous(torch::MemoryFormat::ChannelsLast3d));
+  }
+}
+
+// The state is AdamW's: saved by one optimizer and loaded by the other, training goes on to the same weights.
+TEST(MultiTensorAdamW, SharesTorchAdamWCheckpoints) {
+  auto ours = parameters(), ref = parameters();
+  const auto options = torch::optim::AdamWOptions(1e-2).weight_decay(1e-3);
+  MultiTensorAdamW a(ours, options);
+  torch::optim::AdamW b(ref, options);
+  for (int k = 0; k < 3; ++k) {
+    set_grads(ours, k);
+    set_grads(ref, k);
+    a.step();
+    b.step();
+  }
+  // Swap the states through archives: ours continues from torch's, torch's from ours.
+  std::stringstream from_ours, from_torch;
+  {
+    torch::serialize::OutputArchive out;
+    a.save(out);
+    out.save_to(from_ours);
+  }
+  {
+    torch::serialize::OutputArchive out;
+    b.save(out);
+    out.save_to(from_torch);
+  }
+  MultiTensorAdamW a2(ours, options);
+  torch::optim::AdamW b2(ref, options);
+  {
+    torch::serialize::InputArchive in;
+    in.load_from(from_torch);
+    a2.load(in);
+  }
+  {
+    torch::serialize::InputArchive in;
+    in.load_from(from_ours);
+    b2.load(in);
+  }
+  for (int k = 3; k < 5; ++k) {
+    set_grads(ours, k);
+    set_grads(ref, k);
+    a2.step();
+    b2.step();
+    ASSERT_TRUE(bit_equal(ours, ref)) << "step " << k;
+  }
+}
+
+// amsgrad is left to torch::optim::AdamW's own step: the same weights.
+TEST(MultiTensorAdamW, AmsgradFallsBackToTorch) {
+  auto ours = parameters(), ref = parameters();
+  const auto options = torch::optim::AdamWOptions(3e-2).amsgrad(true);
+  MultiTensorAdamW a(ours, options);
+  torch::optim::AdamW b(ref, options);
+  for (int k = 0; k < 3; ++k) {
+    set_grads(ours, k);
+    set_grads(ref, k);
+    a.step();
+    b.step();
+  }
+  EXPECT_TRUE(bit_equal(ours, ref));
+}
+
+}  // namespace umrflow
