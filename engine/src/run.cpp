@@ -23,7 +23,7 @@
 
 #include "collective.h"
 #include "device_feed.h"
-#include "multi_tensor_adamw.h"
+#include "optimizer.h"
 #include "instance.h"
 #include "precision.h"
 #include "progress.h"
@@ -75,16 +75,6 @@ torch::Device pick_device(const std::string& wanted) {
     throw std::runtime_error("the graph asks for `device: cuda`, but this build or machine has no CUDA device "
                              "(use `--set device=cpu` or `device: auto`)");
   return (wanted == "cuda" || (wanted == "auto" && cuda)) ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, std::vector<torch::Tensor> params) {
-  if (params.empty())
-    throw std::runtime_error("train: no trainable parameters (every module is frozen, or the graph declares none)");
-  if (t.optimizer == "sgd")
-    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
-  if (t.optimizer == "adam")
-    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(t.lr).weight_decay(t.weight_decay));
-  return std::make_unique<MultiTensorAdamW>(params, torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay));
 }
 
 class RunLog {
@@ -635,7 +625,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         try {
           const AutocastScope scope(autocast, device);
           if (grouped) {
-            optimizer->zero_grad();
+            clear_gradients(*optimizer);
             outs = instance.run_step_grouped(batch, epoch, index, backward);
           } else {
             outs = instance.run_step(batch, epoch, index, true);
@@ -648,7 +638,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         }
         try {
           if (!grouped) {
-            optimizer->zero_grad();
+            clear_gradients(*optimizer);
             if (reducer) reducer->arm();  // the sums start during this backward pass
             backward(outs.at(graph.train.objective).at("loss"), "");
           }
@@ -661,7 +651,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
                   " launched during the backward pass of the first step");
             }
           }
-          optimizer->step();
+          step_optimizer(*optimizer);
         } catch (const NodeError&) {
           throw;
         } catch (const std::exception& e) {
@@ -683,9 +673,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       if (!training) return;
       if (sync_bn) throw std::runtime_error(kUnevenWithSyncBn);
       if (!buffers.empty()) group->broadcast(buffers, present.root);
-      optimizer->zero_grad();
+      clear_gradients(*optimizer);
       reducer->finish();
-      optimizer->step();
+      step_optimizer(*optimizer);
     }, [&](int root) {
       // Every rank ends the epoch with the buffers of a rank that took the
       // last step (rank 0 writes them, and may have joined early).

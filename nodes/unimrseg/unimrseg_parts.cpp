@@ -14,7 +14,7 @@ nn::Sequential cbr(std::int64_t in, std::int64_t out, bool pool) {
   if (pool) s->push_back(nn::MaxPool3d(2));
   s->push_back(nn::Conv3d(nn::Conv3dOptions(in, out, 3).padding(1).bias(false)));
   s->push_back(nn::BatchNorm3d(out));
-  s->push_back(nn::ReLU());
+  s->push_back(nn::ReLU(nn::ReLUOptions(true)));  // in place: overwrites the BatchNorm output only it reads
   return s;
 }
 void check_widths(const std::vector<std::int64_t>& w) {

@@ -1,4 +1,4 @@
-#include "multi_tensor_adamw.h"
+#include "optimizer.h"
 
 #include <cmath>
 #include <map>
@@ -80,6 +80,28 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
     }
   }
   return loss;
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, std::vector<torch::Tensor> params) {
+  if (params.empty())
+    throw std::runtime_error("train: no trainable parameters (every module is frozen, or the graph declares none)");
+  if (t.optimizer == "sgd")
+    return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
+  if (t.optimizer == "adam")
+    return std::make_unique<torch::optim::Adam>(params, torch::optim::AdamOptions(t.lr).weight_decay(t.weight_decay));
+  return std::make_unique<MultiTensorAdamW>(params, torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay));
+}
+
+void clear_gradients(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
+}
+
+void step_optimizer(torch::optim::Optimizer& optimizer) {
+  for (auto& group : optimizer.param_groups())
+    for (auto& p : group.params())
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+  optimizer.step();
 }
 
 }  // namespace umrflow

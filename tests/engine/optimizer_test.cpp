@@ -4,7 +4,7 @@
 
 #include <torch/torch.h>
 
-#include "multi_tensor_adamw.h"
+#include "optimizer.h"
 
 namespace umrflow {
 
@@ -114,6 +114,39 @@ TEST(MultiTensorAdamW, AmsgradFallsBackToTorch) {
     b.step();
   }
   EXPECT_TRUE(bit_equal(ours, ref));
+}
+
+// Gradients set to none before the backward, and zeros for the parameters it did not reach before the step, update
+// every optimizer bit for bit as zero_grad() and step() do, also when a parameter misses its gradient in some steps.
+TEST(Optimizer, ClearedGradientsUpdateAsZeroedOnes) {
+  for (const std::string type : {"adamw", "adam", "sgd"}) {
+    TrainSettings t;
+    t.optimizer = type;
+    t.lr = 1e-2;
+    t.weight_decay = 1e-2;
+    t.momentum = 0.9;
+    auto ours = parameters(), ref = parameters();
+    auto a = make_optimizer(t, ours), b = make_optimizer(t, ref);
+    for (int k = 0; k < 4; ++k) {
+      // A loss over every parameter but the third in step 1 (and twice accumulated in step 2).
+      const auto loss = [k](const std::vector<torch::Tensor>& p) {
+        torch::Tensor l = (p[0] * p[0]).sum() + p[1].sin().sum() + p[3] * 2;
+        return k == 1 ? l : l + p[2].tanh().sum();
+      };
+      clear_gradients(*a);
+      b->zero_grad();
+      for (int pass = 0; pass < (k == 2 ? 2 : 1); ++pass) {
+        loss(ours).backward();
+        loss(ref).backward();
+      }
+      if (k == 1) EXPECT_FALSE(ours[2].grad().defined());
+      step_optimizer(*a);
+      b->step();
+      ASSERT_TRUE(bit_equal(ours, ref)) << type << ", step " << k;
+    }
+    EXPECT_FALSE(torch::equal(ours[2], parameters()[2])) << type;
+  }
+  EXPECT_THROW(make_optimizer(TrainSettings{}, {}), std::runtime_error);
 }
 
 // On CUDA the multi-tensor kernels may round in the last bit: five steps stay within 1e-6 of torch::optim::AdamW
