@@ -11,8 +11,8 @@ namespace {
 thread_local DeferralScope* current = nullptr;
 }
 
-DeferralScope::DeferralScope(DeferredChecks* sink, std::string node, std::string type, std::string samples, std::int64_t batch_index)
-    : outer_(current), sink_(sink), node_(std::move(node)), type_(std::move(type)), samples_(std::move(samples)), batch_index_(batch_index) {
+DeferralScope::DeferralScope(DeferredChecks* sink, std::string node, std::string type, const Packet& batch, std::int64_t batch_index)
+    : outer_(current), sink_(sink), node_(std::move(node)), type_(std::move(type)), batch_(batch), batch_index_(batch_index) {
   current = this;
 }
 
@@ -25,7 +25,7 @@ void check_on_host(const torch::Tensor& failed, std::function<std::string()> mes
     if (any.item<bool>()) throw std::runtime_error(message());
     return;
   }
-  current->sink_->add({current->node_, current->type_, current->samples_, current->batch_index_, any.detach(), std::move(message)});
+  current->sink_->add({current->node_, current->type_, current->batch_.sample_names(), current->batch_index_, any.detach(), std::move(message)});
 }
 
 void DeferredChecks::read() {

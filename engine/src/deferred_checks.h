@@ -9,6 +9,8 @@
 
 #include <torch/types.h>
 
+#include "umrflow/packet.h"
+
 namespace umrflow {
 
 /// The checks kept since the last read, in the order the nodes made them.
@@ -34,11 +36,12 @@ class DeferredChecks {
 };
 
 /// While alive on this thread, check_on_host() adds its checks to `sink`,
-/// labelled with the node and batch given, instead of reading them. With a
-/// null sink it changes nothing (checks are read at once).
+/// labelled with the node and the batch given (which must outlive the scope),
+/// instead of reading them. With a null sink it changes nothing (checks are
+/// read at once).
 class DeferralScope {
  public:
-  DeferralScope(DeferredChecks* sink, std::string node, std::string type, std::string samples, std::int64_t batch_index);
+  DeferralScope(DeferredChecks* sink, std::string node, std::string type, const Packet& batch, std::int64_t batch_index);
   ~DeferralScope();
   DeferralScope(const DeferralScope&) = delete;
   DeferralScope& operator=(const DeferralScope&) = delete;
@@ -46,7 +49,8 @@ class DeferralScope {
  private:
   DeferralScope* outer_;
   DeferredChecks* sink_;
-  std::string node_, type_, samples_;
+  std::string node_, type_;
+  const Packet& batch_;
   std::int64_t batch_index_;
   friend void check_on_host(const torch::Tensor&, std::function<std::string()>);
 };

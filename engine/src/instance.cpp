@@ -124,7 +124,7 @@ Packet Instance::run_node(std::size_t i, const Lookup& lookup, const Packet& bat
     }
     Context ctx(graph_.seed, epoch, batch_index, d.id, training, device_);
     std::optional<DeferralScope> deferral;
-    if (defer_checks_) deferral.emplace(&checks_, d.id, d.type, batch.sample_names(), batch_index);
+    if (defer_checks_) deferral.emplace(&checks_, d.id, d.type, batch, batch_index);
     Packet out = module ? call_module(*module, then, d.params, inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
     if (out.samples.empty()) out.samples = batch.samples;
     return out;

@@ -28,6 +28,7 @@ Key state_key(const torch::Tensor& p) {
 /// Parameters updated together: one step count, device and dtype.
 struct Bucket {
   std::vector<torch::Tensor> params, grads, exp_avg, exp_avg_sq;
+  std::vector<torch::optim::AdamWParamState*> states;
 };
 
 }  // namespace
@@ -49,24 +50,25 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
     for (auto& p : group.params()) {
       if (!p.grad().defined()) continue;
       TORCH_CHECK(!p.grad().is_sparse(), "AdamW does not support sparse gradients");
-      auto& slot = state_[state_key<Key>(p)];
-      if (!slot) {
+      const Key key = state_key<Key>(p);
+      auto found = state_.find(key);
+      if (found == state_.end()) {  // inserted only when complete
         auto fresh = std::make_unique<torch::optim::AdamWParamState>();
         fresh->step(0);
         fresh->exp_avg(torch::zeros_like(p, torch::MemoryFormat::Preserve));
         fresh->exp_avg_sq(torch::zeros_like(p, torch::MemoryFormat::Preserve));
-        slot = std::move(fresh);
+        found = state_.emplace(key, std::move(fresh)).first;
       }
-      auto& s = static_cast<torch::optim::AdamWParamState&>(*slot);
-      s.step(s.step() + 1);
-      Bucket& b = buckets[{s.step(), p.device().str(), static_cast<int>(p.scalar_type())}];
+      auto& s = static_cast<torch::optim::AdamWParamState&>(*found->second);
+      Bucket& b = buckets[{s.step() + 1, p.device().str(), static_cast<int>(p.scalar_type())}];
       b.params.push_back(p);
       b.grads.push_back(p.grad());
       b.exp_avg.push_back(s.exp_avg());
       b.exp_avg_sq.push_back(s.exp_avg_sq());
+      b.states.push_back(&s);
     }
     for (auto& [key, b] : buckets) {
-      const auto step = static_cast<double>(std::get<0>(key));
+      const std::int64_t step = std::get<0>(key);
       const double bias_correction1 = 1 - std::pow(beta1, step), bias_correction2 = 1 - std::pow(beta2, step);
       if (o.weight_decay() != 0) at::_foreach_mul_(b.params, 1 - o.lr() * o.weight_decay());
       at::_foreach_mul_(b.exp_avg, beta1);
@@ -77,6 +79,7 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
       at::_foreach_div_(denom, std::sqrt(bias_correction2));
       at::_foreach_add_(denom, o.eps());
       at::_foreach_addcdiv_(b.params, b.exp_avg, denom, -(o.lr() / bias_correction1));
+      for (auto* state : b.states) state->step(step);
     }
   }
   return loss;
@@ -92,16 +95,23 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, 
   return std::make_unique<MultiTensorAdamW>(params, torch::optim::AdamWOptions(t.lr).weight_decay(t.weight_decay));
 }
 
-void clear_gradients(torch::optim::Optimizer& optimizer) {
-  for (auto& group : optimizer.param_groups())
-    for (auto& p : group.params()) p.mutable_grad() = torch::Tensor();
+void StepGradients::clear() {
+  had_.clear();
+  for (auto& group : optimizer_.param_groups())
+    for (auto& p : group.params()) {
+      had_.push_back(p.grad().defined());
+      p.mutable_grad() = torch::Tensor();
+    }
 }
 
-void step_optimizer(torch::optim::Optimizer& optimizer) {
-  for (auto& group : optimizer.param_groups())
-    for (auto& p : group.params())
-      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-  optimizer.step();
+void StepGradients::step() {
+  std::size_t i = 0;
+  for (auto& group : optimizer_.param_groups())
+    for (auto& p : group.params()) {
+      if (i < had_.size() && had_[i] && !p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      ++i;
+    }
+  optimizer_.step();
 }
 
 }  // namespace umrflow

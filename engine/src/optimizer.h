@@ -35,14 +35,22 @@ class MultiTensorAdamW final : public torch::optim::AdamW {
 /// there is none to train.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, std::vector<torch::Tensor> params);
 
-/// Sets every gradient to none instead of zeroing it: no pass over the
-/// gradients per step, and the first backward hands its gradient over instead
-/// of adding it to zeros (the same values).
-void clear_gradients(torch::optim::Optimizer& optimizer);
+/// zero_grad() and step() without a pass over every gradient per step.
+/// clear() sets the gradients to none, so that the first backward hands its
+/// gradient over instead of adding it to zeros; step() first gives zeros back
+/// to the parameters that had a gradient before clear() and that no backward
+/// reached, then steps. The update is libtorch 1.x's zero_grad() + step() bit
+/// for bit: a parameter that never had a gradient stays untouched (no weight
+/// decay, no state), one that had keeps being stepped with zeros.
+class StepGradients {
+ public:
+  explicit StepGradients(torch::optim::Optimizer& optimizer) : optimizer_(optimizer) {}
+  void clear();
+  void step();
 
-/// The optimizer's step, after giving zeros to the parameters no backward
-/// reached: they are stepped (weight decay, moments) as after zero_grad(), so
-/// clear_gradients + step_optimizer update as zero_grad + step do.
-void step_optimizer(torch::optim::Optimizer& optimizer);
+ private:
+  torch::optim::Optimizer& optimizer_;
+  std::vector<bool> had_;  // per parameter, in param_groups order: a gradient before clear()
+};
 
 }  // namespace umrflow

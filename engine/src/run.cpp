@@ -358,15 +358,34 @@ std::map<std::string, double> finish_pass(const Instance& instance, const std::s
   return instance.finish(dir);
 }
 
+/// Runs `epoch`; when it fails, a step node's kept check that failed earlier
+/// (umrflow/step_checks.h: the cause, such as a bad label, of what failed
+/// after it) is what gets reported.
+template <typename Epoch>
+EpochResult reporting_kept_checks(const Instance& instance, Epoch&& epoch) {
+  try {
+    return epoch();
+  } catch (...) {
+    try {
+      instance.read_checks();
+    } catch (const NodeError&) {
+      throw;
+    } catch (...) {  // the device itself failed: keep the first error
+    }
+    throw;
+  }
+}
+
 /// The validation figures, or nothing when a stop cut the pass short (a
 /// partial mean is never a score).
 std::optional<std::map<std::string, double>> validate(const Graph& train_graph, const Registry& registry, const Instance& trained, torch::Device device,
-                                       int threads, const std::string& out_dir, std::atomic<bool>& stop, Collective* group) {
+                                       int threads, const std::string& out_dir, std::atomic<bool>& stop, Collective* group,
+                                       bool defer_checks) {
   // load_graph built it up front; a graph from build_graph alone builds it now.
   const Graph graph = train_graph.validation ? *train_graph.validation
                                              : build_graph(load_graph_doc(train_graph.train.validate_graph, train_graph.train.validate_set),
                                                            train_graph.train.validate_graph, registry);
-  Instance instance(graph, device);
+  Instance instance(graph, device, defer_checks);
   std::map<std::string, torch::Tensor> source;
   for (auto& [name, t] : trained.weights()) source[name] = t;
   {
@@ -384,12 +403,12 @@ std::optional<std::map<std::string, double>> validate(const Graph& train_graph, 
   DataPlane plane = instance.data_plane(false, graph.execution.prefetch);
   ScalarMeans means;
   const Shares shares = share_samples(instance, plane, group, shardable(graph));
-  const EpochResult r = run_joined_epoch(plane, 0, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence&) {
+  const EpochResult r = reporting_kept_checks(instance, [&] { return run_joined_epoch(plane, 0, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence&) {
     for (auto& [k, t] : batch.tensors) t = t.to(device);
     torch::NoGradGuard no_grad;
     auto outs = instance.run_step(batch, 0, index, false);
     if (index < shares.padding_from) means.add(outs, /*skip_non_finite=*/true);
-  }, [](const Presence&) {});
+  }, [](const Presence&) {}); });
   instance.read_checks();
   if (r.stopped) return std::nullopt;
   if (r.samples == 0) throw std::runtime_error("train.validate: the validation graph " + train_graph.train.validate_graph +
@@ -484,11 +503,15 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   if (device.is_cpu())
     if (const std::string hint = reference_blas_hint(); !hint.empty()) log(hint);
 
-  Instance instance(graph, device);
+  Instance instance(graph, device, options.defer_checks || !device.is_cpu());
   instance.initialise_modules();
   const bool training = graph.train.enabled;
   std::unique_ptr<torch::optim::Optimizer> optimizer;
-  if (training) optimizer = make_optimizer(graph.train, instance.trainable_parameters());
+  std::optional<StepGradients> gradients;
+  if (training) {
+    optimizer = make_optimizer(graph.train, instance.trainable_parameters());
+    gradients.emplace(*optimizer);
+  }
   const std::int64_t epochs = training ? graph.train.epochs : std::max<std::int64_t>(1, options.passes);
   const bool autocast = training && graph.execution.autocast == "bf16";
   DataPlane plane = instance.data_plane(training, graph.execution.prefetch);
@@ -588,7 +611,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     feed.clear();  // a batch staged by a stopped epoch is never taken
     instance.clear_checks();
     std::string shown;
-    EpochResult r = run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence& present) {
+    EpochResult r = reporting_kept_checks(instance, [&] { return run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence& present) {
       try {
         feed.take(batch, index);
         for (auto& [k, t] : batch.tensors) {
@@ -607,6 +630,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         // The finite check and backward of one loss (the batch's, or one group's).
         const auto backward = [&](const torch::Tensor& loss, const std::string& part) {
           const AutocastScope::Pause pause;  // a group's backward comes between forwards
+          if (checked) instance.read_checks();  // a bad input before the loss it makes
           if (checked && !torch::isfinite(loss).all().item<bool>())
             throw NodeError(graph.train.objective, objective_type, batch.sample_names(),
                             "the loss" + (part.empty() ? std::string() : " of " + part) +
@@ -625,7 +649,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         try {
           const AutocastScope scope(autocast, device);
           if (grouped) {
-            clear_gradients(*optimizer);
+            gradients->clear();
             outs = instance.run_step_grouped(batch, epoch, index, backward);
           } else {
             outs = instance.run_step(batch, epoch, index, true);
@@ -638,7 +662,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         }
         try {
           if (!grouped) {
-            clear_gradients(*optimizer);
+            gradients->clear();
             if (reducer) reducer->arm();  // the sums start during this backward pass
             backward(outs.at(graph.train.objective).at("loss"), "");
           }
@@ -651,7 +675,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
                   " launched during the backward pass of the first step");
             }
           }
-          step_optimizer(*optimizer);
+          gradients->step();
         } catch (const NodeError&) {
           throw;
         } catch (const std::exception& e) {
@@ -673,14 +697,14 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       if (!training) return;
       if (sync_bn) throw std::runtime_error(kUnevenWithSyncBn);
       if (!buffers.empty()) group->broadcast(buffers, present.root);
-      clear_gradients(*optimizer);
+      gradients->clear();
       reducer->finish();
-      step_optimizer(*optimizer);
+      gradients->step();
     }, [&](int root) {
       // Every rank ends the epoch with the buffers of a rank that took the
       // last step (rank 0 writes them, and may have joined early).
       if (training && !buffers.empty()) group->broadcast(buffers, root);
-    });
+    }); });
     instance.read_checks();  // those kept since the last logged step, before any figure or checkpoint
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (r.samples == 0 && !r.stopped)
@@ -713,7 +737,8 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       char name[32];
       std::snprintf(name, sizeof name, "epoch_%04lld", static_cast<long long>(epoch + 1));
       log("validating with " + graph.train.validate_graph + " into " + (dir / "val" / name).string());
-      const auto validated = validate(graph, registry, instance, device, threads, (dir / "val" / name).string(), stop, group.get());
+      const auto validated = validate(graph, registry, instance, device, threads, (dir / "val" / name).string(), stop, group.get(),
+                                        options.defer_checks || !device.is_cpu());
       if (!validated) {
         stopped = true;
         log("stopped during the validation of epoch " + std::to_string(epoch + 1) + ": that validation is discarded (no score, no best.pt)");

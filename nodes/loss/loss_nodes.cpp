@@ -1,5 +1,7 @@
 // `loss.*`: generic losses, their combination, and the segmentation,
 // reconstruction and contrastive losses of UniMRSeg (math in losses.cpp).
+#include <limits>
+
 #include <torch/torch.h>
 
 #include "builtin.h"
@@ -225,26 +227,30 @@ class CrossEntropyNode final : public StepNode {
       throw std::runtime_error("cross_entropy: labels " + c10::str(target.sizes()) + " do not match pred " + c10::str(pred.sizes()) +
                                " (expected one channel of the same size)");
     // Value checks are read on the host only where that costs no wait
-    // (umrflow/step_checks.h); meanwhile a rejected pixel is left out.
-    if (target.is_floating_point())
-      check_on_host(target != target.round(),
-                    [] { return std::string("cross_entropy: labels must be whole numbers (a class map, resized by nearest neighbour)"); });
+    // (umrflow/step_checks.h); meanwhile a rejected pixel is left out, and a
+    // message keeps a 0-dim tensor, not the label map.
     const torch::Tensor raw = target.squeeze(1).to(torch::kLong);
     const torch::Tensor ignored = raw == ignore_label_;
     const torch::Tensor cls = (raw - offset_).masked_fill(ignored, -100);
     const std::int64_t classes = pred.size(1), offset = offset_;
-    const torch::Tensor bad = ~ignored & ((cls < 0) | (cls >= classes));
-    check_on_host(bad, [raw, bad, classes, offset] {
-      return "cross_entropy: label " + std::to_string(raw.masked_select(bad)[0].item<std::int64_t>()) + " is outside " +
-             std::to_string(offset) + ".." + std::to_string(offset + classes - 1) + " for " + std::to_string(classes) +
-             " classes (check classes, label_offset and ignore_label)";
+    const torch::Tensor outside = ~ignored & ((cls < 0) | (cls >= classes));
+    torch::Tensor rejected = outside;
+    if (target.is_floating_point()) {
+      const torch::Tensor fractional = (target != target.round()).squeeze(1);
+      check_on_host(fractional, [] { return std::string("cross_entropy: labels must be whole numbers (a class map, resized by nearest neighbour)"); });
+      rejected = outside | fractional;
+    }
+    const torch::Tensor example = torch::where(outside, raw, std::numeric_limits<std::int64_t>::max()).amin();
+    check_on_host(outside, [example, classes, offset] {
+      return "cross_entropy: label " + std::to_string(example.item<std::int64_t>()) + " is outside " + std::to_string(offset) + ".." +
+             std::to_string(offset + classes - 1) + " for " + std::to_string(classes) + " classes (check classes, label_offset and ignore_label)";
     });
     // torch's mean over the counted pixels, as their sum over a count of at
     // least 1: no counted pixel gives a zero that keeps the graph, not 0 / 0.
     namespace F = torch::nn::functional;
     const torch::Tensor sum =
-        F::cross_entropy(pred, cls.masked_fill(bad, -100), F::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
-    out.tensors["loss"] = sum / (~ignored & ~bad).sum().clamp_min(1).to(sum.dtype());
+        F::cross_entropy(pred, cls.masked_fill(rejected, -100), F::CrossEntropyFuncOptions().ignore_index(-100).reduction(torch::kSum));
+    out.tensors["loss"] = sum / (~ignored & ~rejected).sum().clamp_min(1).to(sum.dtype());
     return out;
   }
 

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 
 #include <torch/torch.h>
 
@@ -9,6 +10,7 @@
 #include "test_util.h"
 #include "umrflow/diagnostics.h"
 #include "umrflow/doc.h"
+#include "umrflow/run.h"
 #include "umrflow/step_checks.h"
 
 namespace umrflow {
@@ -51,7 +53,8 @@ TEST(StepChecks, ReadAtOnceOutsideADeferral) {
     EXPECT_STREQ(e.what(), "value out of range");
   }
   EXPECT_NO_THROW(check_on_host(torch::zeros({0}, torch::kBool), message));  // nothing to check
-  const DeferralScope none(nullptr, "n", "t", "s", 0);  // a null sink keeps the immediate read
+  const Packet batch;
+  const DeferralScope none(nullptr, "n", "t", batch, 0);  // a null sink keeps the immediate read
   EXPECT_THROW(check_on_host(torch::tensor(true), message), std::runtime_error);
 }
 
@@ -60,8 +63,9 @@ TEST(StepChecks, ReadAtOnceOutsideADeferral) {
 TEST(StepChecks, KeptUntilReadThenNamedWithTheirBatch) {
   DeferredChecks sink;
   int built = 0;
+  const Packet batch = labelled_batch(torch::zeros({2, 1, 2, 3}, torch::kLong));
   {
-    const DeferralScope scope(&sink, "ce", "loss.cross_entropy", "case_a, case_b", 7);
+    const DeferralScope scope(&sink, "ce", "loss.cross_entropy", batch, 7);
     EXPECT_NO_THROW(check_on_host(torch::tensor({0, 0}), [&] { return ++built, std::string("first"); }));
     EXPECT_NO_THROW(check_on_host(torch::tensor({0, 1}), [&] { return ++built, std::string("second fails"); }));
     EXPECT_NO_THROW(check_on_host(torch::tensor(1), [&] { return ++built, std::string("third fails too"); }));
@@ -73,7 +77,7 @@ TEST(StepChecks, KeptUntilReadThenNamedWithTheirBatch) {
     FAIL() << "a failed kept check was not reported";
   } catch (const NodeError& e) {
     EXPECT_EQ(e.node_id(), "ce");
-    EXPECT_EQ(e.sample(), "case_a, case_b");
+    EXPECT_EQ(e.sample(), batch.sample_names());
     EXPECT_TRUE(contains(e.what(), "second fails")) << e.what();
     EXPECT_TRUE(contains(e.what(), "batch 7")) << e.what();
   }
@@ -117,6 +121,59 @@ TEST(StepChecks, CrossEntropyDefersItsLabelCheck) {
   deferred.run_step(labelled_batch(bad), 0, 5, true);
   deferred.clear_checks();
   EXPECT_NO_THROW(deferred.read_checks());
+}
+
+// Labels that are not whole numbers are left out under deferral too, and reported when read.
+TEST(StepChecks, CrossEntropyDefersFractionalLabels) {
+  const Registry r = test::builtin_registry();
+  test::TempDir dir;
+  const Graph g = cross_entropy_graph(dir, r);
+  const torch::Tensor labels = torch::tensor({1, 2, 3, 0, 1, 2, 3, 3, 2, 1, 0, 1}, torch::kFloat64).view({2, 1, 2, 3});
+  torch::Tensor fractional = labels.clone(), ignored = labels.clone();
+  fractional[1][0][0][2] = 2.5;
+  ignored[1][0][0][2] = 0;
+  const Instance immediate(g, torch::kCPU), deferred(g, torch::kCPU, /*defer_checks=*/true);
+  const double expected = immediate.run_step(labelled_batch(ignored), 0, 0, true).at("ce").at("loss").item<double>();
+  EXPECT_THROW(immediate.run_step(labelled_batch(fractional), 0, 0, true), NodeError);
+  EXPECT_NEAR(deferred.run_step(labelled_batch(fractional), 0, 1, true).at("ce").at("loss").item<double>(), expected, 1e-12);
+  try {
+    deferred.read_checks();
+    FAIL() << "the fractional label was never reported";
+  } catch (const NodeError& e) {
+    EXPECT_TRUE(contains(e.what(), "whole numbers")) << e.what();
+  }
+}
+
+// A training run that defers its checks (as on an accelerator, here forced on the CPU) reports a bad target at the
+// logged step, naming the node and the batch, and writes no checkpoint from that epoch.
+TEST(StepChecks, RunReportsAKeptCheckAtTheLoggedStep) {
+  const Registry r = test::builtin_registry();
+  test::TempDir dir;
+  // synthetic.tensors' target is a mix of channels: not a class map.
+  const std::string path = dir.write("g.yaml",
+                                     "umrflow: 1\nname: ce_run\nseed: 3\nmodules:\n  net: {type: model.channel_mix, in_channels: 2}\n"
+                                     "execution: {log_every: 3}\ndata:\n"
+                                     "  - {id: source, type: synthetic.tensors, count: 16, shape: [2, 4, 4]}\n"
+                                     "  - {id: batch, type: batch, in: source, size: 4}\n"
+                                     "step:\n  - {id: pred, type: call, module: net, in: batch.image}\n"
+                                     "  - {id: ce, type: loss.cross_entropy, in: [pred, batch.target]}\n"
+                                     "train: {epochs: 2, objective: ce, optimizer: {type: adam, lr: 0.05}}\n");
+  const Graph g = build_graph(load_graph_doc(path), path, r);
+  RunOptions o;
+  o.run_dir = dir.path() + "/run";
+  o.quiet = true;
+  o.threads = 1;
+  o.defer_checks = true;
+  try {
+    run_graph(g, r, o);
+    FAIL() << "the run did not report the target";
+  } catch (const NodeError& e) {
+    EXPECT_EQ(e.node_id(), "ce");
+    EXPECT_TRUE(contains(e.what(), "whole numbers")) << e.what();
+    EXPECT_TRUE(contains(e.what(), "batch 0 of the epoch")) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(o.run_dir + "/last.pt"));
+  EXPECT_FALSE(std::filesystem::exists(o.run_dir + "/epoch_0001.pt"));
 }
 
 // On CUDA an Instance defers by default: a bad label neither stops the step nor trips a device-side assertion, and

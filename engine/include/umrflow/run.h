@@ -64,6 +64,9 @@ struct RunOptions {
   /// Epochs of a graph that does not train (for benchmarks of data graphs:
   /// later epochs find the loaders' memory caches warm). Ignored when training.
   std::int64_t passes = 1;
+  /// Step nodes' value checks (umrflow/step_checks.h) kept and read at logged
+  /// steps even on the CPU, as on an accelerator (tests of that path).
+  bool defer_checks = false;
 };
 
 /// The learning rate of `epoch` (0-based) under the graph's schedule.
