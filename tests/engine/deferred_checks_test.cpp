@@ -38,6 +38,18 @@ Packet labelled_batch(const torch::Tensor& labels) {
   return p;
 }
 
+/// ce's loss on `rejected` labels from `deferred` (batch `index`), which must equal the loss with the rejected pixels
+/// ignored (`ignored`); an instance that reads its checks at once refuses `rejected`.
+double deferred_loss_equals_ignored(const Graph& g, const Instance& deferred, const torch::Tensor& rejected, const torch::Tensor& ignored,
+                                    std::int64_t index) {
+  const Instance immediate(g, torch::kCPU);
+  EXPECT_THROW(immediate.run_step(labelled_batch(rejected), 0, 0, true), NodeError);
+  const double expected = immediate.run_step(labelled_batch(ignored), 0, 0, true).at("ce").at("loss").item<double>();
+  const double got = deferred.run_step(labelled_batch(rejected), 0, index, true).at("ce").at("loss").item<double>();
+  EXPECT_NEAR(got, expected, 1e-12);
+  return got;
+}
+
 }  // namespace
 
 // Outside a deferral scope a failed check throws its message at once; a passing one never builds the message.
@@ -97,15 +109,10 @@ TEST(StepChecks, CrossEntropyDefersItsLabelCheck) {
   torch::Tensor bad = labels.clone(), ignored = labels.clone();
   bad[0][0][0][1] = 9;  // beyond the 3 classes (labels 1..3)
   ignored[0][0][0][1] = 0;
-
-  const Instance immediate(g, torch::kCPU);
-  const double expected = immediate.run_step(labelled_batch(ignored), 0, 0, true).at("ce").at("loss").item<double>();
-  EXPECT_THROW(immediate.run_step(labelled_batch(bad), 0, 0, true), NodeError);
-
   const Instance deferred(g, torch::kCPU, /*defer_checks=*/true);
-  const double got = deferred.run_step(labelled_batch(bad), 0, 3, true).at("ce").at("loss").item<double>();
-  EXPECT_NEAR(got, expected, 1e-12);
-  EXPECT_GT(std::abs(got - immediate.run_step(labelled_batch(labels), 0, 0, true).at("ce").at("loss").item<double>()), 1e-6);
+  const double got = deferred_loss_equals_ignored(g, deferred, bad, ignored, 3);
+  const Instance plain(g, torch::kCPU);
+  EXPECT_GT(std::abs(got - plain.run_step(labelled_batch(labels), 0, 0, true).at("ce").at("loss").item<double>()), 1e-6);
   try {
     deferred.read_checks();
     FAIL() << "the bad label was never reported";
@@ -132,10 +139,8 @@ TEST(StepChecks, CrossEntropyDefersFractionalLabels) {
   torch::Tensor fractional = labels.clone(), ignored = labels.clone();
   fractional[1][0][0][2] = 2.5;
   ignored[1][0][0][2] = 0;
-  const Instance immediate(g, torch::kCPU), deferred(g, torch::kCPU, /*defer_checks=*/true);
-  const double expected = immediate.run_step(labelled_batch(ignored), 0, 0, true).at("ce").at("loss").item<double>();
-  EXPECT_THROW(immediate.run_step(labelled_batch(fractional), 0, 0, true), NodeError);
-  EXPECT_NEAR(deferred.run_step(labelled_batch(fractional), 0, 1, true).at("ce").at("loss").item<double>(), expected, 1e-12);
+  const Instance deferred(g, torch::kCPU, /*defer_checks=*/true);
+  deferred_loss_equals_ignored(g, deferred, fractional, ignored, 1);
   try {
     deferred.read_checks();
     FAIL() << "the fractional label was never reported";
