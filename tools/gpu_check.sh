@@ -39,3 +39,11 @@ for amp in none bf16; do
   python3 ../shared/bench/peer_unet3d.py --roi 128 --batch 2 --amp $amp > "$out/peer-$amp.json" 2>&1 || true
   echo "peer $amp: $(tail -1 "$out/peer-$amp.json")"
 done
+# The data plane at 1, 2 and 16 threads on this 16-core machine (issue 11's
+# scaling figure): the stage-2 augmentation of 128^3 crops from the HDF5 cache
+# of the phantoms above, first epoch (chunks decoded). Last, and bounded, so
+# that it never costs the GPU figures.
+$bin convert brats --src /tmp/ph --out /tmp/ph.h5 > /dev/null 2>&1 &&
+  timeout 150 $bin bench graphs/bench/data_stage2_h5.yaml --set data.cases.file=/tmp/ph.h5 --threads 1,2,16 --repeat 2 \
+    > "$out/data_plane.txt" 2>&1 || true
+echo "data plane:"; grep "^|" "$out/data_plane.txt" 2>/dev/null || true
