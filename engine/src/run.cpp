@@ -23,6 +23,7 @@
 
 #include "collective.h"
 #include "device_feed.h"
+#include "device_memory.h"
 #include "optimizer.h"
 #include "instance.h"
 #include "precision.h"
@@ -610,6 +611,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     instance.set_training(training);
     feed.clear();  // a batch staged by a stopped epoch is never taken
     instance.clear_checks();
+    reset_device_peak(device);
     std::string shown;
     EpochResult r = reporting_kept_checks(instance, [&] { return run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence& present) {
       try {
@@ -726,6 +728,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     metrics["samples_per_s"] = seconds > 0 ? r.samples / seconds : 0.0;
     metrics["busy_fraction"] = r.busy_fraction();
     metrics["data_wait_s"] = r.wait_seconds;
+    if (const auto peak = device_peak_bytes(device)) metrics["device_peak_mib"] = static_cast<double>(*peak) / (1 << 20);
     record_node_times(dir, epoch, r);
     if (!warned_bottleneck && r.batches >= 2 && r.busy_fraction() < kBusyWarning) {
       warned_bottleneck = true;

@@ -1,0 +1,29 @@
+#include "device_memory.h"
+
+// UMRFLOW_CUDA_ALLOCATOR_STATS: set by CMakeLists.txt for this file when the
+// libtorch found has c10_cuda (the GPU machine's build).
+#if UMRFLOW_CUDA_ALLOCATOR_STATS
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace umrflow {
+
+std::optional<std::int64_t> device_peak_bytes(torch::Device device) {
+#if UMRFLOW_CUDA_ALLOCATOR_STATS
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.has_index() ? device.index() : 0);
+    return stats.allocated_bytes[0].peak;  // entry 0: every pool together
+  }
+#endif
+  (void)device;
+  return std::nullopt;
+}
+
+void reset_device_peak(torch::Device device) {
+#if UMRFLOW_CUDA_ALLOCATOR_STATS
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.has_index() ? device.index() : 0);
+#endif
+  (void)device;
+}
+
+}  // namespace umrflow
