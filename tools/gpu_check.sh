@@ -43,7 +43,7 @@ done
 # scaling figure): the stage-2 augmentation of 128^3 crops from the HDF5 cache
 # of the phantoms above, first epoch (chunks decoded). Last, and bounded, so
 # that it never costs the GPU figures.
-$bin convert brats --src /tmp/ph --out /tmp/ph.h5 > /dev/null 2>&1 &&
+timeout 120 $bin convert brats --src /tmp/ph --out /tmp/ph.h5 > "$out/convert.log" 2>&1 &&
   timeout 150 $bin bench graphs/bench/data_stage2_h5.yaml --set data.cases.file=/tmp/ph.h5 --threads 1,2,16 --repeat 2 \
     > "$out/data_plane.txt" 2>&1 || true
-echo "data plane:"; grep "^|" "$out/data_plane.txt" 2>/dev/null || true
+echo "data plane:"; grep "^|" "$out/data_plane.txt" 2>/dev/null || tail -3 "$out/convert.log"

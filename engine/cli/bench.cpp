@@ -31,6 +31,7 @@ void register_bench_verb(Registry& registry) {
     const Graph graph = load_and_validate(c.options.get_text("graph"), c.options.get_texts("set"), c.registry, checks);
     const auto repeat = c.options.get_int("repeat");
     std::printf("| threads | samples/s (median of %lld) | runs |\n|---|---|---|\n", static_cast<long long>(repeat));
+    std::fflush(stdout);
     const fs::path tmp = fs::temp_directory_path() / ("umrflow_bench_" + std::to_string(::getpid()));
     for (const auto t : c.options.get_ints("threads")) {
       std::vector<double> rates;
@@ -46,6 +47,7 @@ void register_bench_verb(Registry& registry) {
       std::string runs;
       for (double x : rates) runs += (runs.empty() ? "" : ", ") + std::to_string(x).substr(0, 6);
       std::printf("| %lld | %.2f | %s |\n", static_cast<long long>(t), rates[rates.size() / 2], runs.c_str());
+      std::fflush(stdout);  // a row measured is kept even if a time limit kills what follows
     }
     fs::remove_all(tmp);
     return 0;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <map>
+#include <set>
 #include <sstream>
 #include <tuple>
 #include <type_traits>
@@ -88,6 +89,12 @@ torch::Tensor MultiTensorAdamW::step(LossClosure closure) {
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, std::vector<torch::Tensor> params) {
   if (params.empty())
     throw std::runtime_error("train: no trainable parameters (every module is frozen, or the graph declares none)");
+  // A tensor shared by two modules is one parameter: stepped once per step.
+  std::set<const void*> seen;
+  std::vector<torch::Tensor> unique;
+  for (auto& p : params)
+    if (seen.insert(p.unsafeGetTensorImpl()).second) unique.push_back(p);
+  params = std::move(unique);
   if (t.optimizer == "sgd")
     return std::make_unique<torch::optim::SGD>(params, torch::optim::SGDOptions(t.lr).momentum(t.momentum).weight_decay(t.weight_decay));
   if (t.optimizer == "adam")
@@ -96,10 +103,15 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, 
 }
 
 void StepGradients::clear() {
+  // The first clear after a resume finds no gradient: a parameter with
+  // optimizer state (Adam's moments, SGD's momentum) had one before.
+  using Key = typename std::decay_t<decltype(optimizer_.state())>::key_type;
+  const bool first = !cleared_;
+  cleared_ = true;
   had_.clear();
   for (auto& group : optimizer_.param_groups())
     for (auto& p : group.params()) {
-      had_.push_back(p.grad().defined());
+      had_.push_back(p.grad().defined() || (first && optimizer_.state().count(state_key<Key>(p)) > 0));
       p.mutable_grad() = torch::Tensor();
     }
 }

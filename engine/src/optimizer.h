@@ -31,8 +31,8 @@ class MultiTensorAdamW final : public torch::optim::AdamW {
   torch::Tensor step(LossClosure closure = nullptr) override;
 };
 
-/// The optimizer `t` names (sgd, adam, adamw) over `params`; an error when
-/// there is none to train.
+/// The optimizer `t` names (sgd, adam, adamw) over `params`, each tensor
+/// once however many modules share it; an error when there is none to train.
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, std::vector<torch::Tensor> params);
 
 /// zero_grad() and step() without a pass over every gradient per step.
@@ -41,7 +41,10 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, 
 /// to the parameters that had a gradient before clear() and that no backward
 /// reached, then steps. The update is libtorch 1.x's zero_grad() + step() bit
 /// for bit: a parameter that never had a gradient stays untouched (no weight
-/// decay, no state), one that had keeps being stepped with zeros.
+/// decay, no state), one that had keeps being stepped with zeros. After a
+/// resume (no gradient yet) "had one" is read from the optimizer state, which
+/// plain SGD does not keep: there a parameter the first resumed backward
+/// misses is not stepped, as with libtorch's zero_grad after a restart.
 class StepGradients {
  public:
   explicit StepGradients(torch::optim::Optimizer& optimizer) : optimizer_(optimizer) {}
@@ -51,6 +54,7 @@ class StepGradients {
  private:
   torch::optim::Optimizer& optimizer_;
   std::vector<bool> had_;  // per parameter, in param_groups order: a gradient before clear()
+  bool cleared_ = false;
 };
 
 }  // namespace umrflow

@@ -236,11 +236,11 @@ class CrossEntropyNode final : public StepNode {
     const torch::Tensor outside = ~ignored & ((cls < 0) | (cls >= classes));
     torch::Tensor rejected = outside;
     if (target.is_floating_point()) {
-      const torch::Tensor fractional = (target != target.round()).squeeze(1);
-      check_on_host(fractional, [] { return std::string("cross_entropy: labels must be whole numbers (a class map, resized by nearest neighbour)"); });
+      const torch::Tensor fractional = ((target != target.round()) | ~torch::isfinite(target)).squeeze(1);
+      check_on_host(fractional, [] { return std::string("cross_entropy: labels must be finite whole numbers (a class map, resized by nearest neighbour)"); });
       rejected = outside | fractional;
     }
-    const torch::Tensor example = torch::where(outside, raw, std::numeric_limits<std::int64_t>::max()).amin();
+    const torch::Tensor example = raw.numel() == 0 ? raw.new_zeros({}) : torch::where(outside, raw, std::numeric_limits<std::int64_t>::max()).amin();
     check_on_host(outside, [example, classes, offset] {
       return "cross_entropy: label " + std::to_string(example.item<std::int64_t>()) + " is outside " + std::to_string(offset) + ".." +
              std::to_string(offset + classes - 1) + " for " + std::to_string(classes) + " classes (check classes, label_offset and ignore_label)";

@@ -149,8 +149,8 @@ TEST(StepChecks, CrossEntropyDefersFractionalLabels) {
   }
 }
 
-// A training run that defers its checks (as on an accelerator, here forced on the CPU) reports a bad target at the
-// logged step, naming the node and the batch, and writes no checkpoint from that epoch.
+// A training run that defers its checks (as on an accelerator, here forced on the CPU) reports a kept check, naming
+// the node and the batch index, and writes no checkpoint from that epoch.
 TEST(StepChecks, RunReportsAKeptCheckAtTheLoggedStep) {
   const Registry r = test::builtin_registry();
   test::TempDir dir;
