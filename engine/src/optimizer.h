@@ -39,12 +39,13 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(const TrainSettings& t, 
 /// clear() sets the gradients to none, so that the first backward hands its
 /// gradient over instead of adding it to zeros; step() first gives zeros back
 /// to the parameters that had a gradient before clear() and that no backward
-/// reached, then steps. The update is libtorch 1.x's zero_grad() + step() bit
-/// for bit: a parameter that never had a gradient stays untouched (no weight
-/// decay, no state), one that had keeps being stepped with zeros. After a
-/// resume (no gradient yet) "had one" is read from the optimizer state, which
-/// plain SGD does not keep: there a parameter the first resumed backward
-/// misses is not stepped, as with libtorch's zero_grad after a restart.
+/// reached, then steps. The update equals libtorch 1.x's zero_grad() + step()
+/// value for value (a zero may differ in sign: g against 0 + g). A parameter
+/// that never had a gradient stays untouched (no weight decay, no state), one
+/// that had keeps being stepped with zeros. After a resume (no gradient yet)
+/// "had one" is read from the optimizer state, which plain SGD does not keep:
+/// there a parameter the first resumed backward misses is not stepped, as
+/// with libtorch's zero_grad after a restart.
 class StepGradients {
  public:
   explicit StepGradients(torch::optim::Optimizer& optimizer) : optimizer_(optimizer) {}
