@@ -36,6 +36,20 @@ bool bit_equal(const std::vector<torch::Tensor>& a, const std::vector<torch::Ten
   return true;
 }
 
+/// Steps `a` over `ours` and `b` over `ref` with the same gradients for steps [from, to); fails at the first step
+/// after which their weights differ.
+::testing::AssertionResult step_alike(torch::optim::Optimizer& a, std::vector<torch::Tensor>& ours, torch::optim::Optimizer& b,
+                                      std::vector<torch::Tensor>& ref, int from, int to) {
+  for (int k = from; k < to; ++k) {
+    set_grads(ours, k);
+    set_grads(ref, k);
+    a.step();
+    b.step();
+    if (!bit_equal(ours, ref)) return ::testing::AssertionFailure() << "the weights differ after step " << k;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 }  // namespace
 
 // Five steps with weight decay, uneven step counts and a channels-last weight give bit for bit the weights of
@@ -46,13 +60,7 @@ TEST(MultiTensorAdamW, EqualsTorchAdamWBitForBit) {
     const auto options = torch::optim::AdamWOptions(3e-2).weight_decay(decay);
     MultiTensorAdamW a(ours, options);
     torch::optim::AdamW b(ref, options);
-    for (int k = 0; k < 5; ++k) {
-      set_grads(ours, k);
-      set_grads(ref, k);
-      a.step();
-      b.step();
-      ASSERT_TRUE(bit_equal(ours, ref)) << "step " << k << ", weight decay " << decay;
-    }
+    ASSERT_TRUE(step_alike(a, ours, b, ref, 0, 5)) << "weight decay " << decay;
     EXPECT_FALSE(torch::equal(ours[0], parameters()[0]));  // the weights did move
     EXPECT_TRUE(ours[0].is_contiguous(torch::MemoryFormat::ChannelsLast3d));
   }
@@ -64,12 +72,7 @@ TEST(MultiTensorAdamW, SharesTorchAdamWCheckpoints) {
   const auto options = torch::optim::AdamWOptions(1e-2).weight_decay(1e-3);
   MultiTensorAdamW a(ours, options);
   torch::optim::AdamW b(ref, options);
-  for (int k = 0; k < 3; ++k) {
-    set_grads(ours, k);
-    set_grads(ref, k);
-    a.step();
-    b.step();
-  }
+  ASSERT_TRUE(step_alike(a, ours, b, ref, 0, 3));
   // Swap the states through archives: ours continues from torch's, torch's from ours.
   std::stringstream from_ours, from_torch;
   {
@@ -94,13 +97,7 @@ TEST(MultiTensorAdamW, SharesTorchAdamWCheckpoints) {
     in.load_from(from_ours);
     b2.load(in);
   }
-  for (int k = 3; k < 5; ++k) {
-    set_grads(ours, k);
-    set_grads(ref, k);
-    a2.step();
-    b2.step();
-    ASSERT_TRUE(bit_equal(ours, ref)) << "step " << k;
-  }
+  EXPECT_TRUE(step_alike(a2, ours, b2, ref, 3, 5));
 }
 
 // amsgrad is left to torch::optim::AdamW's own step: the same weights.
@@ -109,13 +106,7 @@ TEST(MultiTensorAdamW, AmsgradFallsBackToTorch) {
   const auto options = torch::optim::AdamWOptions(3e-2).amsgrad(true);
   MultiTensorAdamW a(ours, options);
   torch::optim::AdamW b(ref, options);
-  for (int k = 0; k < 3; ++k) {
-    set_grads(ours, k);
-    set_grads(ref, k);
-    a.step();
-    b.step();
-  }
-  EXPECT_TRUE(bit_equal(ours, ref));
+  EXPECT_TRUE(step_alike(a, ours, b, ref, 0, 3));
 }
 
 // StepGradients (gradients set to none, zeros before the step for those that had one) updates every optimizer bit for
@@ -203,13 +194,7 @@ TEST(Optimizer, StepGradientsAfterAResumeAndSharedTensors) {
   t.lr = 1e-2;
   auto once = parameters(), twice = parameters();
   auto a = make_optimizer(t, once), b = make_optimizer(t, {twice[0], twice[1], twice[0], twice[2], twice[3], twice[1]});
-  for (int k = 0; k < 3; ++k) {
-    set_grads(once, k);
-    set_grads(twice, k);
-    a->step();
-    b->step();
-  }
-  EXPECT_TRUE(bit_equal(once, twice));
+  EXPECT_TRUE(step_alike(*a, once, *b, twice, 0, 3));
 }
 
 // On CUDA the multi-tensor kernels may round in the last bit: five steps stay within 1e-6 of torch::optim::AdamW
