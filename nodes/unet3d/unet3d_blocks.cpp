@@ -5,6 +5,7 @@
 #include <ATen/autocast_mode.h>
 
 #include <algorithm>
+#include <array>
 
 namespace umrflow::model {
 
@@ -132,25 +133,58 @@ torch::Tensor batch_norm(nn::BatchNorm3dImpl& bn, const torch::Tensor& x) {
   return yt.reshape(back).transpose(0, 1).reshape(x.sizes());
 }
 
-torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
-  // The reference-kernel case of libtorch 1.13's choice (ConvParams::use_mkldnn
-  // for a 5-D float input): one row, no groups, kernel not larger than 3 in
-  // its last two axes, N*C*D*H <= 20480.
-  const auto& o = conv.options;
-  const auto& k = *o.kernel_size();
-  const auto& stride = *o.stride();
-  const auto& dilation = *o.dilation();
-  const bool spread = std::any_of(stride.begin(), stride.end(), [](std::int64_t v) { return v > 1; }) ||
-                      std::any_of(dilation.begin(), dilation.end(), [](std::int64_t v) { return v > 1; });
+std::array<bool, 3> taps_outside(const nn::detail::ConvNdOptions<3>& o, c10::IntArrayRef sizes) {
+  std::array<bool, 3> outside{false, false, false};
+  const auto* padding = c10::get_if<torch::ExpandingArray<3>>(&o.padding());
+  if (!padding || sizes.size() != 5 || !c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) || o.transposed())
+    return outside;
+  for (std::size_t a = 0; a < 3; ++a) {
+    const std::int64_t k = (*o.kernel_size())[a], d = (*o.dilation())[a];
+    outside[a] = k > 1 && k % 2 == 1 && (*o.stride())[a] == 1 && (**padding)[a] == d * (k / 2) && d >= sizes[2 + a];
+  }
+  return outside;
+}
+
+namespace {
+
+/// libtorch 1.13's reference-kernel case (ConvParams::use_mkldnn for a 5-D
+/// float input): one row, no groups, kernel not larger than 3 in its last two
+/// axes, N*C*D*H <= 20480.
+bool takes_reference_kernel(const torch::Tensor& x, c10::IntArrayRef k, c10::IntArrayRef stride, c10::IntArrayRef dilation,
+                            std::int64_t groups) {
+  const auto above_one = [](c10::IntArrayRef v) { return std::any_of(v.begin(), v.end(), [](std::int64_t e) { return e > 1; }); };
   // oneDNN takes two rows unless the kernel is 1x1 in its last two axes on one thread.
-  const bool onednn_for_two = spread || k[1] != 1 || k[2] != 1 || at::get_num_threads() > 1;
+  const bool onednn_for_two = above_one(stride) || above_one(dilation) || k[1] != 1 || k[2] != 1 || at::get_num_threads() > 1;
   // ... and one row only with groups, a kernel above 3 in both last axes, or a large input.
-  const bool onednn_for_one = o.groups() > 1 || (k[1] > 3 && k[2] > 3) || x.size(1) * x.size(2) * x.size(3) > 20480;
-  const bool reference = x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.size(0) == 1 &&
-                         !at::autocast::is_cpu_enabled() && onednn_for_two && !onednn_for_one &&
-                         at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
-  if (!reference) return conv.forward(x);
-  return conv.forward(torch::cat({x, torch::zeros_like(x)})).narrow(0, 0, 1);
+  const bool onednn_for_one = groups > 1 || (k[1] > 3 && k[2] > 3) || x.size(1) * x.size(2) * x.size(3) > 20480;
+  return x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.size(0) == 1 && !at::autocast::is_cpu_enabled() &&
+         onednn_for_two && !onednn_for_one && at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
+}
+
+}  // namespace
+
+torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
+  const auto& o = conv.options;
+  const std::array<bool, 3> outside = taps_outside(o, x.sizes());
+  const bool pruned = outside[0] || outside[1] || outside[2];
+  torch::Tensor weight = conv.weight;
+  std::vector<std::int64_t> k(o.kernel_size()->begin(), o.kernel_size()->end());
+  std::vector<std::int64_t> dilation(o.dilation()->begin(), o.dilation()->end());
+  std::vector<std::int64_t> padding;
+  if (pruned) {
+    padding.assign(c10::get<torch::ExpandingArray<3>>(o.padding())->begin(), c10::get<torch::ExpandingArray<3>>(o.padding())->end());
+    for (std::size_t a = 0; a < 3; ++a) {
+      if (!outside[a]) continue;
+      weight = weight.narrow(2 + static_cast<std::int64_t>(a), k[a] / 2, 1);
+      k[a] = dilation[a] = 1;
+      padding[a] = 0;
+    }
+  }
+  const bool reference = takes_reference_kernel(x, k, *o.stride(), dilation, o.groups());
+  if (!pruned && !reference) return conv.forward(x);
+  const torch::Tensor input = reference ? torch::cat({x, torch::zeros_like(x)}) : x;
+  torch::Tensor y = pruned ? torch::conv3d(input, weight, conv.bias, *o.stride(), padding, dilation, o.groups()) : conv.forward(input);
+  return reference ? y.narrow(0, 0, 1) : y;
 }
 
 torch::Tensor run_sequential(nn::Sequential& seq, torch::Tensor x) {

@@ -5,6 +5,8 @@
 
 #include <torch/torch.h>
 
+#include <array>
+
 namespace umrflow::model {
 
 /// BatchNorm per group of rows in one pass (stage 3's batched strategy).
@@ -41,7 +43,19 @@ torch::Tensor run_sequential(torch::nn::Sequential& seq, torch::Tensor x);
 /// convolution, within float32 rounding of the other kernel, and its gradients
 /// (the zero row adds nothing to the weight's). Kernels of 1 are left alone
 /// (the reference kernel is a plain matrix product there).
+/// Along an axis where the dilation is at least the input's size (the ASPP's
+/// rates 6-18 at a 4^3 or 16^3 bottleneck), every tap but the centre one reads
+/// only the zero padding: such an axis is convolved with the centre tap alone
+/// (kernel 1, no padding), the same sum less its zero terms, a fraction of
+/// the work; the weight keeps its shape and its outer taps get zero gradients,
+/// as the full convolution gives them.
 torch::Tensor conv3d(torch::nn::Conv3dImpl& conv, const torch::Tensor& x);
+
+/// For a convolution with options `o` of an input of `sizes` (N, C, D, H, W):
+/// per spatial axis, whether every off-centre tap lies wholly in the zero
+/// padding (odd kernel above 1, stride 1, zero padding of dilation * (k / 2),
+/// dilation >= the axis's size), so that conv3d() keeps only the centre tap.
+std::array<bool, 3> taps_outside(const torch::nn::detail::ConvNdOptions<3>& o, c10::IntArrayRef sizes);
 
 /// (Conv3d k3 p1 no bias -> BatchNorm3d -> ReLU) x 2. Keys: double_conv.{0,1,3,4}.*
 struct DoubleConv3DImpl : torch::nn::Module {

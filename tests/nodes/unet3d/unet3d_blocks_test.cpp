@@ -167,4 +167,48 @@ TEST(UNet3DBlocks, Conv3dOfOneRowEqualsTheConvolution) {
   }
 }
 
+// taps_outside marks exactly the axes whose dilation reaches past the input
+// (dilation >= size), and only for "same" zero padding with stride 1.
+TEST(UNet3DBlocks, TapsOutsideOnlyWhereTheDilationSpansTheAxis) {
+  using O = torch::nn::Conv3dOptions;
+  const auto outside = [](const O& o) { return model::taps_outside(torch::nn::Conv3d(o)->options, {2, 3, 9, 10, 8}); };
+  EXPECT_EQ(outside(O(3, 3, 3).padding(9).dilation(9)), (std::array<bool, 3>{true, false, true}));
+  EXPECT_EQ(outside(O(3, 3, 3).padding(7).dilation(7)), (std::array<bool, 3>{false, false, false}));
+  EXPECT_EQ(outside(O(3, 3, 3).padding(10).dilation(10)), (std::array<bool, 3>{true, true, true}));
+  EXPECT_EQ(outside(O(3, 3, 3).padding(10).dilation(10).stride(2)), (std::array<bool, 3>{false, false, false}));
+  EXPECT_EQ(outside(O(3, 3, 3).padding(5).dilation(10)), (std::array<bool, 3>{false, false, false}));
+  EXPECT_EQ(outside(O(3, 3, 3).padding(10).dilation(10).padding_mode(torch::kReplicate)),
+            (std::array<bool, 3>{false, false, false}));
+  EXPECT_EQ(outside(O(3, 3, {1, 3, 3}).padding({0, 10, 10}).dilation(10)), (std::array<bool, 3>{false, true, true}));
+}
+
+// With the outer taps cut away (dilations at and past the input's size, per
+// axis and on all three), conv3d still gives the full convolution and its
+// gradients, the cut taps' weight gradients zero: against float64.
+TEST(UNet3DBlocks, Conv3dWithTapsInThePaddingEqualsTheFullConvolution) {
+  torch::manual_seed(5);
+  for (const std::int64_t dilation : {8, 9, 12}) {
+    for (const std::int64_t rows : {1, 2}) {
+      torch::nn::Conv3d conv(torch::nn::Conv3dOptions(6, 5, 3).padding(dilation).dilation(dilation).bias(true));
+      const torch::Tensor x = torch::randn({rows, 6, 11, 9, 8}).requires_grad_();
+      const torch::Tensor y = model::conv3d(*conv, x);
+      const torch::Tensor up = torch::randn(y.sizes());
+      const auto grads = torch::autograd::grad({(y * up).sum()}, {x, conv->weight, conv->bias});
+      const torch::Tensor x64 = x.detach().to(torch::kFloat64).requires_grad_();
+      const torch::Tensor w64 = conv->weight.detach().to(torch::kFloat64).requires_grad_();
+      const torch::Tensor b64 = conv->bias.detach().to(torch::kFloat64).requires_grad_();
+      const torch::Tensor y64 = torch::conv3d(x64, w64, b64, 1, dilation, dilation);
+      const auto grads64 = torch::autograd::grad({(y64 * up.to(torch::kFloat64)).sum()}, {x64, w64, b64});
+      SCOPED_TRACE("dilation " + std::to_string(dilation) + ", rows " + std::to_string(rows));
+      expect_close(y.to(torch::kFloat64), y64);
+      for (std::size_t i = 0; i < 3; ++i) expect_close(grads[i].to(torch::kFloat64), grads64[i]);
+      if (dilation >= 11) {  // every axis cut: all but the centre tap's gradients exactly zero
+        torch::Tensor outer = grads[1].clone();
+        outer.select(2, 1).select(2, 1).select(2, 1).zero_();
+        EXPECT_EQ(outer.abs().max().item<double>(), 0.0);
+      }
+    }
+  }
+}
+
 }  // namespace umrflow
