@@ -24,29 +24,34 @@ void register_bench_verb(Registry& registry) {
   v.positional = {"graph"};
   v.existing_files = {"graph"};
   v.comma_lists = {"threads"};
-  v.footer = "Each run is --passes full epochs of the graph into a temporary folder, timed by the last; prints a Markdown table.";
+  v.footer =
+      "Each run is --passes full epochs of the graph into a temporary folder, timed by the last; prints a Markdown table: "
+      "samples per second over that epoch, and the median time of one step in it (the median over the runs).";
   v.run = [](const VerbCall& c) {
     LoadChecks checks;
     checks.init_exists = false;  // timing needs no trained weights
     const Graph graph = load_and_validate(c.options.get_text("graph"), c.options.get_texts("set"), c.registry, checks);
     const auto repeat = c.options.get_int("repeat");
-    std::printf("| threads | samples/s (median of %lld) | runs |\n|---|---|---|\n", static_cast<long long>(repeat));
+    std::printf("| threads | samples/s (median of %lld) | runs | step s (median) |\n|---|---|---|---|\n", static_cast<long long>(repeat));
     std::fflush(stdout);
     const fs::path tmp = fs::temp_directory_path() / ("umrflow_bench_" + std::to_string(::getpid()));
     for (const auto t : c.options.get_ints("threads")) {
-      std::vector<double> rates;
+      std::vector<double> rates, steps;
       for (std::int64_t r = 0; r < repeat; ++r) {
         RunOptions o;
         o.run_dir = (tmp / (std::to_string(t) + "_" + std::to_string(r))).string();
         o.threads = static_cast<int>(t);
         o.quiet = true;
         o.passes = c.options.get_int("passes");
-        rates.push_back(run_graph(graph, c.registry, o).final_metrics.at("samples_per_s"));
+        const auto metrics = run_graph(graph, c.registry, o).final_metrics;
+        rates.push_back(metrics.at("samples_per_s"));
+        steps.push_back(metrics.at("step_median_s"));
       }
       std::sort(rates.begin(), rates.end());
+      std::sort(steps.begin(), steps.end());
       std::string runs;
       for (double x : rates) runs += (runs.empty() ? "" : ", ") + std::to_string(x).substr(0, 6);
-      std::printf("| %lld | %.2f | %s |\n", static_cast<long long>(t), rates[rates.size() / 2], runs.c_str());
+      std::printf("| %lld | %.2f | %s | %.4f |\n", static_cast<long long>(t), rates[rates.size() / 2], runs.c_str(), steps[steps.size() / 2]);
       std::fflush(stdout);  // a row measured is kept even if a time limit kills what follows
     }
     fs::remove_all(tmp);

@@ -728,6 +728,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     metrics["samples_per_s"] = seconds > 0 ? r.samples / seconds : 0.0;
     metrics["busy_fraction"] = r.busy_fraction();
     metrics["data_wait_s"] = r.wait_seconds;
+    metrics["step_median_s"] = r.median_batch_seconds();
     if (const auto peak = device_peak_bytes(device)) metrics["device_peak_mib"] = static_cast<double>(*peak) / (1 << 20);
     record_node_times(dir, epoch, r);
     if (!warned_bottleneck && r.batches >= 2 && r.busy_fraction() < kBusyWarning) {

@@ -3,6 +3,7 @@
 #include <tbb/flow_graph.h>
 #include <tbb/task_arena.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <exception>
@@ -71,6 +72,14 @@ std::string sample_label(const Packet* p, std::int64_t index) {
 
 }  // namespace
 
+double EpochResult::median_batch_seconds() const {
+  if (batch_seconds.empty()) return 0;
+  std::vector<double> sorted = batch_seconds;
+  const auto middle = sorted.begin() + static_cast<std::ptrdiff_t>(sorted.size() / 2);
+  std::nth_element(sorted.begin(), middle, sorted.end());
+  return *middle;
+}
+
 EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, const BatchHandler& on_batch) {
   EpochResult result;
   const std::int64_t n = plane.indices.empty() ? plane.source->size() : static_cast<std::int64_t>(plane.indices.size());
@@ -118,7 +127,8 @@ EpochResult run_epoch(const DataPlane& plane, std::int64_t epoch, int threads, c
       throw NodeError("(step plane)", "batch handler", made.batch.sample_names(), e.what());
     }
     step_free = Clock::now();
-    result.step_seconds += seconds_between(start, step_free);
+    result.batch_seconds.push_back(seconds_between(start, step_free));
+    result.step_seconds += result.batch_seconds.back();
     result.samples += made.samples;
     result.batches += 1;
     return go_on;

@@ -484,6 +484,9 @@ TEST(Run, SlowDataNodeIsNamedAsTheBottleneck) {
   const RunSummary s = run_graph(g, r, quiet_into(dir.path() + "/run", 1));
   EXPECT_LT(s.final_metrics.at("busy_fraction"), 0.5);
   EXPECT_GT(s.final_metrics.at("data_wait_s"), 0.3);  // 32 samples x 20 ms on one thread, less what overlaps the steps
+  // A step's own time leaves out the waits for data (here most of the epoch).
+  EXPECT_GT(s.final_metrics.at("step_median_s"), 0.0);
+  EXPECT_LT(s.final_metrics.at("step_median_s"), s.final_metrics.at("data_wait_s") / 4);
   const auto log = lines(dir.path() + "/run/log.txt");
   const auto warnings = std::count_if(log.begin(), log.end(), [](const std::string& l) {
     return l.find("the data plane is the bottleneck") != std::string::npos;

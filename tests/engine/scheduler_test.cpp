@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -327,6 +328,33 @@ TEST(Scheduler, HugeSourceIsNotQueuedUpFront) {
   EXPECT_EQ(batches_per_epoch(std::numeric_limits<std::int64_t>::max(), 2, false), std::numeric_limits<std::int64_t>::max() / 2 + 1);
   EXPECT_EQ(batches_per_epoch(7, 2, true), 3);
   EXPECT_EQ(batches_per_epoch(7, 2, false), 4);
+}
+
+// Every batch's handler time is recorded in order, each at least the time the
+// handler slept; the median is the middle one (the upper middle for an even
+// count), as a step-timing script's median.
+TEST(Scheduler, BatchTimesAreRecordedAndTheirMedianIsTheMiddleOne) {
+  Plane p(10, 2, 4);
+  const std::vector<int> sleep_ms = {40, 1, 1, 12, 1};
+  const EpochResult r = run_epoch(p.plane, 0, 2, [&](Packet&, std::int64_t index) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(sleep_ms.at(static_cast<std::size_t>(index))));
+    return true;
+  });
+  ASSERT_EQ(r.batch_seconds.size(), sleep_ms.size());
+  double sum = 0;
+  for (std::size_t i = 0; i < sleep_ms.size(); ++i) {
+    EXPECT_GE(r.batch_seconds[i], sleep_ms[i] / 1000.0) << "batch " << i;
+    sum += r.batch_seconds[i];
+  }
+  EXPECT_DOUBLE_EQ(sum, r.step_seconds);
+  std::vector<double> sorted = r.batch_seconds;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(r.median_batch_seconds(), sorted[2]);
+
+  EpochResult even;
+  EXPECT_EQ(even.median_batch_seconds(), 0.0);
+  even.batch_seconds = {0.4, 0.1, 0.3, 0.2};
+  EXPECT_EQ(even.median_batch_seconds(), 0.3);
 }
 
 }  // namespace umrflow

@@ -75,6 +75,11 @@ struct EpochResult {
 
   double step_seconds = 0;  // inside the batch handler: the step plane at work
   double wait_seconds = 0;  // the step plane idle, waiting for its next batch (from the epoch's start)
+  std::vector<double> batch_seconds;  // each batch's time in the handler, in batch order
+  /// The median of batch_seconds, the upper of the two middle ones for an
+  /// even count (0 for none): one step's time as step-timing scripts report
+  /// it, unmoved by a slow first step.
+  double median_batch_seconds() const;
   /// Fraction of the step plane's time spent working; below 1 the data plane
   /// kept it waiting.
   double busy_fraction() const {
