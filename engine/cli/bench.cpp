@@ -20,6 +20,10 @@ void register_bench_verb(Registry& registry) {
                param::integers("threads", std::vector<std::int64_t>{1, 2}, "thread counts to compare").range(0, 1024),
                param::integer("repeat", 3, "runs per thread count; the median is reported").range(1, 100),
                param::integer("passes", 1, "epochs per run, timed by the last one (2 or more: memory caches are warm)").range(1, 100),
+               param::integer("profile", 0,
+                               "also print the N ops (and step nodes, backward, optimizer step) with the most time of their own "
+                               "in the timed epoch of each thread count's last run, per step; 0: no profile")
+                   .range(0, 1000),
                set_option()};
   v.positional = {"graph"};
   v.existing_files = {"graph"};
@@ -32,18 +36,32 @@ void register_bench_verb(Registry& registry) {
     checks.init_exists = false;  // timing needs no trained weights
     const Graph graph = load_and_validate(c.options.get_text("graph"), c.options.get_texts("set"), c.registry, checks);
     const auto repeat = c.options.get_int("repeat");
+    const auto profile = c.options.get_int("profile");
+    struct Profiled {
+      std::int64_t threads, steps;
+      std::vector<OpProfile::Row> rows;
+    };
+    std::vector<Profiled> profiles;
     std::printf("| threads | samples/s (median of %lld) | runs | step s (median) |\n|---|---|---|---|\n", static_cast<long long>(repeat));
     std::fflush(stdout);
     const fs::path tmp = fs::temp_directory_path() / ("umrflow_bench_" + std::to_string(::getpid()));
     for (const auto t : c.options.get_ints("threads")) {
       std::vector<double> rates, steps;
+      std::vector<OpProfile::Row> profiled;
+      std::int64_t profiled_steps = 0;
       for (std::int64_t r = 0; r < repeat; ++r) {
         RunOptions o;
         o.run_dir = (tmp / (std::to_string(t) + "_" + std::to_string(r))).string();
         o.threads = static_cast<int>(t);
         o.quiet = true;
         o.passes = c.options.get_int("passes");
-        const auto metrics = run_graph(graph, c.registry, o).final_metrics;
+        o.profile_last_epoch = profile > 0 && r + 1 == repeat;
+        const RunSummary summary = run_graph(graph, c.registry, o);
+        const auto& metrics = summary.final_metrics;
+        if (o.profile_last_epoch) {
+          profiled = summary.profile;
+          profiled_steps = summary.profile_steps;
+        }
         rates.push_back(metrics.at("samples_per_s"));
         steps.push_back(metrics.at("step_median_s"));
       }
@@ -53,7 +71,15 @@ void register_bench_verb(Registry& registry) {
       for (double x : rates) runs += (runs.empty() ? "" : ", ") + std::to_string(x).substr(0, 6);
       std::printf("| %lld | %.2f | %s | %.4f |\n", static_cast<long long>(t), rates[rates.size() / 2], runs.c_str(), steps[steps.size() / 2]);
       std::fflush(stdout);  // a row measured is kept even if a time limit kills what follows
+      if (profile > 0) profiles.push_back({t, profiled_steps, std::move(profiled)});
     }
+    for (const auto& p : profiles) {
+      std::printf("\nProfile, threads %lld: the timed epoch of the last run, %lld step(s); ms per step; self: less the ops it "
+                  "called; total: with them\n\n%s",
+                  static_cast<long long>(p.threads), static_cast<long long>(p.steps),
+                  op_profile_table(p.rows, static_cast<std::size_t>(profile), p.steps).c_str());
+    }
+    std::fflush(stdout);
     fs::remove_all(tmp);
     return 0;
   };

@@ -1,5 +1,6 @@
 #include "instance.h"
 
+#include <ATen/record_function.h>
 #include <fnmatch.h>
 
 #include <filesystem>
@@ -125,6 +126,7 @@ Packet Instance::run_node(std::size_t i, const Lookup& lookup, const Packet& bat
     Context ctx(graph_.seed, epoch, batch_index, d.id, training, device_);
     std::optional<DeferralScope> deferral;
     if (defer_checks_) deferral.emplace(&checks_, d.id, d.type, batch, batch_index);
+    RECORD_USER_SCOPE("node " + d.id);  // umrflow/op_profile.h
     Packet out = module ? call_module(*module, then, d.params, inputs, ctx) : static_cast<StepNode*>(steps_[i].get())->run(inputs, ctx);
     if (out.samples.empty()) out.samples = batch.samples;
     return out;

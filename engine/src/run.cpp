@@ -19,6 +19,7 @@
 #include <optional>
 #include <sstream>
 
+#include <ATen/record_function.h>
 #include <tbb/info.h>
 
 #include "collective.h"
@@ -612,6 +613,8 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     feed.clear();  // a batch staged by a stopped epoch is never taken
     instance.clear_checks();
     reset_device_peak(device);
+    std::optional<OpProfile> profile;
+    if (options.profile_last_epoch && epoch + 1 == epochs) profile.emplace();
     std::string shown;
     EpochResult r = reporting_kept_checks(instance, [&] { return run_joined_epoch(plane, epoch, threads, shares, stop, [&](Packet& batch, std::int64_t index, const Presence& present) {
       try {
@@ -638,6 +641,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
                             "the loss" + (part.empty() ? std::string() : " of " + part) +
                                 " is not finite (NaN or infinity); check the inputs and the learning rate");
           try {
+            RECORD_USER_SCOPE("backward");
             loss.backward();
           } catch (const std::exception& e) {
             throw NodeError(graph.train.objective, objective_type, batch.sample_names(),
@@ -677,6 +681,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
                   " launched during the backward pass of the first step");
             }
           }
+          RECORD_USER_SCOPE("optimizer step");
           gradients->step();
         } catch (const NodeError&) {
           throw;
@@ -708,6 +713,11 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
       if (training && !buffers.empty()) group->broadcast(buffers, root);
     }); });
     instance.read_checks();  // those kept since the last logged step, before any figure or checkpoint
+    if (profile) {
+      summary.profile = profile->rows();
+      summary.profile_steps = r.batches;
+      profile.reset();
+    }
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     if (r.samples == 0 && !r.stopped)
       throw std::runtime_error("epoch " + std::to_string(epoch + 1) + " of " + graph.file + " saw no sample" + skipped_list(r) +

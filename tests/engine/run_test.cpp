@@ -470,6 +470,25 @@ class SlowSample final : public SampleNode {
   std::int64_t ms_ = 0;
 };
 
+// profile_last_epoch returns the last epoch's op profile over its steps:
+// the step nodes' scopes, the backward pass and the optimizer step among them.
+TEST(Run, ProfileOfTheLastEpochNamesStepNodesAndBackward) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text(), r);
+  RunOptions o = quiet_into(dir.path() + "/run", 1);
+  o.profile_last_epoch = true;
+  const RunSummary s = run_graph(g, r, o);
+  EXPECT_EQ(s.profile_steps, 8);  // 32 samples in batches of 4
+  for (const std::string name : {"node pred", "node mse", "backward", "optimizer step"}) {
+    const auto it = std::find_if(s.profile.begin(), s.profile.end(), [&](const OpProfile::Row& row) { return row.name == name; });
+    ASSERT_NE(it, s.profile.end()) << name;
+    EXPECT_EQ(it->calls, 8) << name;  // once per step, in the last epoch only
+  }
+  RunOptions plain = quiet_into(dir.path() + "/plain", 1);
+  EXPECT_TRUE(run_graph(g, r, plain).profile.empty());
+}
+
 // With a data node 100 times slower than the step, the step plane waits: the
 // epoch's busy fraction falls far below 1, the run warns once naming that
 // node, and node_times.tsv lists every data node and the step plane.

@@ -40,8 +40,10 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "umrflow/graph.h"
+#include "umrflow/op_profile.h"
 
 namespace umrflow {
 
@@ -67,6 +69,9 @@ struct RunOptions {
   /// Step nodes' value checks (umrflow/step_checks.h) kept and read at logged
   /// steps even on the CPU, as on an accelerator (tests of that path).
   bool defer_checks = false;
+  /// Op-level profile of the last epoch (umrflow/op_profile.h), returned in
+  /// RunSummary::profile.
+  bool profile_last_epoch = false;
 };
 
 /// The learning rate of `epoch` (0-based) under the graph's schedule.
@@ -77,6 +82,8 @@ struct RunSummary {
   std::int64_t epochs_done = 0;
   bool interrupted = false;
   std::map<std::string, double> final_metrics;  // the last line of metrics.jsonl
+  std::vector<OpProfile::Row> profile;  // with RunOptions::profile_last_epoch
+  std::int64_t profile_steps = 0;       // the steps (batches) that profile covers
 };
 
 /// Runs `graph`, whose node types are in `registry`. Throws NodeError for a
