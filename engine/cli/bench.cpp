@@ -22,7 +22,8 @@ void register_bench_verb(Registry& registry) {
                param::integer("passes", 1, "epochs per run, timed by the last one (2 or more: memory caches are warm)").range(1, 100),
                param::integer("profile", 0,
                                "also print the N ops (and step nodes, backward, optimizer step) with the most time of their own "
-                               "in the timed epoch of each thread count's last run, per step; 0: no profile")
+                               "in the timed epoch of each thread count's last run, per step (the profiled run is slower, most for ops "
+                               "called many thousand times: compare step times of unprofiled runs); 0: no profile")
                    .range(0, 1000),
                set_option()};
   v.positional = {"graph"};

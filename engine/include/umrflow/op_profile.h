@@ -14,7 +14,9 @@ namespace umrflow {
 /// through a global RecordFunction callback. An op's self time is its time
 /// less that of the ops it called on the same thread (a convolution's
 /// oneDNN call counts to the innermost op that made it). One profile at a
-/// time in a process; a second throws std::logic_error.
+/// time in a process; a second throws std::logic_error. Every recorded call
+/// pays for the callback (a clock read, a map update under a lock), so an op
+/// called many thousand times per step looks costlier than it is unprofiled.
 class OpProfile {
  public:
   OpProfile();
