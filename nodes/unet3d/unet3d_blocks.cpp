@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <array>
+#include <variant>
 
 namespace umrflow::model {
 
@@ -133,10 +134,26 @@ torch::Tensor batch_norm(nn::BatchNorm3dImpl& bn, const torch::Tensor& x) {
   return yt.reshape(back).transpose(0, 1).reshape(x.sizes());
 }
 
+namespace {
+// libtorch 1.13 keeps a convolution's padding options in c10::variant, 2.x in
+// std::variant: these unqualified calls find either's functions by
+// argument-dependent lookup.
+using std::get_if;
+using std::holds_alternative;
+template <typename T, typename Variant>
+const T* alternative(const Variant& v) {
+  return get_if<T>(&v);
+}
+template <typename T, typename Variant>
+bool holds(const Variant& v) {
+  return holds_alternative<T>(v);
+}
+}  // namespace
+
 std::array<bool, 3> taps_outside(const nn::detail::ConvNdOptions<3>& o, c10::IntArrayRef sizes) {
   std::array<bool, 3> outside{false, false, false};
-  const auto* padding = c10::get_if<torch::ExpandingArray<3>>(&o.padding());
-  if (!padding || sizes.size() != 5 || !c10::holds_alternative<torch::enumtype::kZeros>(o.padding_mode()) || o.transposed())
+  const auto* padding = alternative<torch::ExpandingArray<3>>(o.padding());
+  if (!padding || sizes.size() != 5 || !holds<torch::enumtype::kZeros>(o.padding_mode()) || o.transposed())
     return outside;
   for (std::size_t a = 0; a < 3; ++a) {
     const std::int64_t k = (*o.kernel_size())[a], d = (*o.dilation())[a];
@@ -172,7 +189,8 @@ torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
   std::vector<std::int64_t> dilation(o.dilation()->begin(), o.dilation()->end());
   std::vector<std::int64_t> padding;
   if (pruned) {
-    padding.assign(c10::get<torch::ExpandingArray<3>>(o.padding())->begin(), c10::get<torch::ExpandingArray<3>>(o.padding())->end());
+    const auto* explicit_padding = alternative<torch::ExpandingArray<3>>(o.padding());  // taps_outside found one
+    padding.assign((*explicit_padding)->begin(), (*explicit_padding)->end());
     for (std::size_t a = 0; a < 3; ++a) {
       if (!outside[a]) continue;
       weight = weight.narrow(2 + static_cast<std::int64_t>(a), k[a] / 2, 1);
