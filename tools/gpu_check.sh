@@ -18,7 +18,8 @@ TP=$(python3 -c "import torch; print(torch.utils.cmake_prefix_path)")
 export LD_LIBRARY_PATH=$D/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$out/gpu.txt"
 TORCH_CUDA_ARCH_LIST=9.0 cmake -S . -B /tmp/build -G "Unix Makefiles" -DCMAKE_BUILD_TYPE=Release \
-  -DCMAKE_PREFIX_PATH="$TP;$D" > "$out/configure.log" 2>&1
+  -DCMAKE_PREFIX_PATH="$TP;$D" > "$out/configure.log" 2>&1 || { tail -30 "$out/configure.log"; exit 1; }
+grep -i "gloo" "$out/configure.log" || true  # without Gloo's headers multi-process runs are compiled out
 cmake --build /tmp/build -j16 > "$out/build.log" 2>&1 || { tail -40 "$out/build.log"; exit 1; }
 /tmp/build/tests/umrflow_tests --gtest_filter='DeviceFeed*:DeviceMemory*:StepChecks*:MultiTensorAdamW*:Scheduler*:*Parity*:UniMRSegNet*:Swin3D*:UNet3D*:UniMRSegLosses*' > "$out/tests.log" 2>&1 || true
 tail -3 "$out/tests.log"

@@ -1,35 +1,30 @@
 #include "precision.h"
 
-#include <ATen/autocast_mode.h>
+#include "umrflow/autocast.h"
 
 namespace umrflow {
 
 AutocastScope::AutocastScope(bool on, const torch::Device& device) : on_(on), cuda_(device.is_cuda()) {
   if (!on_) return;
-  if (cuda_) {
-    at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
-    at::autocast::set_enabled(true);
-  } else {
-    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-    at::autocast::set_cpu_enabled(true);
-  }
+  const at::DeviceType type = cuda_ ? at::kCUDA : at::kCPU;
+  autocast::set_dtype(type, at::kBFloat16);
+  autocast::set_enabled(type, true);
 }
 
 AutocastScope::~AutocastScope() {
   if (!on_) return;
-  if (cuda_) at::autocast::set_enabled(false);
-  else at::autocast::set_cpu_enabled(false);
+  autocast::set_enabled(cuda_ ? at::kCUDA : at::kCPU, false);
   at::autocast::clear_cache();
 }
 
-AutocastScope::Pause::Pause() : cuda_(at::autocast::is_enabled()), cpu_(at::autocast::is_cpu_enabled()) {
-  at::autocast::set_enabled(false);
-  at::autocast::set_cpu_enabled(false);
+AutocastScope::Pause::Pause() : cuda_(autocast::enabled(at::kCUDA)), cpu_(autocast::enabled(at::kCPU)) {
+  autocast::set_enabled(at::kCUDA, false);
+  autocast::set_enabled(at::kCPU, false);
 }
 
 AutocastScope::Pause::~Pause() {
-  at::autocast::set_enabled(cuda_);
-  at::autocast::set_cpu_enabled(cpu_);
+  autocast::set_enabled(at::kCUDA, cuda_);
+  autocast::set_enabled(at::kCPU, cpu_);
 }
 
 torch::Tensor channels_last(const torch::Tensor& t) {

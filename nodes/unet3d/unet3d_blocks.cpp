@@ -1,8 +1,8 @@
 #include "unet3d/unet3d_blocks.h"
 
+#include "umrflow/autocast.h"
 #include "umrflow/rank_sync.h"
 
-#include <ATen/autocast_mode.h>
 
 #include <algorithm>
 #include <array>
@@ -174,7 +174,7 @@ bool takes_reference_kernel(const torch::Tensor& x, c10::IntArrayRef k, c10::Int
   const bool onednn_for_two = above_one(stride) || above_one(dilation) || k[1] != 1 || k[2] != 1 || at::get_num_threads() > 1;
   // ... and one row only with groups, a kernel above 3 in both last axes, or a large input.
   const bool onednn_for_one = groups > 1 || (k[1] > 3 && k[2] > 3) || x.size(1) * x.size(2) * x.size(3) > 20480;
-  return x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.size(0) == 1 && !at::autocast::is_cpu_enabled() &&
+  return x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.size(0) == 1 && !autocast::enabled(at::kCPU) &&
          onednn_for_two && !onednn_for_one && at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
 }
 

@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include <ATen/autocast_mode.h>
+#include "umrflow/autocast.h"
 #include <torch/torch.h>
 
 #include "instance.h"
@@ -73,7 +73,7 @@ TEST(Precision, AutocastScopeOnTheCpu) {
     }
     EXPECT_EQ(conv->forward(x).scalar_type(), torch::kBFloat16);
   }
-  EXPECT_FALSE(at::autocast::is_cpu_enabled());
+  EXPECT_FALSE(autocast::enabled(at::kCPU));
   EXPECT_EQ(conv->forward(x).scalar_type(), torch::kFloat32);
   {
     const AutocastScope off(false, torch::kCPU);

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <c10/core/CPUAllocator.h>
 #include <torch/torch.h>
 
@@ -107,10 +109,14 @@ void expect_same_step(const std::vector<std::string>& variant, std::int64_t b, S
   EXPECT_GT(grads, 20);
 }
 
-/// Counts the bytes the CPU allocator hands out and their peak.
+/// Counts the bytes the CPU allocator hands out and their peak. (No
+/// `override`: libtorch 1.13 declares a const allocate, 2.x a non-const one
+/// and a copy_data; each version overrides the members it declares.)
 class CountingAllocator final : public c10::Allocator {
  public:
-  c10::DataPtr allocate(size_t n) const override {
+  c10::DataPtr allocate(size_t n) { return static_cast<const CountingAllocator*>(this)->allocate(n); }
+  void copy_data(void* dest, const void* src, std::size_t count) const { std::memcpy(dest, src, count); }
+  c10::DataPtr allocate(size_t n) const {
     c10::DataPtr inner = c10::GetDefaultCPUAllocator()->allocate(n);
     void* data = inner.get();
     const auto device = inner.device();
