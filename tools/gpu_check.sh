@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # GPU checks in one call on the lent GPU machine (see ../shared/device/README.md):
 # builds against the PyTorch wheel's libtorch with the Debian libraries
-# unpacked from .devdeps (fetch them here first:
-#   ../shared/device/fetch_debs.sh .devdeps && echo /.devdeps/ >> .git/info/exclude),
+# unpacked from .devdeps (fetch them here first: bash tools/fetch_devdeps.sh),
 # runs the parity and network tests, then a few steps of each stage graph at
 # the paper's size (128^3 crops, widths 64-512) and the PyTorch peer on the
 # same card, and writes everything under $OUT (or /tmp/gpu_check).
@@ -14,6 +13,9 @@ out=${OUT:-/tmp/gpu_check}
 mkdir -p "$out" /tmp/deps
 for f in .devdeps/*.deb; do dpkg -x "$f" /tmp/deps; done
 D=/tmp/deps/usr
+# zlib1g-dev's libz.so names Debian's runtime by absolute path: use this machine's.
+[ -e "$D/lib/x86_64-linux-gnu/libz.so" ] ||
+  ln -sf "$(ls /lib/x86_64-linux-gnu/libz.so.1 /usr/lib/x86_64-linux-gnu/libz.so.1 2>/dev/null | head -1)" "$D/lib/x86_64-linux-gnu/libz.so"
 TP=$(python3 -c "import torch; print(torch.utils.cmake_prefix_path)")
 export LD_LIBRARY_PATH=$D/lib/x86_64-linux-gnu:${LD_LIBRARY_PATH:-}
 nvidia-smi --query-gpu=name,memory.total --format=csv > "$out/gpu.txt"
