@@ -13,7 +13,7 @@ namespace {
   throw std::runtime_error(
       "this umrflow was built without Gloo's headers (gloo/algorithm.h was not found beside libtorch's), so runs over "
       "several processes (torchrun) are unavailable; rebuild against a libtorch with them (Debian's "
-      "libtorch-dev brings libgloo-dev) or add their directory to CMAKE_PREFIX_PATH");
+      "libtorch-dev brings libgloo-dev) or put the folder above gloo/ on CMAKE_PREFIX_PATH's include paths and reconfigure");
 }
 }  // namespace
 

@@ -17,6 +17,10 @@ namespace umrflow {
 /// time in a process; a second throws std::logic_error. Every recorded call
 /// pays for the callback (a clock read, a map update under a lock), so an op
 /// called many thousand times per step looks costlier than it is unprofiled.
+/// Callees are subtracted on the caller's thread only: work another thread
+/// does for a call (autograd's device threads on CUDA, the data plane's
+/// workers) counts to that thread's ops as well, so self times can add up to
+/// more than the wall time.
 class OpProfile {
  public:
   OpProfile();
