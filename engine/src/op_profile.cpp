@@ -90,7 +90,7 @@ void on_end(const at::RecordFunction&, at::ObserverContext* context) {
 
 }  // namespace
 
-OpProfile::OpProfile() : state_(std::make_shared<State>()) {
+OpProfile::OpProfile() : state_(std::make_unique<State>()) {
   {
     std::lock_guard<std::mutex> lock(recording);
     if (recording_state) throw std::logic_error("OpProfile: another profile is already recording in this process");

@@ -41,7 +41,7 @@ class OpProfile {
   struct State;
 
  private:
-  std::shared_ptr<State> state_;
+  std::unique_ptr<State> state_;
 };
 
 /// A Markdown table of the `top` rows with the most self time: calls, self
