@@ -1,0 +1,130 @@
+#include "conv3d_weight_grad.h"
+
+#include <algorithm>
+#include <cstring>
+
+// The vector helpers below are always inlined into functions of one target, so
+// GCC's note that a vector argument's ABI depends on the target does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+namespace umrflow::model {
+
+std::int64_t padded_row(std::int64_t w) { return (w + 15) / 16 * 16 + 2; }
+
+namespace {
+
+template <int Width>
+struct Vec {
+  typedef float type __attribute__((vector_size(Width * sizeof(float))));
+};
+
+template <typename V>
+[[gnu::always_inline]] inline V load(const float* p) {
+  V v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/// Partial sums of one task, one vector per (output channel, tap).
+template <typename V>
+struct TaskSums {
+  V tap[8][27];
+};
+
+/// Rows [y0, y1) of plane z of sample n, tap row (kd, kh): adds
+/// dY[o][z][y][x] * Xp[z + kd][y + kh][x + kw] over those rows into sums.
+template <int Out, int Width>
+[[gnu::always_inline]] inline void tap_rows(const float* xp, const float* const* dy, std::int64_t xp_row, std::int64_t dy_row,
+                                            std::int64_t rows, std::int64_t chunks, typename Vec<Width>::type* sums) {
+  using V = typename Vec<Width>::type;
+  V acc[Out][3];
+#pragma GCC unroll 8
+  for (int o = 0; o < Out; ++o) acc[o][0] = acc[o][1] = acc[o][2] = V{};
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const float* x = xp + r * xp_row;
+    for (std::int64_t c = 0; c < chunks; ++c) {
+      const V x0 = load<V>(x + c * Width), x1 = load<V>(x + c * Width + 1), x2 = load<V>(x + c * Width + 2);
+#pragma GCC unroll 8
+      for (int o = 0; o < Out; ++o) {
+        const V g = load<V>(dy[o] + r * dy_row + c * Width);
+        acc[o][0] += g * x0;
+        acc[o][1] += g * x1;
+        acc[o][2] += g * x2;
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int o = 0; o < Out; ++o)
+    for (int kw = 0; kw < 3; ++kw) sums[o * 27 + kw] += acc[o][kw];
+}
+
+template <int Out, int Width>
+[[gnu::always_inline]] inline void task(const Conv3x3x3Shape& s, const float* padded_input, const float* grad_output,
+                                        float* grad_weight, std::int64_t i, std::int64_t o0) {
+  using V = typename Vec<Width>::type;
+  TaskSums<V> sums{};
+  const std::int64_t xp_row = padded_row(s.w), dy_row = xp_row - 2, chunks = dy_row / Width;
+  const std::int64_t xp_plane = (s.h + 2) * xp_row, dy_plane = s.h * dy_row;
+  // Rows per tile: the tile's output gradient (Out channels) stays within 256 KiB.
+  const std::int64_t tile_rows = std::max<std::int64_t>(1, 65536 / (Out * dy_row));
+  for (std::int64_t n = 0; n < s.n; ++n) {
+    const float* xp_channel = padded_input + (n * s.in + i) * (s.d + 2) * xp_plane;
+    for (std::int64_t z = 0; z < s.d; ++z) {
+      for (std::int64_t y0 = 0; y0 < s.h; y0 += tile_rows) {
+        const std::int64_t rows = std::min(tile_rows, s.h - y0);
+        const float* dy[Out];
+        for (int o = 0; o < Out; ++o) dy[o] = grad_output + ((n * s.out + o0 + o) * s.d + z) * dy_plane + y0 * dy_row;
+        for (int kd = 0; kd < 3; ++kd)
+          for (int kh = 0; kh < 3; ++kh)
+            tap_rows<Out, Width>(xp_channel + (z + kd) * xp_plane + (y0 + kh) * xp_row, dy, xp_row, dy_row, rows, chunks,
+                                 &sums.tap[0][kd * 9 + kh * 3]);
+      }
+    }
+  }
+  for (int o = 0; o < Out; ++o)
+    for (int k = 0; k < 27; ++k) {
+      float total = 0.0f;
+      for (int l = 0; l < Width; ++l) total += sums.tap[o][k][l];
+      grad_weight[((o0 + o) * s.in + i) * 27 + k] = total;
+    }
+}
+
+template <int Width>
+[[gnu::always_inline]] inline void task_any(const Conv3x3x3Shape& s, const float* xp, const float* dy, float* dw, std::int64_t i,
+                                            std::int64_t o0, std::int64_t count) {
+  switch (count) {
+    case 1: return task<1, Width>(s, xp, dy, dw, i, o0);
+    case 2: return task<2, Width>(s, xp, dy, dw, i, o0);
+    case 3: return task<3, Width>(s, xp, dy, dw, i, o0);
+    case 4: return task<4, Width>(s, xp, dy, dw, i, o0);
+    case 5: return task<5, Width>(s, xp, dy, dw, i, o0);
+    case 6: return task<6, Width>(s, xp, dy, dw, i, o0);
+    case 7: return task<7, Width>(s, xp, dy, dw, i, o0);
+    default: return task<8, Width>(s, xp, dy, dw, i, o0);
+  }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+__attribute__((target("avx512f"))) void task_avx512(const Conv3x3x3Shape& s, const float* xp, const float* dy, float* dw,
+                                                    std::int64_t i, std::int64_t o0, std::int64_t count) {
+  task_any<16>(s, xp, dy, dw, i, o0, count);
+}
+__attribute__((target("avx2,fma"))) void task_avx2(const Conv3x3x3Shape& s, const float* xp, const float* dy, float* dw,
+                                                   std::int64_t i, std::int64_t o0, std::int64_t count) {
+  task_any<8>(s, xp, dy, dw, i, o0, count);
+}
+#endif
+
+}  // namespace
+
+void conv3x3x3_weight_grad_task(const Conv3x3x3Shape& s, const float* padded_input, const float* grad_output, float* grad_weight,
+                                std::int64_t i, std::int64_t o0, std::int64_t count) {
+#if defined(__x86_64__) && defined(__GNUC__)
+  static const int isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
+  if (isa == 2) return task_avx512(s, padded_input, grad_output, grad_weight, i, o0, count);
+  if (isa == 1) return task_avx2(s, padded_input, grad_output, grad_weight, i, o0, count);
+#endif
+  task_any<4>(s, padded_input, grad_output, grad_weight, i, o0, count);
+}
+
+}  // namespace umrflow::model

@@ -1,0 +1,146 @@
+#include <gtest/gtest.h>
+
+#include "unet3d/conv3d_weight_grad.h"
+#include "unet3d/unet3d_blocks.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <vector>
+
+namespace umrflow {
+
+namespace {
+
+using model::Conv3x3x3Shape;
+
+/// Brute-force float64 weight gradient of a 3x3x3, padding-1 convolution.
+std::vector<double> brute_force(const Conv3x3x3Shape& s, const std::vector<float>& x, const std::vector<float>& dy) {
+  std::vector<double> dw(s.out * s.in * 27, 0.0);
+  for (std::int64_t o = 0; o < s.out; ++o)
+    for (std::int64_t i = 0; i < s.in; ++i)
+      for (int k = 0; k < 27; ++k)
+        for (std::int64_t n = 0; n < s.n; ++n)
+          for (std::int64_t z = 0; z < s.d; ++z)
+            for (std::int64_t y = 0; y < s.h; ++y)
+              for (std::int64_t c = 0; c < s.w; ++c) {
+                const std::int64_t zz = z + k / 9 - 1, yy = y + k / 3 % 3 - 1, cc = c + k % 3 - 1;
+                if (zz < 0 || yy < 0 || cc < 0 || zz >= s.d || yy >= s.h || cc >= s.w) continue;
+                dw[(o * s.in + i) * 27 + k] += double(dy[(((n * s.out + o) * s.d + z) * s.h + y) * s.w + c]) *
+                                               x[(((n * s.in + i) * s.d + zz) * s.h + yy) * s.w + cc];
+              }
+  return dw;
+}
+
+/// The kernel's weight gradient for x, dy in plain (N, C, D, H, W) layout,
+/// its tasks run in the order `order` gives.
+std::vector<float> kernel(const Conv3x3x3Shape& s, const std::vector<float>& x, const std::vector<float>& dy, bool reversed) {
+  const std::int64_t row = model::padded_row(s.w);
+  std::vector<float> xp(s.n * s.in * (s.d + 2) * (s.h + 2) * row, 0.0f), gp(s.n * s.out * s.d * s.h * (row - 2), 0.0f);
+  for (std::int64_t c = 0; c < s.n * s.in; ++c)
+    for (std::int64_t z = 0; z < s.d; ++z)
+      for (std::int64_t y = 0; y < s.h; ++y)
+        std::copy_n(&x[((c * s.d + z) * s.h + y) * s.w], s.w, &xp[((c * (s.d + 2) + z + 1) * (s.h + 2) + y + 1) * row + 1]);
+  for (std::int64_t c = 0; c < s.n * s.out; ++c)
+    for (std::int64_t z = 0; z < s.d; ++z)
+      for (std::int64_t y = 0; y < s.h; ++y)
+        std::copy_n(&dy[((c * s.d + z) * s.h + y) * s.w], s.w, &gp[((c * s.d + z) * s.h + y) * (row - 2)]);
+  std::vector<float> dw(s.out * s.in * 27, -1.0f);
+  model::conv3x3x3_weight_grad(s, xp.data(), gp.data(), dw.data(), [&](std::int64_t count, const auto& fn) {
+    for (std::int64_t t = 0; t < count; ++t) fn(reversed ? count - 1 - t : t);
+  });
+  return dw;
+}
+
+}  // namespace
+
+// The kernel equals the brute-force float64 sum for odd sizes, rows shorter and
+// longer than a vector, and output-channel counts that leave a partial block of 8.
+TEST(Conv3dWeightGrad, EqualsTheBruteForceSum) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> normal;
+  for (const Conv3x3x3Shape& s : {Conv3x3x3Shape{1, 1, 1, 3, 4, 5}, Conv3x3x3Shape{2, 4, 8, 6, 5, 16},
+                                  Conv3x3x3Shape{2, 3, 11, 5, 7, 19}, Conv3x3x3Shape{1, 8, 3, 4, 3, 37}}) {
+    std::vector<float> x(s.n * s.in * s.d * s.h * s.w), dy(s.n * s.out * s.d * s.h * s.w);
+    for (float& v : x) v = normal(rng);
+    for (float& v : dy) v = normal(rng);
+    const std::vector<double> want = brute_force(s, x, dy);
+    const std::vector<float> got = kernel(s, x, dy, false);
+    SCOPED_TRACE("in " + std::to_string(s.in) + " out " + std::to_string(s.out) + " w " + std::to_string(s.w));
+    for (std::size_t k = 0; k < want.size(); ++k) EXPECT_NEAR(got[k], want[k], 1e-4 * (1.0 + std::fabs(want[k]))) << "entry " << k;
+  }
+}
+
+// The order in which tasks run (as threads would spread them) changes no bit.
+TEST(Conv3dWeightGrad, TaskOrderChangesNoBit) {
+  std::mt19937 rng(4);
+  std::normal_distribution<float> normal;
+  const Conv3x3x3Shape s{2, 5, 10, 4, 6, 9};
+  std::vector<float> x(s.n * s.in * s.d * s.h * s.w), dy(s.n * s.out * s.d * s.h * s.w);
+  for (float& v : x) v = normal(rng);
+  for (float& v : dy) v = normal(rng);
+  EXPECT_EQ(kernel(s, x, dy, false), kernel(s, x, dy, true));
+}
+
+// conv3d() routes a 3x3x3 convolution with few input channels through
+// conv3x3x3(): output, input, weight and bias gradients equal float64
+// libtorch's for one and two rows, with and without bias.
+TEST(Conv3dWeightGrad, Conv3dGradientsEqualTheConvolution) {
+  torch::manual_seed(6);
+  for (const std::int64_t rows : {1, 2}) {
+    for (const bool bias : {false, true}) {
+      torch::nn::Conv3d conv(torch::nn::Conv3dOptions(4, 9, 3).padding(1).bias(bias));
+      const torch::Tensor x = torch::randn({rows, 4, 7, 6, 21}).requires_grad_();
+      const auto& o = conv->options;
+      ASSERT_TRUE(model::takes_own_weight_grad(x, conv->weight, *o.kernel_size(), *o.stride(), {1, 1, 1}, *o.dilation(), 1));
+      const torch::Tensor y = model::conv3d(*conv, x);
+      const torch::Tensor up = torch::randn(y.sizes());
+      std::vector<torch::Tensor> inputs = {x, conv->weight};
+      if (bias) inputs.push_back(conv->bias);
+      const auto grads = torch::autograd::grad({(y * up).sum()}, inputs);
+      std::vector<torch::Tensor> inputs64;
+      for (const auto& t : inputs) inputs64.push_back(t.detach().to(torch::kFloat64).requires_grad_());
+      const torch::Tensor y64 = torch::conv3d(inputs64[0], inputs64[1], bias ? inputs64[2] : torch::Tensor(), 1, 1);
+      const auto grads64 = torch::autograd::grad({(y64 * up.to(torch::kFloat64)).sum()}, inputs64);
+      SCOPED_TRACE("rows " + std::to_string(rows) + (bias ? ", bias" : ""));
+      EXPECT_TRUE(torch::allclose(y.to(torch::kFloat64), y64, 1e-5, 1e-4));
+      for (std::size_t i = 0; i < inputs.size(); ++i) EXPECT_TRUE(torch::allclose(grads[i].to(torch::kFloat64), grads64[i], 1e-5, 1e-3)) << i;
+    }
+  }
+}
+
+// The weight gradient is the same to the bit at one and two intra-op threads.
+TEST(Conv3dWeightGrad, ThreadCountChangesNoBit) {
+  torch::manual_seed(7);
+  torch::nn::Conv3d conv(torch::nn::Conv3dOptions(8, 8, 3).padding(1).bias(false));
+  const torch::Tensor x = torch::randn({2, 8, 12, 12, 12});
+  const torch::Tensor up = torch::randn({2, 8, 12, 12, 12});
+  const int threads = at::get_num_threads();
+  std::vector<torch::Tensor> grads;
+  for (const int t : {1, 2}) {
+    at::set_num_threads(t);
+    conv->zero_grad();
+    (model::conv3d(*conv, x) * up).sum().backward();
+    grads.push_back(conv->weight.grad().clone());
+  }
+  at::set_num_threads(threads);
+  EXPECT_TRUE(torch::equal(grads[0], grads[1]));
+}
+
+// Outside its case (16 input channels, stride 2, no gradients recorded) the
+// convolution is left to libtorch.
+TEST(Conv3dWeightGrad, OnlyFewInputChannelsStrideOneWithGradients) {
+  const torch::Tensor w8 = torch::zeros({4, 8, 3, 3, 3}).requires_grad_(), w16 = torch::zeros({4, 16, 3, 3, 3}).requires_grad_();
+  const torch::Tensor x8 = torch::zeros({1, 8, 4, 4, 4}), x16 = torch::zeros({1, 16, 4, 4, 4});
+  EXPECT_TRUE(model::takes_own_weight_grad(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_FALSE(model::takes_own_weight_grad(x16, w16, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_FALSE(model::takes_own_weight_grad(x8, w8, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_FALSE(model::takes_own_weight_grad(x8, w8, {3, 3, 3}, {1, 1, 1}, {2, 2, 2}, {2, 2, 2}, 1));
+  EXPECT_FALSE(model::takes_own_weight_grad(x8.to(torch::kFloat64), w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  torch::NoGradGuard no_grad;
+  EXPECT_FALSE(model::takes_own_weight_grad(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+}
+
+}  // namespace umrflow
