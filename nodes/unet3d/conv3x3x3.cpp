@@ -1,6 +1,5 @@
-// conv3x3x3(): a 3x3x3 convolution whose weight gradient comes from
-// conv3x3x3_weight_grad() (see conv3d_weight_grad.h) instead of oneDNN's
-// im2col fallback; forward and input gradient stay libtorch's.
+// conv3x3x3(): a 3x3x3 convolution with few channels on either side, whose
+// backward avoids oneDNN 2.6's slow cases (see unet3d_blocks.h).
 #include "unet3d/conv3d_weight_grad.h"
 #include "unet3d/unet3d_blocks.h"
 
@@ -46,14 +45,21 @@ struct Conv3x3x3Function : torch::autograd::Function<Conv3x3x3Function> {
     const torch::Tensor &x = saved[0], &weight = saved[1];
     const bool zero_row = ctx->saved_data["zero_row"].toBool();
     const torch::Tensor grad = grads[0].contiguous();
+    const auto rows = [&](const torch::Tensor& t) { return zero_row ? with_zero_row(t) : t; };
+    const bool own_x = weight.size(0) < 16, own_w = weight.size(1) < 16;
+    const bool need_x = ctx->needs_input_grad(0), need_w = ctx->needs_input_grad(1);
     torch::Tensor gx, gw, gb;
-    if (ctx->needs_input_grad(0)) {
-      const auto rows = [&](const torch::Tensor& t) { return zero_row ? with_zero_row(t) : t; };
-      gx = std::get<0>(at::convolution_backward(rows(grad), rows(x), weight, c10::nullopt, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, false,
-                                                {0, 0, 0}, 1, {true, false, false}));
-      if (zero_row) gx = gx.narrow(0, 0, 1);
+    if ((need_x && !own_x) || (need_w && !own_w)) {
+      const auto both = at::convolution_backward(rows(grad), rows(x), weight, c10::nullopt, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, false,
+                                                 {0, 0, 0}, 1, {need_x && !own_x, need_w && !own_w, false});
+      gx = std::get<0>(both);
+      gw = std::get<1>(both);
     }
-    if (ctx->needs_input_grad(1)) gw = own_weight_grad(x, grad, weight);
+    // The input gradient as a forward convolution of the output gradient with
+    // the weight flipped and its channel axes swapped.
+    if (need_x && own_x) gx = torch::conv3d(rows(grad), weight.flip({2, 3, 4}).transpose(0, 1), {}, 1, 1);
+    if (need_x && zero_row) gx = gx.narrow(0, 0, 1);
+    if (need_w && own_w) gw = own_weight_grad(x, grad, weight);
     if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gb = grad.sum({0, 2, 3, 4});
     return {gx, gw, gb, torch::Tensor()};
   }
@@ -65,10 +71,10 @@ bool all_equal(c10::IntArrayRef v, std::int64_t value) {
 
 }  // namespace
 
-bool takes_own_weight_grad(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
+bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                            c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups) {
   return x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.is_contiguous() && weight.scalar_type() == torch::kFloat &&
-         weight.size(1) < 16 && groups == 1 && all_equal(kernel, 3) && all_equal(stride, 1) && all_equal(padding, 1) &&
+         (weight.size(0) < 16 || weight.size(1) < 16) && groups == 1 && all_equal(kernel, 3) && all_equal(stride, 1) && all_equal(padding, 1) &&
          all_equal(dilation, 1) && torch::GradMode::is_enabled() && weight.requires_grad() && !autocast::enabled(at::kCPU);
 }
 

@@ -201,7 +201,7 @@ torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
   const bool reference = takes_reference_kernel(x, k, *o.stride(), dilation, o.groups());
   const auto* explicit_padding = alternative<torch::ExpandingArray<3>>(o.padding());
   if (!pruned && explicit_padding && holds<torch::enumtype::kZeros>(o.padding_mode()) && !o.transposed() &&
-      takes_own_weight_grad(x, conv.weight, k, *o.stride(), **explicit_padding, dilation, o.groups()))
+      takes_conv3x3x3(x, conv.weight, k, *o.stride(), **explicit_padding, dilation, o.groups()))
     return conv3x3x3(x, conv.weight, conv.bias, reference);
   if (!pruned && !reference) return conv.forward(x);
   const torch::Tensor input = reference ? torch::cat({x, torch::zeros_like(x)}) : x;

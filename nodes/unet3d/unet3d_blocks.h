@@ -50,22 +50,28 @@ torch::Tensor run_sequential(torch::nn::Sequential& seq, torch::Tensor x);
 /// the work; the weight keeps its shape and its outer taps get zero gradients,
 /// as the full convolution gives them.
 /// A 3x3x3 convolution with stride, padding and dilation 1 and fewer than 16
-/// input channels, on a float32 CPU input while gradients are recorded, goes
-/// through conv3x3x3() below.
+/// channels in or out, on a float32 CPU input while gradients are recorded,
+/// goes through conv3x3x3() below.
 torch::Tensor conv3d(torch::nn::Conv3dImpl& conv, const torch::Tensor& x);
 
 /// Whether conv3x3x3() applies: x a contiguous float32 CPU (N, C, D, H, W)
-/// tensor, a float32 weight with fewer than 16 input channels, kernel 3,
-/// stride 1, padding 1, dilation 1, no groups, gradients recorded
+/// tensor, a float32 weight with fewer than 16 input or output channels,
+/// kernel 3, stride 1, padding 1, dilation 1, no groups, gradients recorded
 /// (GradMode on, weight requiring grad), no CPU autocast.
-bool takes_own_weight_grad(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
-                           c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups);
-/// torch::conv3d(x, weight, bias, 1, 1), whose weight gradient is computed by
-/// conv3x3x3_weight_grad() (conv3d_weight_grad.h): oneDNN 2.6 has no vector
-/// kernel for the weight gradient under 16 input channels and falls back to
-/// im2col and a matrix product, about 4 times slower (8 to 8 channels at 32^3,
-/// batch 2: 14.8 ms against 3.7 on one core). Forward and input gradient are
-/// libtorch's. With `zero_row` (x of one row) both run on x with an all-zero
+bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
+                     c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups);
+/// torch::conv3d(x, weight, bias, 1, 1) with a backward that avoids oneDNN
+/// 2.6's two slow cases (measured at 32^3, batch 2, one core):
+/// - under 16 input channels oneDNN has no vector kernel for the weight
+///   gradient and falls back to im2col and a matrix product; here it comes
+///   from conv3x3x3_weight_grad() (conv3d_weight_grad.h): 8 to 8 channels
+///   14.8 ms against 3.7;
+/// - under 16 output channels its input-gradient kernel is about half as fast
+///   as a forward convolution of the output gradient with the weight flipped
+///   and its channel axes swapped, which is what is computed here (8 to 8
+///   channels 5.9 ms against 3.0; 16 to 8 channels 11.8 against 7.4).
+/// The forward, and the other gradient of each case, are libtorch's. With
+/// `zero_row` (x of one row) every libtorch convolution runs on an all-zero
 /// second row, as conv3d() does for libtorch's reference-kernel case; the
 /// weight gradient is summed over the real row only. No double backward.
 torch::Tensor conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool zero_row);

@@ -84,17 +84,19 @@ TEST(Conv3dWeightGrad, TaskOrderChangesNoBit) {
   EXPECT_EQ(kernel(s, x, dy, false), kernel(s, x, dy, true));
 }
 
-// conv3d() routes a 3x3x3 convolution with few input channels through
+// conv3d() routes a 3x3x3 convolution with few channels in or out through
 // conv3x3x3(): output, input, weight and bias gradients equal float64
-// libtorch's for one and two rows, with and without bias.
+// libtorch's for one and two rows, with and without bias, whichever of its
+// two gradients it computes itself (few in: weight; few out: input).
 TEST(Conv3dWeightGrad, Conv3dGradientsEqualTheConvolution) {
   torch::manual_seed(6);
+  for (const auto& [in, out] : {std::pair<std::int64_t, std::int64_t>{4, 9}, {17, 5}, {6, 18}})
   for (const std::int64_t rows : {1, 2}) {
     for (const bool bias : {false, true}) {
-      torch::nn::Conv3d conv(torch::nn::Conv3dOptions(4, 9, 3).padding(1).bias(bias));
-      const torch::Tensor x = torch::randn({rows, 4, 7, 6, 21}).requires_grad_();
+      torch::nn::Conv3d conv(torch::nn::Conv3dOptions(in, out, 3).padding(1).bias(bias));
+      const torch::Tensor x = torch::randn({rows, in, 7, 6, 21}).requires_grad_();
       const auto& o = conv->options;
-      ASSERT_TRUE(model::takes_own_weight_grad(x, conv->weight, *o.kernel_size(), *o.stride(), {1, 1, 1}, *o.dilation(), 1));
+      ASSERT_TRUE(model::takes_conv3x3x3(x, conv->weight, *o.kernel_size(), *o.stride(), {1, 1, 1}, *o.dilation(), 1));
       const torch::Tensor y = model::conv3d(*conv, x);
       const torch::Tensor up = torch::randn(y.sizes());
       std::vector<torch::Tensor> inputs = {x, conv->weight};
@@ -104,7 +106,7 @@ TEST(Conv3dWeightGrad, Conv3dGradientsEqualTheConvolution) {
       for (const auto& t : inputs) inputs64.push_back(t.detach().to(torch::kFloat64).requires_grad_());
       const torch::Tensor y64 = torch::conv3d(inputs64[0], inputs64[1], bias ? inputs64[2] : torch::Tensor(), 1, 1);
       const auto grads64 = torch::autograd::grad({(y64 * up.to(torch::kFloat64)).sum()}, inputs64);
-      SCOPED_TRACE("rows " + std::to_string(rows) + (bias ? ", bias" : ""));
+      SCOPED_TRACE(std::to_string(in) + " to " + std::to_string(out) + ", rows " + std::to_string(rows) + (bias ? ", bias" : ""));
       EXPECT_TRUE(torch::allclose(y.to(torch::kFloat64), y64, 1e-5, 1e-4));
       for (std::size_t i = 0; i < inputs.size(); ++i) EXPECT_TRUE(torch::allclose(grads[i].to(torch::kFloat64), grads64[i], 1e-5, 1e-3)) << i;
     }
@@ -129,18 +131,20 @@ TEST(Conv3dWeightGrad, ThreadCountChangesNoBit) {
   EXPECT_TRUE(torch::equal(grads[0], grads[1]));
 }
 
-// Outside its case (16 input channels, stride 2, no gradients recorded) the
-// convolution is left to libtorch.
-TEST(Conv3dWeightGrad, OnlyFewInputChannelsStrideOneWithGradients) {
+// Outside its case (16 channels in and out, stride 2, no gradients recorded)
+// the convolution is left to libtorch.
+TEST(Conv3dWeightGrad, OnlyFewChannelsStrideOneWithGradients) {
   const torch::Tensor w8 = torch::zeros({4, 8, 3, 3, 3}).requires_grad_(), w16 = torch::zeros({4, 16, 3, 3, 3}).requires_grad_();
+  const torch::Tensor w16_16 = torch::zeros({16, 16, 3, 3, 3}).requires_grad_();
   const torch::Tensor x8 = torch::zeros({1, 8, 4, 4, 4}), x16 = torch::zeros({1, 16, 4, 4, 4});
-  EXPECT_TRUE(model::takes_own_weight_grad(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
-  EXPECT_FALSE(model::takes_own_weight_grad(x16, w16, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
-  EXPECT_FALSE(model::takes_own_weight_grad(x8, w8, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1));
-  EXPECT_FALSE(model::takes_own_weight_grad(x8, w8, {3, 3, 3}, {1, 1, 1}, {2, 2, 2}, {2, 2, 2}, 1));
-  EXPECT_FALSE(model::takes_own_weight_grad(x8.to(torch::kFloat64), w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_TRUE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_TRUE(model::takes_conv3x3x3(x16, w16, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_FALSE(model::takes_conv3x3x3(x16, w16_16, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {1, 1, 1}, {2, 2, 2}, {2, 2, 2}, 1));
+  EXPECT_FALSE(model::takes_conv3x3x3(x8.to(torch::kFloat64), w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
   torch::NoGradGuard no_grad;
-  EXPECT_FALSE(model::takes_own_weight_grad(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
 }
 
 }  // namespace umrflow
