@@ -6,6 +6,8 @@
 # automatically beside them), alternating so both see the same machine. Both
 # figures are medians of single steps: the peer's over 10 after 3 warm-up
 # steps, umrflow's over the 12 of its second epoch.
+# A last row per thread count gives the medians over the rounds (of the
+# figures and of the per-round ratios).
 #   bash tools/bench_step_cpu.sh [ROUNDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,13 +24,18 @@ peer_step() {  # threads [extra env]
 }
 echo "| threads | round | umrflow s/step (median step of the second epoch's 12, median of 3 runs) | peer s/step (median of 10) | peer / umrflow | peer, umrflow's malloc settings | ratio |"
 echo "|---|---|---|---|---|---|---|"
+median() { python3 -c "import statistics, sys; print(f'{statistics.median(map(float, sys.argv[1:])):.${2:-3}f}')" $1; }
 for t in 1 2; do
+  all_ours="" all_theirs="" all_same="" all_r1="" all_r2=""
   for r in $(seq "$rounds"); do
     ours=$(OMP_NUM_THREADS=$t build/umrflow bench graphs/bench/step_unet3d_cpu.yaml --threads 0 --repeat 3 --set train.epochs=2 2>/dev/null |
            awk -F'|' 'NR == 3 {printf "%.3f", $5}')
     theirs=$(peer_step "$t")
     same=$(peer_step "$t" "GLIBC_TUNABLES=$same_malloc")
     ratio() { python3 -c "print(f'{float($1) / float($ours):.2f}')"; }
-    echo "| $t | $r | $ours | $theirs | $(ratio "$theirs") | $same | $(ratio "$same") |"
+    r1=$(ratio "$theirs") r2=$(ratio "$same")
+    echo "| $t | $r | $ours | $theirs | $r1 | $same | $r2 |"
+    all_ours+=" $ours" all_theirs+=" $theirs" all_same+=" $same" all_r1+=" $r1" all_r2+=" $r2"
   done
+  echo "| $t | median | $(median "$all_ours") | $(median "$all_theirs") | $(median "$all_r1" 2) | $(median "$all_same") | $(median "$all_r2" 2) |"
 done
