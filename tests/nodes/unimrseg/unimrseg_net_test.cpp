@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+#include <optional>
 #include <sstream>
 
 #include "unimrseg/unimrseg_net.h"
@@ -261,6 +263,54 @@ TEST(UniMRSegNet, DecoderFreezingAndItsBatchNormStatistics) {
     net->decode(net->encode_complete(x));
     EXPECT_FALSE(torch::equal(before, bn_mean(net)));
   }
+}
+
+}  // namespace umrflow
+
+namespace umrflow {
+
+// Every parameter's gradient of a training step at the phantom profile's
+// widths, whose narrow convolutions take model::conv3x3x3's own backward,
+// equals the gradient with libtorch's convolutions throughout (the same
+// forward to the bit, so no ReLU or pooling decision differs), for the plain
+// path and the adapter path.
+TEST(UniMRSegNet, OwnConvolutionBackwardGivesLibtorchsGradients) {
+  model::UniMRSegNetOptions o;
+  o.widths = {8, 16, 32, 32};
+  o.heads = {1, 2, 2, 2, 2};
+  o.adapter = true;
+  o.centre_crop = false;
+  torch::manual_seed(11);
+  model::UniMRSegNet net(o);
+  const torch::Tensor x = torch::randn({2, 4, 16, 16, 24}), up = torch::randn({2, 3, 16, 16, 24});
+  std::vector<torch::Tensor> buffers;  // running statistics, which each pass moves and the adapter path reads
+  for (const auto& b : net->buffers()) buffers.push_back(b.clone());
+  const auto gradients = [&](bool libtorch_only) {
+    std::optional<model::LibtorchConvolutionsOnly> scope;
+    if (libtorch_only) scope.emplace();
+    net->zero_grad();
+    {
+      torch::NoGradGuard no_grad;
+      std::size_t i = 0;
+      for (auto& b : net->buffers()) b.copy_(buffers[i++]);
+    }
+    ((net->decode(net->encode(x)) * up).sum() + (net->decode_incomplete(net->adapt(x)) * up).mean()).backward();
+    std::map<std::string, torch::Tensor> g;
+    for (const auto& p : net->named_parameters())
+      if (p.value().grad().defined()) g[p.key()] = p.value().grad().clone();
+    return g;
+  };
+  const auto own = gradients(false), libtorch = gradients(true);
+  ASSERT_EQ(own.size(), libtorch.size());
+  ASSERT_GT(own.size(), 40u);
+  bool some_differ = false;
+  for (const auto& [key, g] : own) {
+    const torch::Tensor& want = libtorch.at(key);
+    const double scale = std::max(want.abs().max().item<double>(), 1e-6);
+    EXPECT_LE((g - want).abs().max().item<double>(), 1e-4 * scale) << key;
+    some_differ = some_differ || !torch::equal(g, want);
+  }
+  EXPECT_TRUE(some_differ) << "the two backward passes gave the same bits: the own one was not taken";
 }
 
 }  // namespace umrflow
