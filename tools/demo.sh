@@ -4,9 +4,11 @@
 # (graphs/phantoms/): stage 1, stage 2, stage 3, and the evaluation over all 15
 # modality subsets of the held-out cases, whose table it prints; then the
 # complete-modality baseline with as many epochs, whose Average and Std Dev rows
-# it prints beside. About 11 minutes on two CPU cores once built.
+# it prints beside. About 4 minutes on two CPU cores once built.
 #   bash tools/demo.sh                 # outputs in runs/demo (or runs/demo.N)
 #   UMRFLOW_DEMO_DATA=... UMRFLOW_DEMO_OUT=... UMRFLOW_SEED=... bash tools/demo.sh
+# UMRFLOW_DEMO_SET: one more --set for every run of the pipeline, e.g.
+#   UMRFLOW_DEMO_SET=execution.own_kernels=false bash tools/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -26,6 +28,7 @@ fi
 common=(--quiet --set "data.cases.root=$data" --set "data.cases.split=$data/split.yaml")
 # UMRFLOW_SEED: the training seed of every stage and the baseline (weights, crops, dropout draws).
 [ -n "${UMRFLOW_SEED:-}" ] && common+=(--set "seed=$UMRFLOW_SEED")
+[ -n "${UMRFLOW_DEMO_SET:-}" ] && common+=(--set "$UMRFLOW_DEMO_SET")
 # The validation runs (best.pt) read the held-out validation cases of the same data.
 val="data.cases.root=$data, data.cases.split=$data/split.yaml, data.cases.subset=val, step.report.hd95=false"
 echo "== stage 1: modality reconstruction"

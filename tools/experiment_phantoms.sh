@@ -7,6 +7,7 @@
 # baseline (tools/experiment_summary.py). About 9 minutes per seed on 2 cores.
 #   bash tools/experiment_phantoms.sh            # outputs in runs/experiment[.N]
 #   UMRFLOW_SEEDS="1 2" UMRFLOW_DEMO_DATA=... bash tools/experiment_phantoms.sh
+#   UMRFLOW_DEMO_SET=execution.own_kernels=false UMRFLOW_EXPERIMENT_OUT=runs/libtorch bash tools/experiment_phantoms.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=./build/umrflow
@@ -23,6 +24,6 @@ for seed in $seeds; do
   UMRFLOW_DEMO_DATA="$data" UMRFLOW_DEMO_OUT="$out/seed$seed" UMRFLOW_SEED="$seed" bash tools/demo.sh
   # The stage-2 model on its own (plain path for every subset).
   $bin run graphs/phantoms/eval.yaml --quiet --set "data.cases.root=$data" --set "data.cases.split=$data/split.yaml" \
-    --set modules.net.adapter=false --set "modules.net.init.from=$out/seed$seed/stage2/best.pt" --out "$out/seed$seed/stage2_eval" > /dev/null
+    --set modules.net.adapter=false --set "modules.net.init.from=$out/seed$seed/stage2/best.pt" ${UMRFLOW_DEMO_SET:+--set "$UMRFLOW_DEMO_SET"} --out "$out/seed$seed/stage2_eval" > /dev/null
 done
 /usr/bin/python3 tools/experiment_summary.py "$out" | tee "$out/summary.md"

@@ -4,6 +4,7 @@
 #include "unet3d/unet3d_blocks.h"
 
 #include "umrflow/autocast.h"
+#include "umrflow/own_kernels.h"
 
 #include <ATen/Parallel.h>
 
@@ -65,8 +66,6 @@ struct Conv3x3x3Function : torch::autograd::Function<Conv3x3x3Function> {
   }
 };
 
-thread_local bool libtorch_only = false;
-
 bool all_equal(c10::IntArrayRef v, std::int64_t value) {
   return std::all_of(v.begin(), v.end(), [value](std::int64_t e) { return e == value; });
 }
@@ -75,13 +74,10 @@ bool all_equal(c10::IntArrayRef v, std::int64_t value) {
 
 bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                            c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups) {
-  return !libtorch_only && x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.is_contiguous() && weight.scalar_type() == torch::kFloat &&
+  return own_kernels() && x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.is_contiguous() && weight.scalar_type() == torch::kFloat &&
          (weight.size(0) < 16 || weight.size(1) < 16) && groups == 1 && all_equal(kernel, 3) && all_equal(stride, 1) && all_equal(padding, 1) &&
          all_equal(dilation, 1) && torch::GradMode::is_enabled() && weight.requires_grad() && !autocast::enabled(at::kCPU);
 }
-
-LibtorchConvolutionsOnly::LibtorchConvolutionsOnly() : previous_(libtorch_only) { libtorch_only = true; }
-LibtorchConvolutionsOnly::~LibtorchConvolutionsOnly() { libtorch_only = previous_; }
 
 torch::Tensor conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool zero_row) {
   return Conv3x3x3Function::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), zero_row);

@@ -57,20 +57,8 @@ torch::Tensor conv3d(torch::nn::Conv3dImpl& conv, const torch::Tensor& x);
 /// Whether conv3x3x3() applies: x a contiguous float32 CPU (N, C, D, H, W)
 /// tensor, a float32 weight with fewer than 16 input or output channels,
 /// kernel 3, stride 1, padding 1, dilation 1, no groups, gradients recorded
-/// (GradMode on, weight requiring grad), no CPU autocast, no
-/// LibtorchConvolutionsOnly scope.
-/// While alive on this thread, takes_conv3x3x3() is false: conv3d() leaves
-/// every convolution to libtorch (to compare the two backward passes).
-class LibtorchConvolutionsOnly {
- public:
-  LibtorchConvolutionsOnly();
-  ~LibtorchConvolutionsOnly();
-  LibtorchConvolutionsOnly(const LibtorchConvolutionsOnly&) = delete;
-  LibtorchConvolutionsOnly& operator=(const LibtorchConvolutionsOnly&) = delete;
-
- private:
-  bool previous_;
-};
+/// (GradMode on, weight requiring grad), no CPU autocast, and own_kernels()
+/// (umrflow/own_kernels.h, `execution.own_kernels`).
 bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                      c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups);
 /// torch::conv3d(x, weight, bias, 1, 1) with a backward that avoids oneDNN

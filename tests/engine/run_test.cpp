@@ -15,6 +15,7 @@
 #include "umrflow/registry.h"
 #include "umrflow/curves.h"
 #include "umrflow/files.h"
+#include "umrflow/own_kernels.h"
 #include "umrflow/run.h"
 
 namespace umrflow {
@@ -454,6 +455,23 @@ TEST(Run, EvaluationGraphUsesItsExecutionSettings) {
   const auto log = lines(dir.path() + "/eval/log.txt");
   ASSERT_FALSE(log.empty());
   EXPECT_NE(log[0].find("data-plane threads 1, prefetch 12"), std::string::npos) << log[0];
+}
+
+// execution.own_kernels (default true) reaches the nodes through
+// own_kernels() before the first step, both ways.
+TEST(Run, OwnKernelsSettingReachesTheNodes) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  const OwnKernelsScope restore(own_kernels());
+  for (const bool on : {false, true}) {
+    Graph g = load(dir, graph_text("", std::string("execution: {own_kernels: ") + (on ? "true" : "false") + "}\n"), r,
+                   std::string("g") + (on ? "1" : "0") + ".yaml");
+    EXPECT_EQ(g.execution.own_kernels, on);
+    set_own_kernels(!on);
+    run_graph(g, r, quiet_into(dir.path() + (on ? "/on" : "/off")));
+    EXPECT_EQ(own_kernels(), on);
+  }
+  EXPECT_TRUE(load(dir, graph_text("", ""), r, "default.yaml").execution.own_kernels);
 }
 
 /// A data node that takes `ms` milliseconds per sample: a deliberate bottleneck.

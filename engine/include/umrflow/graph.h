@@ -84,6 +84,7 @@ struct ExecutionSettings {
   std::int64_t threads = 0;   // data-plane worker threads; 0: all cores
   std::string autocast;       // "bf16": autocast of the step plane's forward passes when training (CUDA or CPU)
   bool channels_last = false;  // rank-5 weights and batch tensors in channels-last-3D memory order
+  bool own_kernels = true;     // umrflow's own CPU kernels where nodes have them (umrflow/own_kernels.h)
   std::int64_t log_every = 0;  // training steps between loss checks and shown values (each one waits for the device)
   bool sync_bn = false;        // multi-process training: BatchNorm statistics over every rank's rows (umrflow/rank_sync.h)
   double bucket_mb = 0;        // multi-process training: gradient bucket size; 0: one bucket

@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include "umrflow/own_kernels.h"
 #include "unet3d/conv3d_weight_grad.h"
 #include "unet3d/unet3d_blocks.h"
 
@@ -131,8 +132,8 @@ TEST(Conv3dWeightGrad, ThreadCountChangesNoBit) {
   EXPECT_TRUE(torch::equal(grads[0], grads[1]));
 }
 
-// Outside its case (16 channels in and out, stride 2, no gradients recorded)
-// the convolution is left to libtorch.
+// Outside its case (16 channels in and out, stride 2, execution.own_kernels
+// false, no gradients recorded) the convolution is left to libtorch.
 TEST(Conv3dWeightGrad, OnlyFewChannelsStrideOneWithGradients) {
   const torch::Tensor w8 = torch::zeros({4, 8, 3, 3, 3}).requires_grad_(), w16 = torch::zeros({4, 16, 3, 3, 3}).requires_grad_();
   const torch::Tensor w16_16 = torch::zeros({16, 16, 3, 3, 3}).requires_grad_();
@@ -143,6 +144,10 @@ TEST(Conv3dWeightGrad, OnlyFewChannelsStrideOneWithGradients) {
   EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1));
   EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {1, 1, 1}, {2, 2, 2}, {2, 2, 2}, 1));
   EXPECT_FALSE(model::takes_conv3x3x3(x8.to(torch::kFloat64), w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  {
+    const OwnKernelsScope libtorch_only(false);  // execution.own_kernels: false
+    EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  }
   torch::NoGradGuard no_grad;
   EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
 }

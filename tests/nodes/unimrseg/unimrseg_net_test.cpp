@@ -2,9 +2,9 @@
 
 #include <fstream>
 #include <map>
-#include <optional>
 #include <sstream>
 
+#include "umrflow/own_kernels.h"
 #include "unimrseg/unimrseg_net.h"
 #include "parity.h"
 #include "test_paths.h"
@@ -286,8 +286,7 @@ TEST(UniMRSegNet, OwnConvolutionBackwardGivesLibtorchsGradients) {
   std::vector<torch::Tensor> buffers;  // running statistics, which each pass moves and the adapter path reads
   for (const auto& b : net->buffers()) buffers.push_back(b.clone());
   const auto gradients = [&](bool libtorch_only) {
-    std::optional<model::LibtorchConvolutionsOnly> scope;
-    if (libtorch_only) scope.emplace();
+    const OwnKernelsScope scope(!libtorch_only);
     net->zero_grad();
     {
       torch::NoGradGuard no_grad;
