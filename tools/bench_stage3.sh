@@ -9,7 +9,8 @@
 # UMRFLOW_BENCH_BLAS="openblas reference" also times each strategy with
 # Debian's reference BLAS and LAPACK (found first through LD_LIBRARY_PATH),
 # which libtorch used before tools/setup.sh installed OpenBLAS;
-# UMRFLOW_BENCH_STRATEGIES picks strategies (default: all three).
+# UMRFLOW_BENCH_STRATEGIES picks strategies (default: all three);
+# UMRFLOW_BENCH_SET adds one --set to every run (e.g. execution.own_kernels=false).
 #   bash tools/bench_stage3.sh            # both sizes
 #   UMRFLOW_BENCH_SIZES=24 UMRFLOW_BENCH_BLAS="openblas reference" bash tools/bench_stage3.sh
 set -euo pipefail
@@ -46,7 +47,7 @@ for size in $sizes; do
       --set train.validate=null --set train.epochs=1 --set modules.net.freeze_decoder=false \
       --set modules.net.encoder_bn_update=true --set "modules.net.widths=$widths" \
       --set "data.crop.size=[$size, $size, $size]" --set "data.foreground.k_divisible=[$size, $size, $size]" \
-      --set execution.threads=1 --set "$acc" --set "modules.net.group_bn=$bn" > "$work/log" 2>&1); then
+      --set execution.threads=1 --set "$acc" --set "modules.net.group_bn=$bn" ${UMRFLOW_BENCH_SET:+--set "$UMRFLOW_BENCH_SET"} > "$work/log" 2>&1); then
       echo "| ${size}^3 | $widths | - | $strategy | $blas | failed in ${UMRFLOW_BENCH_MEMORY_GIB:-20} GiB: $(grep -m1 -o "allocate [0-9]* bytes" "$work/log" || tail -n 1 "$work/log" | cut -c1-120) | - | - |"
       continue
     fi

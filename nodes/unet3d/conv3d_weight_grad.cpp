@@ -5,7 +5,9 @@
 
 // The vector helpers below are always inlined into functions of one target, so
 // GCC's note that a vector argument's ABI depends on the target does not apply.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wpsabi"
+#endif
 
 namespace umrflow::model {
 
