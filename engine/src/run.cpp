@@ -496,7 +496,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   // cuDNN picks the fastest convolution algorithm for each shape once; a run's
   // shapes repeat every step (results stay deterministic only up to its choice).
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(true);
-  set_own_kernels(graph.execution.own_kernels);
+  const OwnKernelsScope kernels(graph.execution.own_kernels);  // restored when the run returns
   const int configured = options.threads >= 0 ? options.threads : static_cast<int>(graph.execution.threads);
   const int threads = configured > 0 ? configured : automatic_data_threads(device);
   log("run '" + graph.name + "' from " + graph.file + " into " + summary.run_dir + " (device " + device.str() +

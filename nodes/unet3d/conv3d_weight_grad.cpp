@@ -37,7 +37,7 @@ struct TaskSums {
 /// dY[o][z][y][x] * Xp[z + kd][y + kh][x + kw] over those rows into sums.
 template <int Out, int Width>
 [[gnu::always_inline]] inline void tap_rows(const float* xp, const float* const* dy, std::int64_t xp_row, std::int64_t dy_row,
-                                            std::int64_t rows, std::int64_t chunks, typename Vec<Width>::type* sums) {
+                                            std::int64_t rows, std::int64_t chunks, typename Vec<Width>::type (*sums)[27], int k0) {
   using V = typename Vec<Width>::type;
   V acc[Out][3];
 #pragma GCC unroll 8
@@ -57,7 +57,7 @@ template <int Out, int Width>
   }
 #pragma GCC unroll 8
   for (int o = 0; o < Out; ++o)
-    for (int kw = 0; kw < 3; ++kw) sums[o * 27 + kw] += acc[o][kw];
+    for (int kw = 0; kw < 3; ++kw) sums[o][k0 + kw] += acc[o][kw];
 }
 
 template <int Out, int Width>
@@ -79,7 +79,7 @@ template <int Out, int Width>
         for (int kd = 0; kd < 3; ++kd)
           for (int kh = 0; kh < 3; ++kh)
             tap_rows<Out, Width>(xp_channel + (z + kd) * xp_plane + (y0 + kh) * xp_row, dy, xp_row, dy_row, rows, chunks,
-                                 &sums.tap[0][kd * 9 + kh * 3]);
+                                 sums.tap, kd * 9 + kh * 3);
       }
     }
   }
@@ -91,18 +91,24 @@ template <int Out, int Width>
     }
 }
 
+/// Output channels [o0, o0 + count) in blocks of up to 8 with AVX-512's 32
+/// vector registers, of up to 4 with AVX2's or SSE's 16 (24 accumulators would
+/// not fit); each output channel's sums are the same either way.
 template <int Width>
 [[gnu::always_inline]] inline void task_any(const Conv3x3x3Shape& s, const float* xp, const float* dy, float* dw, std::int64_t i,
                                             std::int64_t o0, std::int64_t count) {
-  switch (count) {
-    case 1: return task<1, Width>(s, xp, dy, dw, i, o0);
-    case 2: return task<2, Width>(s, xp, dy, dw, i, o0);
-    case 3: return task<3, Width>(s, xp, dy, dw, i, o0);
-    case 4: return task<4, Width>(s, xp, dy, dw, i, o0);
-    case 5: return task<5, Width>(s, xp, dy, dw, i, o0);
-    case 6: return task<6, Width>(s, xp, dy, dw, i, o0);
-    case 7: return task<7, Width>(s, xp, dy, dw, i, o0);
-    default: return task<8, Width>(s, xp, dy, dw, i, o0);
+  constexpr std::int64_t block = Width >= 16 ? 8 : 4;
+  for (std::int64_t o = o0; o < o0 + count; o += block) {
+    switch (std::min(block, o0 + count - o)) {
+      case 1: task<1, Width>(s, xp, dy, dw, i, o); break;
+      case 2: task<2, Width>(s, xp, dy, dw, i, o); break;
+      case 3: task<3, Width>(s, xp, dy, dw, i, o); break;
+      case 4: task<4, Width>(s, xp, dy, dw, i, o); break;
+      case 5: task<5, Width>(s, xp, dy, dw, i, o); break;
+      case 6: task<6, Width>(s, xp, dy, dw, i, o); break;
+      case 7: task<7, Width>(s, xp, dy, dw, i, o); break;
+      default: task<8, Width>(s, xp, dy, dw, i, o); break;
+    }
   }
 }
 
@@ -119,12 +125,23 @@ __attribute__((target("avx2,fma"))) void task_avx2(const Conv3x3x3Shape& s, cons
 
 }  // namespace
 
-void conv3x3x3_weight_grad_task(const Conv3x3x3Shape& s, const float* padded_input, const float* grad_output, float* grad_weight,
-                                std::int64_t i, std::int64_t o0, std::int64_t count) {
+int conv3x3x3_vector_width() {
 #if defined(__x86_64__) && defined(__GNUC__)
-  static const int isa = __builtin_cpu_supports("avx512f") ? 2 : (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) ? 1 : 0;
-  if (isa == 2) return task_avx512(s, padded_input, grad_output, grad_weight, i, o0, count);
-  if (isa == 1) return task_avx2(s, padded_input, grad_output, grad_weight, i, o0, count);
+  static const int width = __builtin_cpu_supports("avx512f")                                   ? 16
+                           : __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 8
+                                                                                              : 4;
+  return width;
+#else
+  return 4;
+#endif
+}
+
+void conv3x3x3_weight_grad_task(const Conv3x3x3Shape& s, const float* padded_input, const float* grad_output, float* grad_weight,
+                                std::int64_t i, std::int64_t o0, std::int64_t count, int width) {
+  width = std::min(width, conv3x3x3_vector_width());
+#if defined(__x86_64__) && defined(__GNUC__)
+  if (width >= 16) return task_avx512(s, padded_input, grad_output, grad_weight, i, o0, count);
+  if (width >= 8) return task_avx2(s, padded_input, grad_output, grad_weight, i, o0, count);
 #endif
   task_any<4>(s, padded_input, grad_output, grad_weight, i, o0, count);
 }

@@ -8,8 +8,8 @@
 // 8-channel convolutions of narrow networks. At a 32^3 batch of two, 8 to 8
 // channels, that fallback takes 15 ms of a 100 ms training step on one core.
 // This kernel walks the rows of the output gradient and the (zero-padded)
-// input once per tap row and keeps the sums for 8 output channels x 3 taps in
-// vector registers.
+// input once per tap row and keeps the sums for 8 (AVX-512) or 4 (AVX2, SSE)
+// output channels x 3 taps in vector registers.
 #include <cstdint>
 
 namespace umrflow::model {
@@ -35,25 +35,31 @@ std::int64_t padded_row(std::int64_t w);
 /// Each (input channel, block of 8 output channels) is summed by one task in
 /// an order that does not depend on how tasks are spread over threads, so the
 /// result is the same for any thread count; `run_tasks(count, fn)` must call
-/// fn(t) once for every t in [0, count), on any threads. The vector width
-/// (AVX-512, AVX2 + FMA or 4 floats) is chosen from the CPU at run time, so
-/// two different CPUs may differ in the last bits.
+/// fn(t) once for every t in [0, count), on any threads. `width` is the
+/// vector width in floats (16: AVX-512, 8: AVX2 + FMA, 4: SSE or the
+/// compiler's generic vectors); 0 or a width above conv3x3x3_vector_width()
+/// runs that one. Widths sum in different orders: two CPUs may differ in
+/// the last bits.
 template <typename RunTasks>
 void conv3x3x3_weight_grad(const Conv3x3x3Shape& s, const float* padded_input, const float* grad_output, float* grad_weight,
-                           RunTasks&& run_tasks);
+                           RunTasks&& run_tasks, int width = 0);
+
+/// The widest vector width, in floats, this CPU runs the kernel with: 16, 8 or 4.
+int conv3x3x3_vector_width();
 
 /// One task of conv3x3x3_weight_grad(): input channel `i`, output channels
 /// [o0, o0 + count) with count <= 8.
 void conv3x3x3_weight_grad_task(const Conv3x3x3Shape& s, const float* padded_input, const float* grad_output, float* grad_weight,
-                                std::int64_t i, std::int64_t o0, std::int64_t count);
+                                std::int64_t i, std::int64_t o0, std::int64_t count, int width);
 
 template <typename RunTasks>
 void conv3x3x3_weight_grad(const Conv3x3x3Shape& s, const float* padded_input, const float* grad_output, float* grad_weight,
-                           RunTasks&& run_tasks) {
+                           RunTasks&& run_tasks, int width) {
+  if (width <= 0) width = conv3x3x3_vector_width();
   const std::int64_t blocks = (s.out + 7) / 8;
   run_tasks(s.in * blocks, [&](std::int64_t t) {
     const std::int64_t o0 = (t % blocks) * 8;
-    conv3x3x3_weight_grad_task(s, padded_input, grad_output, grad_weight, t / blocks, o0, s.out - o0 < 8 ? s.out - o0 : 8);
+    conv3x3x3_weight_grad_task(s, padded_input, grad_output, grad_weight, t / blocks, o0, s.out - o0 < 8 ? s.out - o0 : 8, width);
   });
 }
 

@@ -8,6 +8,8 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+
 namespace umrflow::model {
 
 namespace {
@@ -39,7 +41,7 @@ struct Conv3x3x3Function : torch::autograd::Function<Conv3x3x3Function> {
     const bool has_bias = bias.numel() > 0;  // undefined tensors cannot enter a custom Function in libtorch 1.13
     ctx->saved_data["bias"] = has_bias;
     const torch::Tensor y = torch::conv3d(zero_row ? with_zero_row(x) : x, weight, has_bias ? bias : torch::Tensor(), 1, 1);
-    return zero_row ? y.narrow(0, 0, 1) : y;
+    return zero_row ? y.narrow(0, 0, 1).clone() : y;  // a copy: a view made here could not be modified in place later
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const variable_list saved = ctx->get_saved_variables();
@@ -58,8 +60,15 @@ struct Conv3x3x3Function : torch::autograd::Function<Conv3x3x3Function> {
     }
     // The input gradient as a forward convolution of the output gradient with
     // the weight flipped and its channel axes swapped.
-    if (need_x && own_x) gx = torch::conv3d(rows(grad), weight.flip({2, 3, 4}).transpose(0, 1), {}, 1, 1);
-    if (need_x && zero_row) gx = gx.narrow(0, 0, 1);
+    // One row of few output channels is libtorch's reference-kernel case for
+    // this convolution even where the input's row was not (conv3d()).
+    const bool grad_zero_row = grad.size(0) == 1 && grad.size(1) * grad.size(2) * grad.size(3) <= 20480;
+    if (need_x && own_x) {
+      gx = torch::conv3d(grad_zero_row ? with_zero_row(grad) : grad, weight.flip({2, 3, 4}).transpose(0, 1), {}, 1, 1);
+      if (grad_zero_row) gx = gx.narrow(0, 0, 1);
+    } else if (need_x && zero_row) {
+      gx = gx.narrow(0, 0, 1);
+    }
     if (need_w && own_w) gw = own_weight_grad(x, grad, weight);
     if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gb = grad.sum({0, 2, 3, 4});
     return {gx, gw, gb, torch::Tensor()};
@@ -74,7 +83,7 @@ bool all_equal(c10::IntArrayRef v, std::int64_t value) {
 
 bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                            c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups) {
-  return own_kernels() && x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.is_contiguous() && weight.scalar_type() == torch::kFloat &&
+  return own_kernels() && x.layout() == torch::kStrided && x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.is_contiguous() && weight.scalar_type() == torch::kFloat &&
          (weight.size(0) < 16 || weight.size(1) < 16) && groups == 1 && all_equal(kernel, 3) && all_equal(stride, 1) && all_equal(padding, 1) &&
          all_equal(dilation, 1) && torch::GradMode::is_enabled() && weight.requires_grad() && !autocast::enabled(at::kCPU);
 }

@@ -457,23 +457,6 @@ TEST(Run, EvaluationGraphUsesItsExecutionSettings) {
   EXPECT_NE(log[0].find("data-plane threads 1, prefetch 12"), std::string::npos) << log[0];
 }
 
-// execution.own_kernels (default true) reaches the nodes through
-// own_kernels() before the first step, both ways.
-TEST(Run, OwnKernelsSettingReachesTheNodes) {
-  test::TempDir dir;
-  Registry r = test::builtin_registry();
-  const OwnKernelsScope restore(own_kernels());
-  for (const bool on : {false, true}) {
-    Graph g = load(dir, graph_text("", std::string("execution: {own_kernels: ") + (on ? "true" : "false") + "}\n"), r,
-                   std::string("g") + (on ? "1" : "0") + ".yaml");
-    EXPECT_EQ(g.execution.own_kernels, on);
-    set_own_kernels(!on);
-    run_graph(g, r, quiet_into(dir.path() + (on ? "/on" : "/off")));
-    EXPECT_EQ(own_kernels(), on);
-  }
-  EXPECT_TRUE(load(dir, graph_text("", ""), r, "default.yaml").execution.own_kernels);
-}
-
 /// A data node that takes `ms` milliseconds per sample: a deliberate bottleneck.
 class SlowSample final : public SampleNode {
  public:
@@ -487,6 +470,40 @@ class SlowSample final : public SampleNode {
  private:
   std::int64_t ms_ = 0;
 };
+
+/// A data node that records the own_kernels() its samples saw: bit 0 for
+/// false, bit 1 for true.
+class KernelChoiceProbe final : public SampleNode {
+ public:
+  static std::atomic<int> seen;
+  static void declare(Declaration<KernelChoiceProbe>& d) {
+    d.type("test.kernel_probe", NodeKind::sample, "records own_kernels(), then passes the sample on");
+    d.input({"in", {}, "the sample"});
+  }
+  void apply(Packet&, Context&) override { seen |= own_kernels() ? 2 : 1; }
+};
+std::atomic<int> KernelChoiceProbe::seen{0};
+
+// execution.own_kernels (default true) is what nodes see through
+// own_kernels() during the run, both ways; the run restores the previous value.
+TEST(Run, OwnKernelsSettingIsWhatNodesSee) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  add_nodes<KernelChoiceProbe>(r);
+  for (const bool on : {false, true}) {
+    std::string text = graph_text("", std::string("execution: {own_kernels: ") + (on ? "true" : "false") + "}\n");
+    text.replace(text.find("  - {id: batch,"), 0, "  - {id: probe, type: test.kernel_probe, in: flip}\n");
+    text.replace(text.find("in: flip, size: 4"), 8, "in: probe");
+    Graph g = load(dir, text, r, std::string("g") + (on ? "1" : "0") + ".yaml");
+    EXPECT_EQ(g.execution.own_kernels, on);
+    const OwnKernelsScope before(!on);
+    KernelChoiceProbe::seen = 0;
+    run_graph(g, r, quiet_into(dir.path() + (on ? "/on" : "/off")));
+    EXPECT_EQ(KernelChoiceProbe::seen.load(), on ? 2 : 1);
+    EXPECT_EQ(own_kernels(), !on) << "the run did not restore the previous value";
+  }
+  EXPECT_TRUE(load(dir, graph_text("", ""), r, "default.yaml").execution.own_kernels);
+}
 
 // profile_last_epoch returns the last epoch's op profile over its steps:
 // the step nodes' scopes, the backward pass and the optimizer step among them.
