@@ -27,12 +27,6 @@ template <typename V>
   return v;
 }
 
-/// Partial sums of one task, one vector per (output channel, tap).
-template <typename V>
-struct TaskSums {
-  V tap[8][27];
-};
-
 /// Rows [y0, y1) of plane z of sample n, tap row (kd, kh): adds
 /// dY[o][z][y][x] * Xp[z + kd][y + kh][x + kw] over those rows into sums.
 template <int Out, int Width>
@@ -64,7 +58,7 @@ template <int Out, int Width>
 [[gnu::always_inline]] inline void task(const Conv3x3x3Shape& s, const float* padded_input, const float* grad_output,
                                         float* grad_weight, std::int64_t i, std::int64_t o0) {
   using V = typename Vec<Width>::type;
-  TaskSums<V> sums{};
+  V sums[Out][27] = {};  // partial sums, one vector per (output channel, tap)
   const std::int64_t xp_row = padded_row(s.w), dy_row = xp_row - 2, chunks = dy_row / Width;
   const std::int64_t xp_plane = (s.h + 2) * xp_row, dy_plane = s.h * dy_row;
   // Rows per tile: the tile's output gradient (Out channels) stays within 256 KiB.
@@ -79,14 +73,14 @@ template <int Out, int Width>
         for (int kd = 0; kd < 3; ++kd)
           for (int kh = 0; kh < 3; ++kh)
             tap_rows<Out, Width>(xp_channel + (z + kd) * xp_plane + (y0 + kh) * xp_row, dy, xp_row, dy_row, rows, chunks,
-                                 sums.tap, kd * 9 + kh * 3);
+                                 sums, kd * 9 + kh * 3);
       }
     }
   }
   for (int o = 0; o < Out; ++o)
     for (int k = 0; k < 27; ++k) {
       float total = 0.0f;
-      for (int l = 0; l < Width; ++l) total += sums.tap[o][k][l];
+      for (int l = 0; l < Width; ++l) total += sums[o][k][l];
       grad_weight[((o0 + o) * s.in + i) * 27 + k] = total;
     }
 }

@@ -20,8 +20,9 @@ struct Conv3x3x3Shape {
   std::int64_t n = 0, in = 0, out = 0, d = 0, h = 0, w = 0;
 };
 
-/// Row length, in floats, of padded_input() and padded_grad(): W rounded up to
-/// a multiple of 16, plus 2 for the padding of the x axis.
+/// Row length, in floats, of the padded input that conv3x3x3_weight_grad()
+/// reads: W rounded up to a multiple of 16, plus 2 for the padding of the x
+/// axis.
 std::int64_t padded_row(std::int64_t w);
 
 /// dW[o][i][kd][kh][kw] = sum over n, z, y, x of

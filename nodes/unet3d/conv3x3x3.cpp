@@ -17,8 +17,6 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-torch::Tensor with_zero_row(const torch::Tensor& t) { return torch::cat({t, torch::zeros_like(t)}); }
-
 torch::Tensor own_weight_grad(const torch::Tensor& x, const torch::Tensor& grad, const torch::Tensor& weight) {
   const std::int64_t w = x.size(4), row = padded_row(w);
   const torch::Tensor xp = at::constant_pad_nd(x, {1, row - w - 1, 1, 1, 1, 1}).contiguous();
@@ -33,10 +31,14 @@ torch::Tensor own_weight_grad(const torch::Tensor& x, const torch::Tensor& grad,
   return gw;
 }
 
+/// Whether libtorch would send a 3x3x3, stride-1 convolution of t to its
+/// reference kernel.
+bool reference_case(const torch::Tensor& t) { return takes_reference_kernel(t, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, 1); }
+
 struct Conv3x3x3Function : torch::autograd::Function<Conv3x3x3Function> {
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias,
-                               bool zero_row) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
     ctx->save_for_backward({x, weight});
+    const bool zero_row = reference_case(x);
     ctx->saved_data["zero_row"] = zero_row;
     const bool has_bias = bias.numel() > 0;  // undefined tensors cannot enter a custom Function in libtorch 1.13
     ctx->saved_data["bias"] = has_bias;
@@ -57,21 +59,18 @@ struct Conv3x3x3Function : torch::autograd::Function<Conv3x3x3Function> {
                                                  {0, 0, 0}, 1, {need_x && !own_x, need_w && !own_w, false});
       gx = std::get<0>(both);
       gw = std::get<1>(both);
+      if (need_x && !own_x && zero_row) gx = gx.narrow(0, 0, 1);
     }
-    // The input gradient as a forward convolution of the output gradient with
-    // the weight flipped and its channel axes swapped.
-    // One row of few output channels is libtorch's reference-kernel case for
-    // this convolution even where the input's row was not (conv3d()).
-    const bool grad_zero_row = grad.size(0) == 1 && grad.size(1) * grad.size(2) * grad.size(3) <= 20480;
     if (need_x && own_x) {
+      // A forward convolution of the output gradient with the weight flipped
+      // and its channel axes swapped; its own input decides the zero row.
+      const bool grad_zero_row = reference_case(grad);
       gx = torch::conv3d(grad_zero_row ? with_zero_row(grad) : grad, weight.flip({2, 3, 4}).transpose(0, 1), {}, 1, 1);
       if (grad_zero_row) gx = gx.narrow(0, 0, 1);
-    } else if (need_x && zero_row) {
-      gx = gx.narrow(0, 0, 1);
     }
     if (need_w && own_w) gw = own_weight_grad(x, grad, weight);
     if (ctx->saved_data["bias"].toBool() && ctx->needs_input_grad(2)) gb = grad.sum({0, 2, 3, 4});
-    return {gx, gw, gb, torch::Tensor()};
+    return {gx, gw, gb};
   }
 };
 
@@ -82,14 +81,15 @@ bool all_equal(c10::IntArrayRef v, std::int64_t value) {
 }  // namespace
 
 bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
-                           c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups) {
-  return own_kernels() && x.layout() == torch::kStrided && x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat && x.is_contiguous() && weight.scalar_type() == torch::kFloat &&
-         (weight.size(0) < 16 || weight.size(1) < 16) && groups == 1 && all_equal(kernel, 3) && all_equal(stride, 1) && all_equal(padding, 1) &&
-         all_equal(dilation, 1) && torch::GradMode::is_enabled() && weight.requires_grad() && !autocast::enabled(at::kCPU);
+                     c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups) {
+  return own_kernels() && x.layout() == torch::kStrided && x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat &&
+         x.is_contiguous() && weight.scalar_type() == torch::kFloat && (weight.size(0) < 16 || weight.size(1) < 16) && groups == 1 &&
+         all_equal(kernel, 3) && all_equal(stride, 1) && all_equal(padding, 1) && all_equal(dilation, 1) &&
+         torch::GradMode::is_enabled() && weight.requires_grad() && !autocast::enabled(at::kCPU);
 }
 
-torch::Tensor conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool zero_row) {
-  return Conv3x3x3Function::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()), zero_row);
+torch::Tensor conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  return Conv3x3x3Function::apply(x, weight, bias.defined() ? bias : torch::empty({0}, weight.options()));
 }
 
 }  // namespace umrflow::model

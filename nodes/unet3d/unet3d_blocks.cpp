@@ -162,11 +162,6 @@ std::array<bool, 3> taps_outside(const nn::detail::ConvNdOptions<3>& o, c10::Int
   return outside;
 }
 
-namespace {
-
-/// libtorch 1.13's reference-kernel case (ConvParams::use_mkldnn for a 5-D
-/// float input): one row, no groups, kernel not larger than 3 in its last two
-/// axes, N*C*D*H <= 20480.
 bool takes_reference_kernel(const torch::Tensor& x, c10::IntArrayRef k, c10::IntArrayRef stride, c10::IntArrayRef dilation,
                             std::int64_t groups) {
   const auto above_one = [](c10::IntArrayRef v) { return std::any_of(v.begin(), v.end(), [](std::int64_t e) { return e > 1; }); };
@@ -178,7 +173,7 @@ bool takes_reference_kernel(const torch::Tensor& x, c10::IntArrayRef k, c10::Int
          onednn_for_two && !onednn_for_one && at::globalContext().userEnabledMkldnn() && at::hasMKLDNN();
 }
 
-}  // namespace
+torch::Tensor with_zero_row(const torch::Tensor& x) { return torch::cat({x, torch::zeros_like(x)}); }
 
 torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
   const auto& o = conv.options;
@@ -187,9 +182,9 @@ torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
   torch::Tensor weight = conv.weight;
   std::vector<std::int64_t> k(o.kernel_size()->begin(), o.kernel_size()->end());
   std::vector<std::int64_t> dilation(o.dilation()->begin(), o.dilation()->end());
+  const auto* explicit_padding = alternative<torch::ExpandingArray<3>>(o.padding());  // taps_outside needs one
   std::vector<std::int64_t> padding;
   if (pruned) {
-    const auto* explicit_padding = alternative<torch::ExpandingArray<3>>(o.padding());  // taps_outside found one
     padding.assign((*explicit_padding)->begin(), (*explicit_padding)->end());
     for (std::size_t a = 0; a < 3; ++a) {
       if (!outside[a]) continue;
@@ -198,13 +193,12 @@ torch::Tensor conv3d(nn::Conv3dImpl& conv, const torch::Tensor& x) {
       padding[a] = 0;
     }
   }
-  const bool reference = takes_reference_kernel(x, k, *o.stride(), dilation, o.groups());
-  const auto* explicit_padding = alternative<torch::ExpandingArray<3>>(o.padding());
   if (!pruned && explicit_padding && holds<torch::enumtype::kZeros>(o.padding_mode()) && !o.transposed() &&
       takes_conv3x3x3(x, conv.weight, k, *o.stride(), **explicit_padding, dilation, o.groups()))
-    return conv3x3x3(x, conv.weight, conv.bias, reference);
+    return conv3x3x3(x, conv.weight, conv.bias);
+  const bool reference = takes_reference_kernel(x, k, *o.stride(), dilation, o.groups());
   if (!pruned && !reference) return conv.forward(x);
-  const torch::Tensor input = reference ? torch::cat({x, torch::zeros_like(x)}) : x;
+  const torch::Tensor input = reference ? with_zero_row(x) : x;
   torch::Tensor y = pruned ? torch::conv3d(input, weight, conv.bias, *o.stride(), padding, dilation, o.groups()) : conv.forward(input);
   return reference ? y.narrow(0, 0, 1) : y;
 }

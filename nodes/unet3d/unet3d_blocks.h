@@ -71,11 +71,21 @@ bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::I
 ///   as a forward convolution of the output gradient with the weight flipped
 ///   and its channel axes swapped, which is what is computed here (8 to 8
 ///   channels 5.9 ms against 3.0; 16 to 8 channels 11.8 against 7.4).
-/// The forward, and the other gradient of each case, are libtorch's. With
-/// `zero_row` (x of one row) every libtorch convolution runs on an all-zero
-/// second row, as conv3d() does for libtorch's reference-kernel case; the
-/// weight gradient is summed over the real row only. No double backward.
-torch::Tensor conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias, bool zero_row);
+/// The forward, and the other gradient of each case, are libtorch's. A
+/// libtorch convolution that would take the reference kernel
+/// (takes_reference_kernel) runs on with_zero_row() of its input, as in
+/// conv3d(); the weight gradient is summed over the real row only. No double
+/// backward.
+torch::Tensor conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
+
+/// Whether libtorch 1.13 sends this convolution of x to its reference 3D
+/// kernel (ConvParams::use_mkldnn for a 5-D float input: one row, no groups,
+/// kernel not larger than 3 in its last two axes, N*C*D*H <= 20480), which
+/// conv3d() avoids by convolving with_zero_row(x) instead.
+bool takes_reference_kernel(const torch::Tensor& x, c10::IntArrayRef k, c10::IntArrayRef stride, c10::IntArrayRef dilation,
+                            std::int64_t groups);
+/// x with an all-zero row appended along dimension 0.
+torch::Tensor with_zero_row(const torch::Tensor& x);
 
 /// For a convolution with options `o` of an input of `sizes` (N, C, D, H, W):
 /// per spatial axis, whether every off-centre tap lies wholly in the zero
