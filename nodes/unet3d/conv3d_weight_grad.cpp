@@ -1,31 +1,13 @@
 #include "conv3d_weight_grad.h"
+#include "float_vectors.h"
 
 #include <algorithm>
-#include <cstring>
-
-// The vector helpers below are always inlined into functions of one target, so
-// GCC's note that a vector argument's ABI depends on the target does not apply.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wpsabi"
-#endif
 
 namespace umrflow::model {
 
 std::int64_t padded_row(std::int64_t w) { return (w + 15) / 16 * 16 + 2; }
 
 namespace {
-
-template <int Width>
-struct Vec {
-  typedef float type __attribute__((vector_size(Width * sizeof(float))));
-};
-
-template <typename V>
-[[gnu::always_inline]] inline V load(const float* p) {
-  V v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 /// Rows [y0, y1) of plane z of sample n, tap row (kd, kh): adds
 /// dY[o][z][y][x] * Xp[z + kd][y + kh][x + kw] over those rows into sums.

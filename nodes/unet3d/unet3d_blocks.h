@@ -49,32 +49,43 @@ torch::Tensor run_sequential(torch::nn::Sequential& seq, torch::Tensor x);
 /// (kernel 1, no padding), the same sum less its zero terms, a fraction of
 /// the work; the weight keeps its shape and its outer taps get zero gradients,
 /// as the full convolution gives them.
-/// A 3x3x3 convolution with stride, padding and dilation 1 and fewer than 16
-/// channels in or out, on a float32 CPU input while gradients are recorded,
-/// goes through conv3x3x3() below.
+/// A 3x3x3 convolution with stride, padding and dilation 1 on a float32 CPU
+/// input goes through conv3x3x3() below where takes_conv3x3x3() says so.
 torch::Tensor conv3d(torch::nn::Conv3dImpl& conv, const torch::Tensor& x);
 
 /// Whether conv3x3x3() applies: x a contiguous float32 CPU (N, C, D, H, W)
-/// tensor, a float32 weight with fewer than 16 input or output channels,
-/// kernel 3, stride 1, padding 1, dilation 1, no groups, gradients recorded
-/// (GradMode on, weight requiring grad), no CPU autocast, and own_kernels()
-/// (umrflow/own_kernels.h, `execution.own_kernels`).
+/// tensor, a float32 weight, kernel 3, stride 1, padding 1, dilation 1, no
+/// groups, no CPU autocast, own_kernels() (umrflow/own_kernels.h,
+/// `execution.own_kernels`), and either umrflow's forward kernel applies
+/// (conv3x3x3_own_forward()) or gradients are recorded (GradMode on, x or the
+/// weight requiring grad) and the weight has fewer than 16 input or output
+/// channels.
 bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                      c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups);
-/// torch::conv3d(x, weight, bias, 1, 1) with a backward that avoids oneDNN
-/// 2.6's two slow cases (measured at 32^3, batch 2, one core):
+/// Whether conv3x3x3() computes the forward pass of x into `out_channels`
+/// channels with umrflow's kernel (conv3d_forward.h): at most 32 output
+/// channels and rows of at least 16 (the kernel's vectors run along x; oneDNN's
+/// along blocks of 16 channels, so it wins on short rows and wide layers).
+bool conv3x3x3_own_forward(const torch::Tensor& x, std::int64_t out_channels);
+/// torch::conv3d(x, weight, bias, 1, 1), avoiding oneDNN 2.6's slow cases
+/// (measured at 32^3, batch 2, one core of a Zen 5 EPYC):
+/// - the forward pass with few output channels: oneDNN vectorises over blocks
+///   of 16 output channels and reorders its blocked result afterwards;
+///   conv3x3x3_forward() (conv3d_forward.h) vectorises along x: 8 to 8
+///   channels 3.0 ms against 1.0, 16 to 8 10.2 against 2.2, 16 to 16 11.8
+///   against 5.3, where conv3x3x3_own_forward() says;
 /// - under 16 input channels oneDNN has no vector kernel for the weight
 ///   gradient and falls back to im2col and a matrix product; here it comes
 ///   from conv3x3x3_weight_grad() (conv3d_weight_grad.h): 8 to 8 channels
 ///   14.8 ms against 3.7;
 /// - under 16 output channels its input-gradient kernel is about half as fast
 ///   as a forward convolution of the output gradient with the weight flipped
-///   and its channel axes swapped, which is what is computed here (8 to 8
-///   channels 5.9 ms against 3.0; 16 to 8 channels 11.8 against 7.4).
-/// The forward, and the other gradient of each case, are libtorch's. A
-/// libtorch convolution that would take the reference kernel
-/// (takes_reference_kernel) runs on with_zero_row() of its input, as in
-/// conv3d(); the weight gradient is summed over the real row only. No double
+///   and its channel axes swapped, which is what is computed here (by either
+///   forward kernel, as above).
+/// Everything else is libtorch's. A libtorch convolution that would take the
+/// reference kernel (takes_reference_kernel) runs on with_zero_row() of its
+/// input, as in conv3d(); the weight gradient is summed over the real row
+/// only. Without gradients to record only the forward runs. No double
 /// backward.
 torch::Tensor conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias);
 

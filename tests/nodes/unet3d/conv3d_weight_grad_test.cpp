@@ -2,6 +2,7 @@
 
 #include "umrflow/own_kernels.h"
 #include "unet3d/conv3d_weight_grad.h"
+#include "padded_input.h"
 #include "unet3d/unet3d_blocks.h"
 
 #include <ATen/Parallel.h>
@@ -40,11 +41,8 @@ std::vector<double> brute_force(const Conv3x3x3Shape& s, const std::vector<float
 /// vector width `width` (0: the CPU's widest).
 std::vector<float> kernel(const Conv3x3x3Shape& s, const std::vector<float>& x, const std::vector<float>& dy, int width = 0) {
   const std::int64_t row = model::padded_row(s.w);
-  std::vector<float> xp(s.n * s.in * (s.d + 2) * (s.h + 2) * row, 0.0f), gp(s.n * s.out * s.d * s.h * (row - 2), 0.0f);
-  for (std::int64_t c = 0; c < s.n * s.in; ++c)
-    for (std::int64_t z = 0; z < s.d; ++z)
-      for (std::int64_t y = 0; y < s.h; ++y)
-        std::copy_n(&x[((c * s.d + z) * s.h + y) * s.w], s.w, &xp[((c * (s.d + 2) + z + 1) * (s.h + 2) + y + 1) * row + 1]);
+  const std::vector<float> xp = test::padded_input(s, x);
+  std::vector<float> gp(s.n * s.out * s.d * s.h * (row - 2), 0.0f);
   for (std::int64_t c = 0; c < s.n * s.out; ++c)
     for (std::int64_t z = 0; z < s.d; ++z)
       for (std::int64_t y = 0; y < s.h; ++y)
@@ -93,11 +91,12 @@ TEST(Conv3dWeightGrad, EqualsTheBruteForceSumAtEveryVectorWidth) {
 // reference-kernel case for the output gradient only: 40 x 24 x 24 > 20480).
 TEST(Conv3dWeightGrad, Conv3dGradientsEqualTheConvolution) {
   torch::manual_seed(6);
-  for (const auto& [in, out, size] : {std::tuple<std::int64_t, std::int64_t, std::int64_t>{4, 9, 7}, {17, 5, 7}, {6, 18, 7}, {40, 8, 24}})
+  for (const auto& [in, out, size, w] : {std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>{4, 9, 7, 9},
+                                         {17, 5, 7, 9}, {6, 18, 7, 9}, {40, 8, 24, 9}, {8, 8, 6, 20}, {16, 24, 5, 17}, {3, 40, 5, 16}})
   for (const std::int64_t rows : {1, 2}) {
     for (const bool bias : {false, true}) {
       torch::nn::Conv3d conv(torch::nn::Conv3dOptions(in, out, 3).padding(1).bias(bias));
-      const torch::Tensor x = torch::randn({rows, in, size, size, 9}).requires_grad_();
+      const torch::Tensor x = torch::randn({rows, in, size, size, w}).requires_grad_();
       const auto& o = conv->options;
       ASSERT_TRUE(model::takes_conv3x3x3(x, conv->weight, *o.kernel_size(), *o.stride(), {1, 1, 1}, *o.dilation(), 1));
       const torch::Tensor y = model::conv3d(*conv, x);
@@ -135,8 +134,11 @@ TEST(Conv3dWeightGrad, ThreadCountChangesNoBit) {
   EXPECT_TRUE(torch::equal(grads[0], grads[1]));
 }
 
-// Outside its case (16 channels in and out, stride 2, execution.own_kernels
-// false, no gradients recorded) the convolution is left to libtorch.
+// On rows too short for the own forward kernel (4), the backward's case needs
+// few channels on either side and a gradient (of the weight or, with the
+// weight frozen, of the input); outside it (16 channels in and out, stride 2,
+// float64, execution.own_kernels false, no gradients recorded) the
+// convolution is left to libtorch.
 TEST(Conv3dWeightGrad, OnlyFewChannelsStrideOneWithGradients) {
   const torch::Tensor w8 = torch::zeros({4, 8, 3, 3, 3}).requires_grad_(), w16 = torch::zeros({4, 16, 3, 3, 3}).requires_grad_();
   const torch::Tensor w16_16 = torch::zeros({16, 16, 3, 3, 3}).requires_grad_();
@@ -144,6 +146,8 @@ TEST(Conv3dWeightGrad, OnlyFewChannelsStrideOneWithGradients) {
   EXPECT_TRUE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
   EXPECT_TRUE(model::takes_conv3x3x3(x16, w16, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
   EXPECT_FALSE(model::takes_conv3x3x3(x16, w16_16, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_FALSE(model::takes_conv3x3x3(x8, w8.detach(), {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
+  EXPECT_TRUE(model::takes_conv3x3x3(x8.clone().requires_grad_(), w8.detach(), {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));
   EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {2, 2, 2}, {1, 1, 1}, {1, 1, 1}, 1));
   EXPECT_FALSE(model::takes_conv3x3x3(x8, w8, {3, 3, 3}, {1, 1, 1}, {2, 2, 2}, {2, 2, 2}, 1));
   EXPECT_FALSE(model::takes_conv3x3x3(x8.to(torch::kFloat64), w8, {3, 3, 3}, {1, 1, 1}, {1, 1, 1}, {1, 1, 1}, 1));

@@ -269,12 +269,14 @@ TEST(UniMRSegNet, DecoderFreezingAndItsBatchNormStatistics) {
 
 namespace umrflow {
 
-// Every parameter's gradient of a training step at the phantom profile's
-// widths, whose narrow convolutions take model::conv3x3x3's own backward,
-// equals the gradient with libtorch's convolutions throughout (the same
-// forward to the bit, so no ReLU or pooling decision differs), for the plain
-// path and the adapter path.
-TEST(UniMRSegNet, OwnConvolutionBackwardGivesLibtorchsGradients) {
+// Every parameter's gradient at the phantom profile's widths, whose narrow
+// convolutions take model::conv3x3x3's own forward and backward kernels,
+// equals the gradient with libtorch's convolutions throughout, for the plain
+// path and the adapter path. BatchNorm uses its running statistics: in
+// training mode the ASPP's pooled branch normalises two values per channel,
+// where any float32 rounding difference in the forward (even a 1e-6 relative
+// change of the input under libtorch alone) moves gradients by percents.
+TEST(UniMRSegNet, OwnConvolutionKernelsGiveLibtorchsGradients) {
   model::UniMRSegNetOptions o;
   o.widths = {8, 16, 32, 32};
   o.heads = {1, 2, 2, 2, 2};
@@ -282,17 +284,11 @@ TEST(UniMRSegNet, OwnConvolutionBackwardGivesLibtorchsGradients) {
   o.centre_crop = false;
   torch::manual_seed(11);
   model::UniMRSegNet net(o);
+  net->eval();
   const torch::Tensor x = torch::randn({2, 4, 16, 16, 24}), up = torch::randn({2, 3, 16, 16, 24});
-  std::vector<torch::Tensor> buffers;  // running statistics, which each pass moves and the adapter path reads
-  for (const auto& b : net->buffers()) buffers.push_back(b.clone());
   const auto gradients = [&](bool libtorch_only) {
     const OwnKernelsScope scope(!libtorch_only);
     net->zero_grad();
-    {
-      torch::NoGradGuard no_grad;
-      std::size_t i = 0;
-      for (auto& b : net->buffers()) b.copy_(buffers[i++]);
-    }
     ((net->decode(net->encode(x)) * up).sum() + (net->decode_incomplete(net->adapt(x)) * up).mean()).backward();
     std::map<std::string, torch::Tensor> g;
     for (const auto& p : net->named_parameters())
@@ -309,7 +305,7 @@ TEST(UniMRSegNet, OwnConvolutionBackwardGivesLibtorchsGradients) {
     EXPECT_LE((g - want).abs().max().item<double>(), 1e-4 * scale) << key;
     some_differ = some_differ || !torch::equal(g, want);
   }
-  EXPECT_TRUE(some_differ) << "the two backward passes gave the same bits: the own one was not taken";
+  EXPECT_TRUE(some_differ) << "the two passes gave the same bits: the own kernels were not taken";
 }
 
 }  // namespace umrflow
