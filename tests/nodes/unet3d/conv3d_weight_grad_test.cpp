@@ -83,16 +83,18 @@ TEST(Conv3dWeightGrad, EqualsTheBruteForceSumAtEveryVectorWidth) {
   }
 }
 
-// conv3d() routes a 3x3x3 convolution with few channels in or out through
-// conv3x3x3(): output, input, weight and bias gradients equal float64
-// libtorch's for one and two rows, with and without bias, whichever of its
-// two gradients it computes itself (few in: weight; few out: input), and
-// with one row of many input channels and few output channels (libtorch's
-// reference-kernel case for the output gradient only: 40 x 24 x 24 > 20480).
+// conv3d() routes a 3x3x3 convolution with few channels in or out, or rows
+// of 16 or more, through conv3x3x3(): output, input, weight and bias
+// gradients equal float64 libtorch's for one and two rows, with and without
+// bias, whichever kernels it takes (own forward on rows of 16 or more; few
+// in: own weight gradient; few out: own input gradient, and own weight
+// gradient on long rows), and with one row of many input channels and few
+// output channels (libtorch's reference-kernel case for the output gradient
+// only: 40 x 24 x 24 > 20480).
 TEST(Conv3dWeightGrad, Conv3dGradientsEqualTheConvolution) {
   torch::manual_seed(6);
   for (const auto& [in, out, size, w] : {std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>{4, 9, 7, 9},
-                                         {17, 5, 7, 9}, {6, 18, 7, 9}, {40, 8, 24, 9}, {8, 8, 6, 20}, {16, 24, 5, 17}, {3, 40, 5, 16}})
+                                         {17, 5, 7, 9}, {6, 18, 7, 9}, {40, 8, 24, 9}, {8, 8, 6, 20}, {16, 24, 5, 17}, {3, 40, 5, 16}, {20, 6, 4, 18}})
   for (const std::int64_t rows : {1, 2}) {
     for (const bool bias : {false, true}) {
       torch::nn::Conv3d conv(torch::nn::Conv3dOptions(in, out, 3).padding(1).bias(bias));
