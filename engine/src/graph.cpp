@@ -51,8 +51,8 @@ const ParamBindings<ExecutionSettings>& execution_bindings() {
     d.bind(&E::channels_last, param::boolean("channels_last", false,
                                              "Conv3d weights and (B, C, X, Y, Z) batch tensors in channels-last-3D memory order"));
     d.bind(&E::own_kernels, param::boolean("own_kernels", true,
-                                           "umrflow's own CPU kernels where a node has them (the backward of 3x3x3 convolutions with "
-                                           "under 16 channels in or out); false: libtorch's throughout, as PyTorch runs"));
+                                           "umrflow's own CPU kernels where a node has them (3x3x3 convolutions with few channels, "
+                                           "forward and backward); false: libtorch's throughout, as PyTorch runs"));
     d.bind(&E::log_every, param::integer("log_every", 1,
                                          "check the training loss for NaN, show it and, on an accelerator, read the step nodes' value checks every "
                                          "N steps (and at each epoch's last); the steps in between never wait for the device")
