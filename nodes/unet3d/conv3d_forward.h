@@ -21,9 +21,9 @@ namespace umrflow::model {
 ///   W[o][i][kd][kh][kw] * X[n][i][z + kd - 1][y + kh - 1][x + kw - 1]
 /// (X zero outside its box), written to `output`, (N, out, D, H, W),
 /// overwritten. `padded_input` is X laid out as conv3x3x3_weight_grad() reads
-/// it: (N, in, D+2, H+2, padded_row(W)), one zero plane before and after each
-/// axis, rows zero past W + 1. `weight` is (out, in, 3, 3, 3); `bias` has
-/// `out` floats or is null.
+/// it: (N, in, D+2, H+2, padded_row(W)), a zero plane before and after along D
+/// and H, and each row a zero, the W values, then zeros. `weight` is (out, in,
+/// 3, 3, 3); `bias` has `out` floats or is null.
 ///
 /// Each (sample, block of output channels, output plane) is one task, summed
 /// in a fixed order (bias, then input channels, then taps), so the result is
@@ -43,7 +43,8 @@ int conv3x3x3_forward_block(int width);
 std::vector<float> conv3x3x3_pack_weight(const Conv3x3x3Shape& s, const float* weight, int width);
 
 /// One task of conv3x3x3_forward(): sample `n`, output channels
-/// [o0, o0 + count) with count <= the block, output plane `z`.
+/// [o0, o0 + count) with count <= the block, output plane `z`;
+/// `packed_weight` from conv3x3x3_pack_weight() at the same `width`.
 void conv3x3x3_forward_task(const Conv3x3x3Shape& s, const float* padded_input, const float* packed_weight, const float* bias,
                             float* output, std::int64_t n, std::int64_t o0, std::int64_t count, std::int64_t z, int width);
 

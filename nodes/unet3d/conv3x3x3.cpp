@@ -1,5 +1,6 @@
-// conv3x3x3(): a 3x3x3 convolution with few channels on either side, whose
-// forward and backward avoid oneDNN 2.6's slow cases (see unet3d_blocks.h).
+// conv3x3x3(): a 3x3x3 convolution whose forward and backward avoid oneDNN
+// 2.6's slow cases with few channels (see unet3d_blocks.h). Compiled with
+// OpenMP (CMakeLists.txt), so that at::parallel_for spreads the kernels' tasks.
 #include "unet3d/conv3d_forward.h"
 #include "unet3d/conv3d_weight_grad.h"
 #include "unet3d/unet3d_blocks.h"
@@ -37,6 +38,8 @@ Conv3x3x3Shape shape_of(const torch::Tensor& x, const torch::Tensor& weight) {
 }
 
 torch::Tensor own_forward(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
+  TORCH_CHECK(bias.numel() == 0 || (bias.is_cpu() && bias.numel() == weight.size(0) && bias.scalar_type() == torch::kFloat),
+              "conv3x3x3: a bias of ", bias.numel(), " values for ", weight.size(0), " output channels");
   const torch::Tensor xp = padded(x), w = weight.contiguous(), b = bias.numel() > 0 ? bias.contiguous() : bias;
   torch::Tensor y = torch::empty({x.size(0), weight.size(0), x.size(2), x.size(3), x.size(4)}, x.options());
   conv3x3x3_forward(shape_of(x, weight), xp.data_ptr<float>(), w.data_ptr<float>(), b.numel() > 0 ? b.data_ptr<float>() : nullptr,
@@ -75,6 +78,7 @@ struct Conv3x3x3Function : torch::autograd::Function<Conv3x3x3Function> {
     return forward_conv(x, weight, bias);
   }
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    TORCH_CHECK(!torch::GradMode::is_enabled(), "conv3x3x3 has no double backward (create_graph); run with execution.own_kernels: false");
     const variable_list saved = ctx->get_saved_variables();
     const torch::Tensor &x = saved[0], &weight = saved[1];
     const bool zero_row = ctx->saved_data["zero_row"].toBool();
@@ -113,11 +117,22 @@ bool all_equal(c10::IntArrayRef v, std::int64_t value) {
 
 bool conv3x3x3_own_forward(const torch::Tensor& x, std::int64_t out_channels) { return out_channels <= 32 && x.size(4) >= 16; }
 
+bool conv3x3x3_parallel() {
+#ifdef INTRA_OP_PARALLEL
+  return true;
+#else
+  return false;
+#endif
+}
+
 bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                      c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups) {
+  // A weight that does not fit x is left to libtorch, which says why.
+  const bool fits = weight.layout() == torch::kStrided && weight.is_cpu() && weight.dim() == 5 && weight.size(1) == x.size(1) &&
+                    weight.size(2) == 3 && weight.size(3) == 3 && weight.size(4) == 3;
   if (!(own_kernels() && x.layout() == torch::kStrided && x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat &&
-        x.is_contiguous() && weight.scalar_type() == torch::kFloat && groups == 1 && all_equal(kernel, 3) && all_equal(stride, 1) &&
-        all_equal(padding, 1) && all_equal(dilation, 1) && !autocast::enabled(at::kCPU)))
+        x.is_contiguous() && weight.scalar_type() == torch::kFloat && fits && groups == 1 && all_equal(kernel, 3) &&
+        all_equal(stride, 1) && all_equal(padding, 1) && all_equal(dilation, 1) && !autocast::enabled(at::kCPU)))
     return false;
   const bool gradients = torch::GradMode::is_enabled() && (weight.requires_grad() || x.requires_grad());
   return conv3x3x3_own_forward(x, weight.size(0)) || (gradients && (weight.size(0) < 16 || weight.size(1) < 16));

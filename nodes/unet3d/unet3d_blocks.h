@@ -54,7 +54,7 @@ torch::Tensor run_sequential(torch::nn::Sequential& seq, torch::Tensor x);
 torch::Tensor conv3d(torch::nn::Conv3dImpl& conv, const torch::Tensor& x);
 
 /// Whether conv3x3x3() applies: x a contiguous float32 CPU (N, C, D, H, W)
-/// tensor, a float32 weight, kernel 3, stride 1, padding 1, dilation 1, no
+/// tensor, a float32 CPU weight (out, C, 3, 3, 3), stride 1, padding 1, dilation 1, no
 /// groups, no CPU autocast, own_kernels() (umrflow/own_kernels.h,
 /// `execution.own_kernels`), and either umrflow's forward kernel applies
 /// (conv3x3x3_own_forward()) or gradients are recorded (GradMode on, x or the
@@ -62,6 +62,10 @@ torch::Tensor conv3d(torch::nn::Conv3dImpl& conv, const torch::Tensor& x);
 /// channels.
 bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                      c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups);
+/// Whether conv3x3x3()'s kernels spread their tasks over libtorch's intra-op
+/// threads (its source was compiled with OpenMP; without it ATen's
+/// parallel_for runs serially).
+bool conv3x3x3_parallel();
 /// Whether conv3x3x3() computes the forward pass of x into `out_channels`
 /// channels with umrflow's kernel (conv3d_forward.h): at most 32 output
 /// channels and rows of at least 16 (the kernel's vectors run along x; oneDNN's

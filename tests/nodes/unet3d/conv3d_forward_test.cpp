@@ -85,8 +85,10 @@ TEST(Conv3dForward, EqualsTheBruteForceSumAtEveryVectorWidth) {
 
 // Without gradients to record, conv3d() computes a 3x3x3 convolution with at
 // most 32 output channels and rows of 16 or more with umrflow's forward kernel
-// (equal to float64 libtorch, the same bits at one and two intra-op threads);
-// shorter rows, wider outputs and own_kernels false are left to libtorch.
+// (equal to float64 libtorch, the same bits at one and two intra-op threads,
+// other bits than libtorch's float32 kernel); shorter rows, wider outputs, a
+// weight whose input channels do not fit x, and own_kernels false are left to
+// libtorch.
 TEST(Conv3dForward, Conv3dWithoutGradientsTakesItWhereItApplies) {
   torch::manual_seed(8);
   torch::NoGradGuard no_grad;
@@ -97,6 +99,7 @@ TEST(Conv3dForward, Conv3dWithoutGradientsTakesItWhereItApplies) {
   EXPECT_TRUE(takes(torch::zeros({1, 8, 4, 4, 16}), w8));
   EXPECT_FALSE(takes(torch::zeros({1, 8, 4, 4, 15}), w8));
   EXPECT_FALSE(takes(torch::zeros({1, 8, 4, 4, 16}), w64));
+  EXPECT_FALSE(takes(torch::zeros({1, 7, 4, 4, 16}), w8));
   {
     const OwnKernelsScope libtorch_only(false);
     EXPECT_FALSE(takes(torch::zeros({1, 8, 4, 4, 16}), w8));
@@ -113,7 +116,14 @@ TEST(Conv3dForward, Conv3dWithoutGradientsTakesItWhereItApplies) {
   const torch::Tensor want = torch::conv3d(x.to(torch::kFloat64), conv->weight.to(torch::kFloat64), conv->bias.to(torch::kFloat64), 1, 1);
   EXPECT_TRUE(torch::allclose(ys[0].to(torch::kFloat64), want, 1e-5, 1e-4));
   EXPECT_TRUE(torch::equal(ys[0], ys[1]));
+  const OwnKernelsScope libtorch_only(false);
+  EXPECT_FALSE(torch::equal(ys[0], model::conv3d(*conv, x))) << "the same bits as libtorch's kernel: the own one was not taken";
 }
+
+// The file with the kernels' task loop was compiled with OpenMP, so ATen's
+// parallel_for spreads their tasks over the intra-op threads (without it,
+// it runs them all on the calling thread).
+TEST(Conv3dForward, KernelTasksRunOnTheIntraOpThreads) { EXPECT_TRUE(model::conv3x3x3_parallel()); }
 
 // With a frozen weight and an input that needs its gradient (stage 3's frozen
 // decoder), conv3d() goes through conv3x3x3()'s Function, and the input's
