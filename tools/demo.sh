@@ -4,11 +4,13 @@
 # (graphs/phantoms/): stage 1, stage 2, stage 3, and the evaluation over all 15
 # modality subsets of the held-out cases, whose table it prints; then the
 # complete-modality baseline with as many epochs, whose Average and Std Dev rows
-# it prints beside. About 4 minutes on two CPU cores once built.
+# it prints beside. About 3 minutes on two CPU cores once built.
 #   bash tools/demo.sh                 # outputs in runs/demo (or runs/demo.N)
 #   UMRFLOW_DEMO_DATA=... UMRFLOW_DEMO_OUT=... UMRFLOW_SEED=... bash tools/demo.sh
 # UMRFLOW_DEMO_SET: one more --set for every run of the pipeline, e.g.
 #   UMRFLOW_DEMO_SET=execution.own_kernels=false bash tools/demo.sh
+# UMRFLOW_DEMO_STAGE2: another stage-2 graph of the phantom profile, e.g.
+#   UMRFLOW_DEMO_STAGE2=graphs/phantoms/stage2_dice_bce.yaml bash tools/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/setup.sh
@@ -34,7 +36,7 @@ val="data.cases.root=$data, data.cases.split=$data/split.yaml, data.cases.subset
 echo "== stage 1: modality reconstruction"
 $bin run graphs/phantoms/stage1.yaml "${common[@]}" --out "$out/stage1"
 echo "== stage 2: modality-invariant contrastive learning"
-$bin run graphs/phantoms/stage2.yaml "${common[@]}" --set "modules.net.init.from=$out/stage1/last.pt" \
+$bin run "${UMRFLOW_DEMO_STAGE2:-graphs/phantoms/stage2.yaml}" "${common[@]}" --set "modules.net.init.from=$out/stage1/last.pt" \
   --set "train.validate.set=[$val, modules.net.adapter=false]" --out "$out/stage2"
 echo "== stage 3: reverse-attention adapter"
 $bin run graphs/phantoms/stage3.yaml "${common[@]}" --set "modules.net.init.from=$out/stage2/best.pt" \

@@ -20,6 +20,12 @@ std::vector<std::string> lines_of(const std::string& path) {
   for (std::string l; std::getline(in, l);) out.push_back(l);
   return out;
 }
+/// The number after "key": in one line of metrics.jsonl.
+double metric(const std::string& line, const std::string& key) {
+  const std::size_t at = line.find("\"" + key + "\": ");
+  EXPECT_NE(at, std::string::npos) << key << " in " << line;
+  return at == std::string::npos ? 0.0 : std::stod(line.substr(at + key.size() + 4));
+}
 torch::Tensor tensor_of(const std::string& checkpoint, const std::string& key) {
   torch::serialize::InputArchive a;
   a.load_from(checkpoint);
@@ -29,8 +35,9 @@ torch::Tensor tensor_of(const std::string& checkpoint, const std::string& key) {
 }
 }  // namespace
 
-// The phantom profile of the three stage graphs and the evaluation run end to
-// end at a tiny size: each stage starts from the previous one's checkpoint;
+// The phantom profile of the three stage graphs (and stage 2's Dice + BCE
+// option) and the evaluation run end to end at a tiny size: each stage starts
+// from the previous one's checkpoint;
 // stage 3 leaves the encoder's weights as stage 2 left them but moves its
 // BatchNorm statistics (released behaviour) and trains decoder and adapters;
 // the report has the 15 subsets in the paper's order, then Average and Std Dev.
@@ -51,6 +58,14 @@ TEST(UniMRSegGraphs, PhantomStagesAndEvaluation) {
   };
   ASSERT_TRUE(run("stage1.yaml", crop + "--out " + d + "/s1"));
   ASSERT_TRUE(run("stage2.yaml", crop + "--set train.validate=null --set modules.net.init.from=" + d + "/s1/last.pt --out " + d + "/s2"));
+  // The Dice + BCE option of stage 2 adds both BCE terms, weight 1, to the
+  // released objective (0.2 contrast + both Dice terms).
+  ASSERT_TRUE(run("stage2_dice_bce.yaml", crop + "--set train.validate=null --set modules.net.init.from=" + d + "/s1/last.pt --out " + d +
+                                              "/s2bce"));
+  const std::string m = lines_of(d + "/s2bce/metrics.jsonl").back();
+  EXPECT_GT(metric(m, "bce_a"), 0.0);
+  EXPECT_NEAR(metric(m, "total"),
+              0.2 * metric(m, "contrast") + metric(m, "dice_a") + metric(m, "dice_b") + metric(m, "bce_a") + metric(m, "bce_b"), 1e-5);
   // Stage 3 validates after its epoch on the validation case and keeps best.pt.
   const std::string val = " --set \"train.validate.set=[data.cases.root=" + d + "/ph, data.cases.split=" + d +
                           "/ph/split.yaml, data.cases.subset=val, step.report.hd95=false, 'step.seg.window=[16, 16, 16]', "
