@@ -127,12 +127,13 @@ bool conv3x3x3_parallel() {
 
 bool takes_conv3x3x3(const torch::Tensor& x, const torch::Tensor& weight, c10::IntArrayRef kernel, c10::IntArrayRef stride,
                      c10::IntArrayRef padding, c10::IntArrayRef dilation, std::int64_t groups) {
-  // A weight that does not fit x is left to libtorch, which says why.
-  const bool fits = weight.layout() == torch::kStrided && weight.is_cpu() && weight.dim() == 5 && weight.size(1) == x.size(1) &&
-                    weight.size(2) == 3 && weight.size(3) == 3 && weight.size(4) == 3;
+  // A weight that does not fit x is left to libtorch, which says why (each
+  // size is read only once the ranks are known).
   if (!(own_kernels() && x.layout() == torch::kStrided && x.dim() == 5 && x.is_cpu() && x.scalar_type() == torch::kFloat &&
-        x.is_contiguous() && weight.scalar_type() == torch::kFloat && fits && groups == 1 && all_equal(kernel, 3) &&
-        all_equal(stride, 1) && all_equal(padding, 1) && all_equal(dilation, 1) && !autocast::enabled(at::kCPU)))
+        x.is_contiguous() && weight.layout() == torch::kStrided && weight.is_cpu() && weight.dim() == 5 &&
+        weight.scalar_type() == torch::kFloat && weight.size(1) == x.size(1) && weight.size(2) == 3 && weight.size(3) == 3 &&
+        weight.size(4) == 3 && groups == 1 && all_equal(kernel, 3) && all_equal(stride, 1) && all_equal(padding, 1) &&
+        all_equal(dilation, 1) && !autocast::enabled(at::kCPU)))
     return false;
   const bool gradients = torch::GradMode::is_enabled() && (weight.requires_grad() || x.requires_grad());
   return conv3x3x3_own_forward(x, weight.size(0)) || (gradients && (weight.size(0) < 16 || weight.size(1) < 16));

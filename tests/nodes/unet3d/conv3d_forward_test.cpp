@@ -100,6 +100,7 @@ TEST(Conv3dForward, Conv3dWithoutGradientsTakesItWhereItApplies) {
   EXPECT_FALSE(takes(torch::zeros({1, 8, 4, 4, 15}), w8));
   EXPECT_FALSE(takes(torch::zeros({1, 8, 4, 4, 16}), w64));
   EXPECT_FALSE(takes(torch::zeros({1, 7, 4, 4, 16}), w8));
+  EXPECT_FALSE(takes(torch::zeros({8}), w8));  // a rank that does not fit: no size read, libtorch says why
   {
     const OwnKernelsScope libtorch_only(false);
     EXPECT_FALSE(takes(torch::zeros({1, 8, 4, 4, 16}), w8));
