@@ -50,7 +50,7 @@ template <int Out, int Width>
   const std::int64_t xp_row = padded_row(s.w), dy_row = xp_row - 2, chunks = dy_row / Width;
   const std::int64_t xp_plane = (s.h + 2) * xp_row, dy_plane = s.h * dy_row;
   // Rows per tile: the tile's output gradient (Out channels) stays within 256 KiB.
-  const std::int64_t tile_rows = std::max<std::int64_t>(1, 65536 / (Out * dy_row));
+  const std::int64_t tile_rows = std::max<std::int64_t>(1, 65536 / (Out * std::max<std::int64_t>(1, dy_row)));  // dy_row is 0 when W is 0
   for (std::int64_t n = 0; n < s.n; ++n) {
     const float* xp_channel = padded_input + (n * s.in + i) * (s.d + 2) * xp_plane;
     for (std::int64_t z = 0; z < s.d; ++z) {

@@ -38,8 +38,10 @@ Conv3x3x3Shape shape_of(const torch::Tensor& x, const torch::Tensor& weight) {
 }
 
 torch::Tensor own_forward(const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor& bias) {
-  TORCH_CHECK(bias.numel() == 0 || (bias.is_cpu() && bias.numel() == weight.size(0) && bias.scalar_type() == torch::kFloat),
-              "conv3x3x3: a bias of ", bias.numel(), " values for ", weight.size(0), " output channels");
+  TORCH_CHECK(bias.numel() == 0 || bias.numel() == weight.size(0), "conv3x3x3: a bias of ", bias.numel(), " values for ",
+              weight.size(0), " output channels");
+  TORCH_CHECK(bias.numel() == 0 || (bias.is_cpu() && bias.scalar_type() == torch::kFloat), "conv3x3x3: a bias of ",
+              bias.scalar_type(), " on ", bias.device(), " for a float32 CPU input; convert it with .to(torch::kFloat)");
   const torch::Tensor xp = padded(x), w = weight.contiguous(), b = bias.numel() > 0 ? bias.contiguous() : bias;
   torch::Tensor y = torch::empty({x.size(0), weight.size(0), x.size(2), x.size(3), x.size(4)}, x.options());
   conv3x3x3_forward(shape_of(x, weight), xp.data_ptr<float>(), w.data_ptr<float>(), b.numel() > 0 ? b.data_ptr<float>() : nullptr,

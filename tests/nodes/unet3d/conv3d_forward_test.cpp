@@ -59,13 +59,14 @@ std::vector<float> kernel(const Conv3x3x3Shape& s, const std::vector<float>& x, 
 // At every vector width this CPU runs (16, 8, 4 floats), the kernel equals the
 // brute-force float64 sum, with and without bias, for rows shorter than a
 // vector, longer and not a multiple of it, planes with an odd number of row
-// chunks (the last summed alone), and output-channel counts that leave a
-// partial block (11 = 8 + 3 or 4 + 4 + 3).
+// chunks (the last summed alone), output-channel counts that leave a partial
+// block (11 = 8 + 3 or 4 + 4 + 3), a batch of 3, one plane and one row.
 TEST(Conv3dForward, EqualsTheBruteForceSumAtEveryVectorWidth) {
   std::mt19937 rng(5);
   std::normal_distribution<float> normal;
   for (const Conv3x3x3Shape& s : {Conv3x3x3Shape{1, 1, 1, 3, 4, 5}, Conv3x3x3Shape{2, 4, 8, 3, 5, 16}, Conv3x3x3Shape{2, 3, 11, 4, 3, 19},
-                                  Conv3x3x3Shape{1, 9, 3, 2, 5, 37}, Conv3x3x3Shape{1, 2, 16, 3, 2, 7}}) {
+                                  Conv3x3x3Shape{1, 9, 3, 2, 5, 37}, Conv3x3x3Shape{1, 2, 16, 3, 2, 7},
+                                  Conv3x3x3Shape{3, 2, 5, 1, 3, 17}, Conv3x3x3Shape{1, 3, 4, 2, 1, 20}}) {
     for (const bool with_bias : {false, true}) {
       std::vector<float> x(s.n * s.in * s.d * s.h * s.w), w(s.out * s.in * 27), bias(with_bias ? s.out : 0);
       for (float& v : x) v = normal(rng);
@@ -145,6 +146,25 @@ TEST(Conv3dForward, FrozenWeightStillGivesTheInputGradient) {
   EXPECT_TRUE(torch::allclose(y.detach().to(torch::kFloat64), y64.detach(), 1e-5, 1e-4));
   EXPECT_TRUE(torch::allclose(gx.to(torch::kFloat64), gx64, 1e-5, 1e-3));
   EXPECT_FALSE(conv->weight.grad().defined());
+}
+
+// A bias of the wrong length or type gets an error that says which (the
+// kernel reads float32 values on the CPU, one per output channel).
+TEST(Conv3dForward, ABiasThatDoesNotFitIsAnError) {
+  const torch::Tensor x = torch::randn({1, 4, 2, 2, 16}), w = torch::randn({8, 4, 3, 3, 3});
+  const auto message = [&](const torch::Tensor& bias) {
+    try {
+      model::conv3x3x3(x, w, bias);
+    } catch (const std::exception& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_NE(message(torch::zeros({7})).find("a bias of 7 values for 8 output channels"), std::string::npos) << message(torch::zeros({7}));
+  const std::string wrong_type = message(torch::zeros({8}, torch::kFloat64));
+  EXPECT_NE(wrong_type.find("Double"), std::string::npos) << wrong_type;
+  EXPECT_NE(wrong_type.find("float32 CPU input"), std::string::npos) << wrong_type;
+  EXPECT_TRUE(torch::allclose(model::conv3x3x3(x, w, torch::ones({8})), torch::conv3d(x, w, torch::ones({8}), 1, 1), 1e-5, 1e-4));
 }
 
 }  // namespace umrflow

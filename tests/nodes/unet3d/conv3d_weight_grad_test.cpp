@@ -61,14 +61,16 @@ std::vector<float> kernel(const Conv3x3x3Shape& s, const std::vector<float>& x, 
 
 // At every vector width this CPU runs (16, 8, 4 floats), the kernel equals the
 // brute-force float64 sum for odd sizes, rows shorter and longer than a
-// vector, output-channel counts that leave a partial block, and planes split
-// into several tiles of rows (W = 1000: 8 rows per tile).
+// vector, output-channel counts that leave a partial block, planes split into
+// several tiles of rows (W = 1000: 8 rows per tile), a batch of 3, one plane,
+// one row, and empty rows (W = 0: a zero gradient).
 TEST(Conv3dWeightGrad, EqualsTheBruteForceSumAtEveryVectorWidth) {
   std::mt19937 rng(3);
   std::normal_distribution<float> normal;
   for (const Conv3x3x3Shape& s : {Conv3x3x3Shape{1, 1, 1, 3, 4, 5}, Conv3x3x3Shape{2, 4, 8, 6, 5, 16},
                                   Conv3x3x3Shape{2, 3, 11, 5, 7, 19}, Conv3x3x3Shape{1, 8, 3, 4, 3, 37},
-                                  Conv3x3x3Shape{1, 2, 8, 2, 19, 1000}}) {
+                                  Conv3x3x3Shape{1, 2, 8, 2, 19, 1000}, Conv3x3x3Shape{3, 2, 5, 1, 3, 17},
+                                  Conv3x3x3Shape{1, 3, 4, 2, 1, 20}, Conv3x3x3Shape{1, 2, 3, 2, 2, 0}}) {
     std::vector<float> x(s.n * s.in * s.d * s.h * s.w), dy(s.n * s.out * s.d * s.h * s.w);
     for (float& v : x) v = normal(rng);
     for (float& v : dy) v = normal(rng);
