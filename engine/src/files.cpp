@@ -36,6 +36,11 @@ void commit_file(const std::string& tmp, const std::string& path) {
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
+  write_temporary_file(tmp, bytes);
+  commit_file(tmp, path);
+}
+
+void write_temporary_file(const std::string& tmp, const std::string& bytes) {
   std::FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail("cannot write", tmp);
   const bool written = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size() && std::fflush(f) == 0;
@@ -45,7 +50,6 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
     std::remove(tmp.c_str());
     fail("writing failed (disk full?) for", tmp);
   }
-  commit_file(tmp, path);
 }
 
 std::string json_quoted(const std::string& s) {

@@ -4,6 +4,7 @@
 #include <fnmatch.h>
 
 #include <filesystem>
+#include <sstream>
 
 #include "precision.h"
 #include "umrflow/archive_check.h"
@@ -284,10 +285,16 @@ void save_checkpoint(const std::string& path, const std::vector<std::pair<std::s
     optimizer->save(opt);
     archive.write("optimizer", opt);
   }
+  // Serialised in memory first: libtorch's file writer finishes the archive in
+  // a destructor, where a full disk ends the process (std::terminate) instead
+  // of throwing; write_temporary_file() reports it as an error naming the file.
+  std::ostringstream bytes;
+  archive.save_to(bytes);
+  const std::string data = bytes.str();
   // The ledger accepts old and new digest while the rename happens (digest.h).
   const std::string tmp = path + ".tmp";
-  archive.save_to(tmp);
-  const std::string digest = sha256_file(tmp);
+  write_temporary_file(tmp, data);
+  const std::string digest = sha256_hex(data.data(), data.size());
   record_digest(path, digest, /*keep_previous=*/true);
   commit_file(tmp, path);
   record_digest(path, digest, /*keep_previous=*/false);

@@ -1,5 +1,6 @@
 // The BraTS family's data verbs: `synth brats` (phantom cases), `convert
 // brats` (NIfTI folders to the HDF5 cache) and `split` (a seeded case split).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -46,6 +47,29 @@ int convert_brats(const VerbCall& c) {
   return 0;
 }
 
+/// The case ids of a text file, one per line ('#' starts a comment line;
+/// blanks around an id and empty lines are ignored). A line with control
+/// characters or bytes outside ASCII is an error naming it: such a file is no
+/// id list (a scan given by mistake).
+std::vector<std::string> read_id_list(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read '" + path + "' (give a data folder, an HDF5 cache or a text file of case ids)");
+  std::vector<std::string> ids;
+  std::size_t number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    const auto first = line.find_first_not_of(" \t\r"), last = line.find_last_not_of(" \t\r");
+    if (first == std::string::npos || line[first] == '#') continue;
+    const std::string id = line.substr(first, last - first + 1);
+    if (std::any_of(id.begin(), id.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20 || static_cast<unsigned char>(ch) > 0x7e; }))
+      throw std::runtime_error(path + ":" + std::to_string(number) +
+                               ": not a case id (control characters or non-ASCII bytes); --from takes a data folder, an "
+                               "HDF5 cache (.h5) or a text file with one case id per line");
+    ids.push_back(id);
+  }
+  return ids;
+}
+
 int split(const VerbCall& c) {
   const Params& o = c.options;
   const std::string& from = o.get_text("from");
@@ -53,11 +77,10 @@ int split(const VerbCall& c) {
   if (fs::is_directory(from)) {
     for (const auto& k : brats::discover_cases(from, brats::default_modalities())) ids.push_back(k.id);
   } else if (fs::path(from).extension() == ".h5") {
-    for (const auto& k : io::CacheReader(from).cases()) ids.push_back(k.id);
+    const io::CacheReader cache(from);  // cases() refers into the reader
+    for (const auto& k : cache.cases()) ids.push_back(k.id);
   } else {
-    std::ifstream in(from);
-    for (std::string line; std::getline(in, line);)
-      if (!line.empty() && line[0] != '#') ids.push_back(line);
+    ids = read_id_list(from);
   }
   if (ids.empty()) throw std::runtime_error("no case ids found in '" + from + "'");
   const auto seed = static_cast<std::uint64_t>(o.get_int("seed"));

@@ -14,6 +14,8 @@ namespace umrflow::io {
 Split make_split(std::vector<std::string> ids, double val, double test, std::uint64_t seed) {
   if (val < 0 || test < 0 || val + test > 1) throw std::invalid_argument("val and test fractions must be >= 0 and sum to at most 1");
   std::sort(ids.begin(), ids.end());
+  const auto twice = std::adjacent_find(ids.begin(), ids.end());
+  if (twice != ids.end()) throw std::invalid_argument("case id '" + *twice + "' is listed twice; each case may be listed once");
   std::mt19937_64 rng(seed);
   // Fisher-Yates with our own draws: std::shuffle's use of the engine is not fixed across standard libraries.
   for (std::size_t i = ids.size(); i > 1; --i) std::swap(ids[i - 1], ids[rng() % i]);

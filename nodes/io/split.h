@@ -20,7 +20,8 @@ struct Split {
 };
 
 /// Shuffles the sorted ids with `seed`, then takes round(test * N) for test,
-/// round(val * N) for val and the rest for train; each list is sorted.
+/// round(val * N) for val and the rest for train; each list is sorted. An id
+/// listed twice is an error (std::invalid_argument naming it).
 Split make_split(std::vector<std::string> ids, double val, double test, std::uint64_t seed);
 
 /// Writes a split as YAML (atomically) / reads one. Reading checks that the

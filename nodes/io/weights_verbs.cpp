@@ -33,9 +33,9 @@ std::size_t import_state_dict(const std::string& state_dict, const std::string& 
   torch::serialize::OutputArchive archive;
   for (const auto& [k, t] : tensors) archive.write(module + "." + k, t);
   archive.write("umrflow.epoch", torch::tensor(std::int64_t{0}));
-  const std::string tmp = out + ".tmp";
-  archive.save_to(tmp);
-  commit_file(tmp, out);
+  std::ostringstream bytes;  // in memory: libtorch's file writer cannot report a full disk (instance.cpp)
+  archive.save_to(bytes);
+  write_file_atomically(out, bytes.str());
   return tensors.size();
 }
 

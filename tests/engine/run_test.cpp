@@ -7,6 +7,7 @@
 #include <fstream>
 #include <thread>
 
+#include "instance.h"
 #include "test_paths.h"
 #include "test_util.h"
 #include "umrflow/declare.h"
@@ -14,6 +15,7 @@
 #include "umrflow/node.h"
 #include "umrflow/registry.h"
 #include "umrflow/curves.h"
+#include "umrflow/digest.h"
 #include "umrflow/files.h"
 #include "umrflow/own_kernels.h"
 #include "umrflow/run.h"
@@ -205,6 +207,29 @@ TEST(Run, AtomicWrite) {
   in >> s;
   EXPECT_EQ(s, "two");
   EXPECT_FALSE(fs::exists(p + ".tmp"));
+}
+
+// A full disk while a checkpoint is written is an error naming the file (it
+// ended the process when libtorch's file writer met it), the temporary file
+// is removed and the checkpoint already there is kept whole. The temporary
+// file is made a link to /dev/full, whose writes fail with ENOSPC.
+TEST(Run, CheckpointOnAFullDiskIsAnErrorAndKeepsTheOldOne) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  test::TempDir dir;
+  const std::string p = dir.path() + "/last.pt";
+  save_checkpoint(p, {{"w", torch::ones({4})}}, nullptr);
+  const std::string before = sha256_file(p);
+  fs::create_symlink("/dev/full", p + ".tmp");
+  try {
+    save_checkpoint(p, {{"w", torch::zeros({100000})}}, nullptr);
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(p + ".tmp"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("disk full"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(fs::symlink_status(p + ".tmp")));
+  EXPECT_EQ(sha256_file(p), before);
+  EXPECT_TRUE(check_recorded_digest(p)) << "the ledger lists the old checkpoint";
 }
 
 namespace {

@@ -17,6 +17,12 @@ namespace umrflow {
 /// Writes `bytes` to `path` as described above.
 void write_file_atomically(const std::string& path, const std::string& bytes);
 
+/// The first half of write_file_atomically: writes `bytes` to `tmp` (created
+/// or truncated) and flushes it; on an error (disk full) removes `tmp` and
+/// throws naming it. For writers that must do something between writing and
+/// renaming (the checkpoint ledger); commit_file() then puts it in place.
+void write_temporary_file(const std::string& tmp, const std::string& bytes);
+
 /// For writers that produce the temporary file themselves (torch archives,
 /// HDF5): syncs `tmp`, renames it to `path`, syncs the folder.
 void commit_file(const std::string& tmp, const std::string& path);
