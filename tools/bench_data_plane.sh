@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 cases=${1:-8}
 bin=build/umrflow
 if [ ! -d data/bench/phantoms ]; then
-  $bin synth brats --cases "$cases" --size 240 --seed 11 --out data/bench/phantoms
+  $bin synth brats --cases "$cases" --size 240 --seed 11 --overwrite --out data/bench/phantoms
 fi
 [ -f data/bench/phantoms.h5 ] || $bin convert brats --src data/bench/phantoms --out data/bench/phantoms.h5
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"

@@ -29,7 +29,7 @@ echo "|---|---|---|---|---|---|---|---|"
 for size in $sizes; do
   if [ "$size" -le 32 ]; then cases=3 phantom=32 widths="[8, 16, 32, 32]"; else cases=1 phantom=$size widths="[4, 8, 8, 8]"; fi
   data=$work/ph$size
-  $bin synth brats --cases $((cases + 1)) --size "$phantom" --seed 5 --out "$data" > /dev/null 2>&1
+  $bin synth brats --cases $((cases + 1)) --size "$phantom" --seed 5 --overwrite --out "$data" > /dev/null 2>&1
   $bin split --from "$data" --val 0.01 --test 0 --out "$data/split.yaml" > /dev/null 2>&1
   for strategy in ${UMRFLOW_BENCH_STRATEGIES:-per_group_backward one_backward batched_pairs}; do
   for blas in $blases; do

@@ -24,7 +24,7 @@ if [ -e "$out" ]; then
 fi
 start=$(date +%s)
 if [ ! -f "$data/split.yaml" ]; then
-  $bin synth brats --cases 24 --size 48 --out "$data"
+  $bin synth brats --cases 24 --size 48 --overwrite --out "$data"
   $bin split --from "$data" --val 0.1 --test 0.25 --out "$data/split.yaml"
 fi
 common=(--quiet --set "data.cases.root=$data" --set "data.cases.split=$data/split.yaml")

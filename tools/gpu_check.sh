@@ -27,7 +27,7 @@ cmake --build /tmp/build -j16 > "$out/build.log" 2>&1 || { tail -40 "$out/build.
 tail -3 "$out/tests.log"
 # Phantoms large enough for 128^3 crops (Z = 208 * 155 / 240 = 134).
 bin=/tmp/build/umrflow
-$bin synth brats --cases 8 --size 208 --procedural --out /tmp/ph > /dev/null 2>&1
+$bin synth brats --cases 8 --size 208 --procedural --overwrite --out /tmp/ph > /dev/null 2>&1
 $bin split --from /tmp/ph --val 0 --test 0 --out /tmp/ph/split.yaml > /dev/null
 common=(--quiet --set device=cuda --set data.cases.root=/tmp/ph --set data.cases.split=/tmp/ph/split.yaml --set train.epochs=2
         --set train.validate=null --set modules.net.init=null --set execution.threads=12 --set execution.prefetch=16)

@@ -31,14 +31,14 @@ for task in ${UMRFLOW_2D_TASKS:-rgbd rgbt}; do
   if [ "$task" = sunrgbd ]; then
     # Segmentation: one folder, train.txt and test.txt; graphs sunrgbd_*.yaml.
     mods="[RGB, Depth]"; prefix=sunrgbd_
-    [ -f "$data/test.txt" ] || $bin synth sunrgbd --train "$scenes" --test "$test_scenes" --size 64 --seed 1 --out "$data"
+    [ -f "$data/test.txt" ] || $bin synth sunrgbd --train "$scenes" --test "$test_scenes" --size 64 --seed 1 --overwrite --out "$data"
     train=(--quiet --set "data.samples.root=$data" --set "data.samples.split=$data/train.txt")
     eval=(--quiet --set "data.samples.root=$data" --set "data.samples.split=$data/test.txt")
   else
     if [ "$task" = rgbt ]; then aux=T; mods="[RGB, Thermal]"; else aux=depth; mods="[RGB, Depth]"; fi
     prefix=
-    [ -d "$data/train/RGB" ] || $bin synth "$task" --scenes "$scenes" --size 64 --seed 1 --out "$data/train"
-    [ -d "$data/test/RGB" ] || $bin synth "$task" --scenes "$test_scenes" --size 64 --seed 2 --out "$data/test"
+    [ -d "$data/train/RGB" ] || $bin synth "$task" --scenes "$scenes" --size 64 --seed 1 --overwrite --out "$data/train"
+    [ -d "$data/test/RGB" ] || $bin synth "$task" --scenes "$test_scenes" --size 64 --seed 2 --overwrite --out "$data/test"
     train=(--quiet --set "data.samples.root=$data/train" --set "data.samples.aux=$aux")
     eval=(--quiet --set "data.samples.root=$data/test" --set "data.samples.aux=$aux")
   fi

@@ -1,8 +1,8 @@
 // `umrflow dot`: a graph as Graphviz.
-#include <fstream>
 #include <iostream>
 
 #include "common.h"
+#include "umrflow/files.h"
 
 namespace umrflow::cli {
 
@@ -14,6 +14,7 @@ void register_dot_verb(Registry& registry) {
                param::text("output", "", "file to write (default: standard output)"), set_option()};
   v.positional = {"graph"};
   v.existing_files = {"graph"};
+  v.output_files = {"output"};
   v.short_names = {{"output", "-o"}};
   v.run = [](const VerbCall& c) {
     LoadChecks checks;
@@ -21,7 +22,7 @@ void register_dot_verb(Registry& registry) {
     const std::string text = graph_to_dot(load_and_validate(c.options.get_text("graph"), c.options.get_texts("set"), c.registry, checks));
     const std::string& output = c.options.get_text("output");
     if (output.empty()) std::cout << text;
-    else std::ofstream(output) << text;
+    else write_file_atomically(output, text);
     return 0;
   };
   registry.add_verb(std::move(v));

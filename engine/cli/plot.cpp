@@ -16,6 +16,7 @@ void register_plot_verb(Registry& registry) {
                param::text("output", "curves.svg", "SVG file to write")};
   v.positional = {"runs"};
   v.existing_files = {"runs"};
+  v.output_files = {"output"};
   v.short_names = {{"output", "-o"}};
   v.run = [](const VerbCall& c) {
     std::vector<CurveRun> runs;
@@ -29,6 +30,8 @@ void register_plot_verb(Registry& registry) {
       runs.push_back(std::move(run));
     }
     const std::string& output = c.options.get_text("output");
+    if (std::filesystem::exists(output) && std::filesystem::path(output).extension() != ".svg")
+      throw std::runtime_error("-o '" + output + "' exists and is no .svg file; plot writes SVG: name a .svg file");
     write_file_atomically(output, curves_svg(runs, "metrics per epoch"));
     std::cout << "wrote " << output << " (" << runs.size() << " run" << (runs.size() == 1 ? "" : "s") << ")\n";
     return 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <variant>
 
 namespace umrflow::cli {
@@ -115,6 +116,43 @@ VerbCommands::VerbCommands(CLI::App& app, Registry& registry) : registry_(regist
 
 VerbCommands::~VerbCommands() = default;
 
+void check_output_files(const VerbSpec& verb, const Params& params) {
+  namespace fs = std::filesystem;
+  const auto declares = [&](const std::string& name, ParamType type) {
+    return std::any_of(verb.options.begin(), verb.options.end(), [&](const ParamSpec& p) { return p.name == name && p.type == type; });
+  };
+  const bool may_overwrite = declares("overwrite", ParamType::boolean) && params.has("overwrite") && params.get_bool("overwrite");
+  for (const auto& name : verb.output_files) {
+    if (!params.has(name)) continue;
+    const std::string& out = params.get_text(name);
+    std::error_code ec;
+    if (out.empty() || !fs::exists(out, ec)) continue;
+    for (const auto& input : verb.existing_files) {
+      if (!params.has(input)) continue;
+      const ParamValue& v = params.value(input);
+      const std::vector<std::string> paths =
+          std::holds_alternative<std::string>(v) ? std::vector<std::string>{std::get<std::string>(v)} : std::get<std::vector<std::string>>(v);
+      for (const auto& in : paths)
+        if (fs::equivalent(in, out, ec))
+          throw std::runtime_error(name + " '" + out + "' is the " + input + " this command reads; write to another file");
+    }
+    if (!fs::is_regular_file(out, ec))
+      throw std::runtime_error(name + " '" + out + "' exists and is no regular file (a folder, device or FIFO); give a file path");
+    if (declares("overwrite", ParamType::boolean) && !may_overwrite)
+      throw std::runtime_error(name + " '" + out + "' exists; pass --overwrite to replace it");
+  }
+  for (const auto& name : verb.output_folders) {
+    if (!params.has(name)) continue;
+    const std::string& out = params.get_text(name);
+    std::error_code ec;
+    if (out.empty() || !fs::exists(out, ec)) continue;
+    if (!fs::is_directory(out, ec)) throw std::runtime_error(name + " '" + out + "' is a file, not a folder; give a folder path");
+    if (!fs::is_empty(out, ec) && !may_overwrite)
+      throw std::runtime_error(name + " '" + out + "' is not empty; write into a new folder, or pass --overwrite to write over it "
+                               "(files there that this command does not write stay)");
+  }
+}
+
 int VerbCommands::run() {
   for (const auto& b : bound_) {
     if (!b->app->parsed()) continue;
@@ -124,6 +162,7 @@ int VerbCommands::run() {
       if (s->option->count() == 0 && !s->param->default_value) continue;
       std::visit([&](const auto& v) { params.set(s->param->name, ParamValue(v), where); }, s->value);
     }
+    check_output_files(*b->spec, params);
     return b->spec->run(VerbCall{params, registry_});
   }
   throw std::logic_error("no verb was chosen");

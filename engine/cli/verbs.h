@@ -26,6 +26,10 @@ class VerbCommands {
   std::vector<std::unique_ptr<Bound>> bound_;
 };
 
+/// The checks of VerbSpec::output_files on the parsed options (verb.h);
+/// throws std::runtime_error naming the option and the path.
+void check_output_files(const VerbSpec& verb, const Params& params);
+
 /// Plugins named by `--plugin X` / `--plugin=X` anywhere in argv, read before
 /// the command line is parsed, since a plugin may add a verb.
 std::vector<std::string> plugins_in_arguments(int argc, char** argv);

@@ -71,7 +71,7 @@ void Registry::add_verb(VerbSpec verb) {
   auto declared = [&](const std::string& n) {
     return std::any_of(verb.options.begin(), verb.options.end(), [&](const ParamSpec& p) { return p.name == n; });
   };
-  for (const auto* list : {&verb.positional, &verb.comma_lists, &verb.existing_files})
+  for (const auto* list : {&verb.positional, &verb.comma_lists, &verb.existing_files, &verb.output_files, &verb.output_folders})
     for (const auto& n : *list)
       if (!declared(n)) throw std::invalid_argument("verb '" + name + "' names option '" + n + "', which it does not declare" + where);
   for (const auto& [n, alias] : verb.short_names)

@@ -109,7 +109,9 @@ void register_brats_verbs(Registry& registry) {
       param::text("out", std::nullopt, "folder to write the case folders into"),
       param::text("template", "", "brain template (default: mricron-data's ch2bet.nii.gz; a procedural head when absent)"),
       param::boolean("procedural", false, "use the procedural head even when the template is installed"),
+      param::boolean("overwrite", false, "write into OUT even when it is not empty"),
   };
+  synth.output_folders = {"out"};
   synth.run = synth_brats;
   registry.add_verb(std::move(synth));
 
@@ -124,6 +126,7 @@ void register_brats_verbs(Registry& registry) {
       param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label region channels (TC, WT, ET, NCR, ED)"),
   };
   convert.existing_files = {"src"};
+  convert.output_files = {"out"};
   convert.comma_lists = {"modalities", "regions"};
   convert.footer = "The layout is documented in docs/datasets.md; read the file with the node brats.h5.";
   convert.run = convert_brats;
@@ -140,6 +143,7 @@ void register_brats_verbs(Registry& registry) {
       param::text("out", std::nullopt, "split file to write (YAML), e.g. datasets/brats2020/split.yaml"),
   };
   s.existing_files = {"from"};
+  s.output_files = {"out"};
   s.run = split;
   registry.add_verb(std::move(s));
 }

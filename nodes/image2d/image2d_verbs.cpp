@@ -28,7 +28,9 @@ VerbSpec synth_scenes(bool thermal) {
       param::integer("size", 64, "width and height in pixels").range(16, 4096),
       param::integer("seed", 1, "seed; the same seed writes the same scenes").min(0),
       param::text("out", std::nullopt, "data set folder to write RGB/, " + std::string(thermal ? "T/" : "depth/") + " and GT/ into"),
+      param::boolean("overwrite", false, "write into OUT even when it is not empty"),
   };
+  v.output_folders = {"out"};
   v.run = [thermal](const VerbCall& c) {
     image2d::ScenePhantomOptions o;
     o.scenes = c.options.get_int("scenes");
@@ -57,7 +59,9 @@ VerbSpec synth_segmentation() {
       param::integer("classes", 8, "classes: 1 wall, 2 floor, the rest objects").range(4, 255),
       param::integer("seed", 1, "seed; the same seed writes the same scenes").min(0),
       param::text("out", std::nullopt, "data set folder to write image/, depth/, label/ and the split lists into"),
+      param::boolean("overwrite", false, "write into OUT even when it is not empty"),
   };
+  v.output_folders = {"out"};
   v.run = [](const VerbCall& c) {
     image2d::SegmentationPhantomOptions o;
     o.train = c.options.get_int("train");

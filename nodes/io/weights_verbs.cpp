@@ -139,8 +139,10 @@ void register_io_verbs(Registry& registry) {
   ex.options = {param::text("checkpoint", std::nullopt, "run checkpoint (last.pt, epoch_NNNN.pt)"),
                 param::text("out", std::nullopt, "file to write; Python: sd = torch.load(out); model.load_state_dict(sd)"),
                 param::text("module", "", "module ids, comma-separated (default: every module, merged in checkpoint order; a name held twice is an error)")};
+  ex.options.push_back(param::boolean("overwrite", false, "replace OUT when it exists"));
   ex.positional = {"checkpoint", "out"};
   ex.existing_files = {"checkpoint"};
+  ex.output_files = {"out"};
   ex.run = [](const VerbCall& c) {
     return weights_export(c.options.get_text("checkpoint"), c.options.get_text("out"), c.options.get_text("module"));
   };
@@ -154,8 +156,10 @@ void register_io_verbs(Registry& registry) {
                             "'state_dict', with 'module.' or 'backbone.' prefixes (stripped)"),
                 param::text("out", std::nullopt, "checkpoint to write"),
                 param::text("module", std::nullopt, "module id the weights belong to in the graph")};
+  im.options.push_back(param::boolean("overwrite", false, "replace OUT when it exists"));
   im.positional = {"state_dict", "out"};
   im.existing_files = {"state_dict"};
+  im.output_files = {"out"};
   im.run = [](const VerbCall& c) {
     return weights_import(c.options.get_text("state_dict"), c.options.get_text("out"), c.options.get_text("module"));
   };

@@ -159,6 +159,41 @@ TEST(Cli, DotWritesGraphviz) {
   EXPECT_NE(dot.find("\"pred\" -> \"mse\""), std::string::npos);
 }
 
+// Outputs never replace what a command reads or what is no regular file:
+// `dot -o` over its own graph, into a folder or a device is an error naming
+// the option and path (it wrote nothing and exited 0 on a bad path); `weights
+// export` over an existing file needs --overwrite; `synth brats` into a
+// folder that is not empty needs --overwrite.
+TEST(Cli, OutputsDoNotReplaceInputsOrExistingData) {
+  test::TempDir dir;
+  const std::string g = dir.write("g.yaml", kGraph);
+  std::string out;
+  EXPECT_NE(run_command(kBin + " dot " + g + " -o " + g + " 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("output '" + g + "' is the graph this command reads"), std::string::npos) << out;
+  EXPECT_EQ(read(g), kGraph);
+  EXPECT_NE(run_command(kBin + " dot " + g + " -o " + dir.path() + " 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("no regular file"), std::string::npos) << out;
+  EXPECT_NE(run_command(kBin + " dot " + g + " -o " + g + "/x.dot 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find(g + "/x.dot.tmp"), std::string::npos) << out;
+
+  ASSERT_EQ(run_command(kBin + " run " + g + " --quiet --set train.epochs=1 --out " + dir.path() + "/run 2>&1", &out), 0) << out;
+  const std::string ckpt = dir.path() + "/run/last.pt", sd = dir.path() + "/sd.pt";
+  EXPECT_NE(run_command(kBin + " weights export " + ckpt + " " + ckpt + " 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("is the checkpoint this command reads"), std::string::npos) << out;
+  ASSERT_EQ(run_command(kBin + " weights export " + ckpt + " " + sd + " 2>&1", &out), 0) << out;
+  EXPECT_NE(run_command(kBin + " weights export " + ckpt + " " + sd + " 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("exists; pass --overwrite"), std::string::npos) << out;
+  EXPECT_EQ(run_command(kBin + " weights export " + ckpt + " " + sd + " --overwrite 2>&1", &out), 0) << out;
+
+  const std::string data = dir.path() + "/data";
+  fs::create_directories(data);
+  dir.write("data/notes.txt", "mine");
+  EXPECT_NE(run_command(kBin + " synth brats --cases 1 --size 16 --out " + data + " 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("is not empty"), std::string::npos) << out;
+  EXPECT_EQ(run_command(kBin + " synth brats --cases 1 --size 16 --overwrite --out " + data + " 2>&1", &out), 0) << out;
+  EXPECT_EQ(read(data + "/notes.txt"), "mine");
+}
+
 // sweep runs each variant into its own directory and writes one table row per variant.
 TEST(Cli, SweepTabulatesVariants) {
   test::TempDir dir;

@@ -52,6 +52,17 @@ struct VerbSpec {
   std::vector<std::string> positional;   // options given by position, in order
   std::vector<std::string> comma_lists;  // list options whose values also split at commas
   std::vector<std::string> existing_files;  // text options that must name an existing file or folder
+  // Text options naming a file the verb writes. Before run(), each given path
+  // is refused (an error naming the option) when it is the same file as one of
+  // existing_files (the verb would write over its own input), when it exists
+  // and is no regular file (a folder, device or FIFO, which the write-and-
+  // rename of files.h would replace), and, where the verb declares a boolean
+  // option `overwrite`, when it exists and that option is not given.
+  std::vector<std::string> output_files;
+  // Text options naming a folder the verb writes into: refused when the path
+  // is a file, or a folder that is not empty while the verb's boolean option
+  // `overwrite` (which it must then declare) is not given.
+  std::vector<std::string> output_folders;
   std::vector<std::pair<std::string, std::string>> short_names;  // {"output", "-o"}: a one-letter alias
   std::string footer;  // text after the options in `--help` (exit status, examples)
   std::function<int(const VerbCall&)> run;  // returns the exit status
