@@ -12,6 +12,7 @@
 #include "brats/brats.h"
 #include "brats/brats_nodes.h"
 #include "brats/predict.h"
+#include "eval/sod_metrics.h"
 #include "io/nifti.h"
 #include "umrflow/doc.h"
 #include "umrflow/files.h"
@@ -257,7 +258,7 @@ void WriteLabels::setup() {
 }
 
 Packet WriteLabels::run(const std::vector<Packet>& in, Context&) {
-  const torch::Tensor logits = in.at(0).at("logits").detach().to(torch::kCPU).to(torch::kFloat32);
+  const torch::Tensor logits = metrics::require_finite_output(in.at(0).at("logits").detach().to(torch::kCPU).to(torch::kFloat32), "logits");
   const auto& samples = in.at(1).samples;
   if (logits.size(0) != static_cast<std::int64_t>(samples.size()) || logits.size(1) != static_cast<std::int64_t>(regions_.size()))
     throw std::runtime_error("logits " + c10::str(logits.sizes()) + " do not hold " + std::to_string(regions_.size()) +

@@ -41,7 +41,7 @@ class SegReport final : public StepNode {
     if (raw_label.is_floating_point() && !torch::equal(raw_label, raw_label.round()))
       throw std::runtime_error("label must hold whole class numbers (a class map, resized by nearest neighbour or kept)");
     const torch::Tensor label = raw_label.to(torch::kLong);
-    const torch::Tensor pred = metrics::at_label_size(in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat32), label).argmax(1);
+    const torch::Tensor pred = metrics::at_label_size(metrics::require_finite_output(in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat32), "pred"), label).argmax(1);
     const torch::Tensor present = in.at(2).at("present").to(torch::kCPU).to(torch::kLong).contiguous();
     const std::int64_t subsets = present.size(0), images = label.size(0);
     if (in.at(0).at("pred").size(1) != options_.num_classes)

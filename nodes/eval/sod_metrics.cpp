@@ -352,4 +352,12 @@ torch::Tensor at_label_size(const torch::Tensor& pred, const torch::Tensor& labe
                                   .align_corners(false));
 }
 
+const torch::Tensor& require_finite_output(const torch::Tensor& pred, const std::string& what) {
+  if (!pred.is_floating_point() || torch::isfinite(pred).all().item<bool>()) return pred;
+  const std::int64_t bad = (~torch::isfinite(pred)).sum().item<std::int64_t>();
+  throw std::runtime_error(what + " holds " + std::to_string(bad) + " NaN or infinite value(s) of " + std::to_string(pred.numel()) +
+                           ": the network overflowed float32 (weights far too large, or a BatchNorm running_var below 0, in "
+                           "init.from / --weights; `umrflow weights list` shows them), so nothing is scored or written from it");
+}
+
 }  // namespace umrflow::metrics

@@ -184,6 +184,13 @@ class SodAccumulator {
 /// ground truth's own size (image2d.resize with label_mode: keep).
 torch::Tensor at_label_size(const torch::Tensor& pred, const torch::Tensor& label);
 
+/// Returns `pred` (a network's output, any shape) when every value is finite;
+/// else throws std::runtime_error counting the NaN and infinite values, so
+/// that no score or label map is computed from an overflowed network (weights
+/// that pass `verify` but are far too large, a BatchNorm variance below 0).
+/// `what` names the tensor in the message.
+const torch::Tensor& require_finite_output(const torch::Tensor& pred, const std::string& what);
+
 /// Semantic segmentation (SUN-RGBD). The defaults are the raw SUN-RGBD labels
 /// that ESANet and ACNet read: 0 is unlabelled and ignored, 1..37 are the
 /// classes, so class = label - 1 and the network's output index 0..36 is

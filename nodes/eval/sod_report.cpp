@@ -55,7 +55,7 @@ class SodReport final : public StepNode {
 
   Packet run(const std::vector<Packet>& in, Context&) override {
     const torch::Tensor label = in.at(1).at("label").to(torch::kCPU).to(torch::kFloat64);
-    const torch::Tensor prob = torch::sigmoid(metrics::at_label_size(in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat64), label));
+    const torch::Tensor prob = torch::sigmoid(metrics::at_label_size(metrics::require_finite_output(in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat64), "pred"), label));
     const torch::Tensor present = in.at(2).at("present").to(torch::kCPU).to(torch::kLong).contiguous();
     const std::int64_t subsets = present.size(0), images = label.size(0);
     if (label.size(1) != 1 || prob.size(0) != subsets * images || prob.size(1) != 1 || prob.sizes().slice(2) != label.sizes().slice(2))

@@ -17,6 +17,7 @@
 #include "builtin.h"
 #include "eval/raster.h"
 #include "eval/seg_metrics.h"
+#include "eval/sod_metrics.h"
 #include "io/nifti.h"
 #include "umrflow/declare.h"
 #include "umrflow/node.h"
@@ -156,7 +157,7 @@ class SubsetReport final : public StepNode {
   }
 
   Packet run(const std::vector<Packet>& in, Context&) override {
-    const torch::Tensor logits = in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat32);
+    const torch::Tensor logits = metrics::require_finite_output(in.at(0).at("pred").detach().to(torch::kCPU).to(torch::kFloat32), "pred");
     const torch::Tensor label = in.at(1).at("label").to(torch::kCPU).to(torch::kBool);
     const torch::Tensor present = in.at(2).at("present").to(torch::kCPU).to(torch::kLong);
     const std::int64_t subsets = present.size(0), cases = label.size(0), regions = label.size(1);

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 
 #include "eval/sod_metrics.h"
@@ -559,6 +560,23 @@ TEST(SodMetrics, ConfusionMatrixMatchesPerClassCounting) {
   }
   EXPECT_NEAR(cm.miou(), sum / 37, 1e-9);
   EXPECT_NEAR(cm.pixel_accuracy(), correct / counted, 1e-12);
+}
+
+// A network output with NaN or infinite values is an error that counts them
+// (the eval and predict nodes scored such outputs as Dice 0 and wrote empty
+// label maps); finite outputs and integer tensors pass unchanged.
+TEST(SodMetrics, NonFiniteNetworkOutputIsAnError) {
+  torch::Tensor pred = torch::randn({2, 3, 4, 4});
+  EXPECT_TRUE(metrics::require_finite_output(pred, "pred").equal(pred));
+  EXPECT_NO_THROW(metrics::require_finite_output(torch::ones({3}, torch::kLong), "pred"));
+  pred[0][1][2][3] = std::nan("");
+  pred[1][0][0][0] = std::numeric_limits<float>::infinity();
+  try {
+    metrics::require_finite_output(pred, "logits");
+    ADD_FAILURE() << "no error";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("logits holds 2 NaN or infinite value(s) of 96"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace umrflow
