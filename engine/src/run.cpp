@@ -63,7 +63,11 @@ std::string json_number(double v) {
   return s.str();
 }
 
-std::string fresh_run_dir(const std::string& wanted) {
+std::string fresh_run_dir(std::string wanted) {
+  // "runs/base/" (a shell's completion) or "runs/base/." names runs/base.
+  fs::path p = fs::path(wanted).lexically_normal();
+  if (p.filename().empty() && p.has_parent_path()) p = p.parent_path();
+  wanted = p.string();
   auto usable = [](const fs::path& p) { return !fs::exists(p) || (fs::is_directory(p) && fs::is_empty(p)); };
   if (usable(wanted)) return wanted;
   for (int i = 1;; ++i) {
@@ -477,6 +481,21 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   summary.run_dir = !writer ? scratch.path.string()
                     : resuming ? options.resume
                                : fresh_run_dir(options.run_dir.empty() ? "runs/" + graph.name : options.run_dir);
+  // A run that fails while it is set up (a missing split file or checkpoint,
+  // a module that does not fit) leaves no run directory behind, so the next
+  // try, and the next stage's default init.from, find the plain name. Once
+  // the first epoch starts, log.txt holds its progress and stays.
+  struct EmptyRunCleanup {
+    fs::path path;
+    ~EmptyRunCleanup() {
+      if (path.empty() || std::uncaught_exceptions() == 0) return;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(path, ec))
+        if (e.path().filename() != "graph.yaml" && e.path().filename() != "log.txt") return;
+      fs::remove_all(path, ec);
+    }
+  } cleanup;
+  if (writer && !resuming && !fs::exists(summary.run_dir)) cleanup.path = summary.run_dir;
   fs::create_directories(summary.run_dir);
   const fs::path dir = summary.run_dir;
   if (!resuming) write_file_atomically((dir / "graph.yaml").string(), to_yaml(graph.resolved));
@@ -603,6 +622,7 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     save_checkpoint((dir / name).string(), tensors, optimizer.get());
   };
 
+  cleanup.path.clear();  // set up: from here on the run directory stays
   for (std::int64_t epoch = first_epoch; epoch < epochs; ++epoch) {
     ScalarMeans means;
     if (training)

@@ -172,9 +172,23 @@ TEST(Run, ModuleInitFromCheckpoint) {
   const double fresh_mse = run_graph(fresh, r, quiet_into(dir.path() + "/fresh")).final_metrics.at("mse");
   const double init_mse = run_graph(init, r, quiet_into(dir.path() + "/init")).final_metrics.at("mse");
   EXPECT_LT(init_mse, 0.1 * fresh_mse);
-  // Patterns that select nothing are an error, not a silent no-op.
+  // Patterns that select nothing are an error, not a silent no-op; the run
+  // failed while it was set up, so its run directory is gone.
   Graph none = load(dir, graph_text(", init: {from: " + trained + ", include: [\"nothing*\"]}", ""), r, "none.yaml");
   EXPECT_THROW(run_graph(none, r, quiet_into(dir.path() + "/none")), std::runtime_error);
+  EXPECT_FALSE(fs::exists(dir.path() + "/none"));
+}
+
+// An existing run directory named with a trailing "/" or "/." (a shell's
+// completion) gets the .N suffix beside it, not a hidden folder inside it.
+TEST(Run, TrailingSlashNamesTheSameRunDirectory) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  Graph g = load(dir, graph_text(), r);
+  const std::string base = dir.path() + "/run";
+  EXPECT_EQ(run_graph(g, r, quiet_into(base + "/")).run_dir, base);
+  EXPECT_EQ(run_graph(g, r, quiet_into(base + "/")).run_dir, base + ".1");
+  EXPECT_EQ(run_graph(g, r, quiet_into(base + "/.")).run_dir, base + ".2");
 }
 
 // A node that fails at run time stops the run with its id and the sample, and
