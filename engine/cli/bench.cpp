@@ -19,7 +19,10 @@ void register_bench_verb(Registry& registry) {
   v.options = {param::text("graph", std::nullopt, "graph file (YAML)"),
                param::integers("threads", std::vector<std::int64_t>{1, 2}, "thread counts to compare").range(0, 1024),
                param::integer("repeat", 3, "runs per thread count; the median is reported").range(1, 100),
-               param::integer("passes", 1, "epochs per run, timed by the last one (2 or more: memory caches are warm)").range(1, 100),
+               param::integer("passes", 1,
+                              "epochs per run of a graph that does not train, timed by the last one (2 or more: memory caches are "
+                              "warm); a training graph runs its train.epochs (--set train.epochs=N)")
+                   .range(1, 100),
                param::integer("profile", 0,
                                "also print the N ops (and step nodes, backward, optimizer step) with the most time of their own "
                                "in the timed epoch of each thread count's last run, per step (the profiled run is slower, most for ops "
@@ -30,7 +33,8 @@ void register_bench_verb(Registry& registry) {
   v.existing_files = {"graph"};
   v.comma_lists = {"threads"};
   v.footer =
-      "Each run is --passes full epochs of the graph into a temporary folder, timed by the last; prints a Markdown table: "
+      "Each run is --passes full epochs of the graph (train.epochs for a training graph) into a temporary folder, timed by the "
+      "last; prints a Markdown table: "
       "samples per second over that epoch, and the median time of one step in it (the median over the runs).";
   v.run = [](const VerbCall& c) {
     LoadChecks checks;
@@ -46,6 +50,13 @@ void register_bench_verb(Registry& registry) {
     std::printf("| threads | samples/s (median of %lld) | runs | step s (median) |\n|---|---|---|---|\n", static_cast<long long>(repeat));
     std::fflush(stdout);
     const fs::path tmp = fs::temp_directory_path() / ("umrflow_bench_" + std::to_string(::getpid()));
+    struct RemovedAtExit {  // also when a run fails
+      fs::path path;
+      ~RemovedAtExit() {
+        std::error_code ec;
+        fs::remove_all(path, ec);
+      }
+    } removed{tmp};
     for (const auto t : c.options.get_ints("threads")) {
       std::vector<double> rates, steps;
       std::vector<OpProfile::Row> profiled;

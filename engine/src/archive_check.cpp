@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 #include <fstream>
 #include <stdexcept>
 #include <vector>
@@ -56,6 +57,8 @@ std::uint32_t crc32_update(std::uint32_t crc, const void* data, std::size_t n) {
 }
 
 ArchiveCheck check_zip_archive(const std::string& path) {
+  if (std::filesystem::is_directory(path))
+    throw std::runtime_error("'" + path + "' is a folder, not a checkpoint file (a run directory holds last.pt, best.pt and epoch_NNNN.pt)");
   Reader r{path, std::ifstream(path, std::ios::binary | std::ios::ate)};
   if (!r.in) throw std::runtime_error("cannot open '" + path + "'");
   r.size = static_cast<std::uint64_t>(r.in.tellg());

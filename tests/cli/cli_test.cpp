@@ -194,6 +194,25 @@ TEST(Cli, OutputsDoNotReplaceInputsOrExistingData) {
   EXPECT_EQ(read(data + "/notes.txt"), "mine");
 }
 
+// init.from naming a PyTorch state dict says how to convert it (libtorch's
+// reader asked for a constants.pkl), and naming a run directory says to pick
+// one of its checkpoints.
+TEST(Cli, InitFromAStateDictOrAFolderSaysWhatToDo) {
+  test::TempDir dir;
+  const std::string g = dir.write("g.yaml", kGraph);
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " run " + g + " --quiet --set train.epochs=1 --out " + dir.path() + "/run 2>&1", &out), 0) << out;
+  const std::string sd = dir.path() + "/sd.pt";
+  ASSERT_EQ(run_command(kBin + " weights export " + dir.path() + "/run/last.pt " + sd + " 2>&1", &out), 0) << out;
+  EXPECT_NE(run_command(kBin + " run " + g + " --quiet --set modules.net.init.from=" + sd + " --out " + dir.path() + "/b 2>&1", &out), 0);
+  EXPECT_NE(out.find("looks like a PyTorch state dict (torch.save); convert it with `umrflow weights import " + sd + " OUT.pt --module net`"),
+            std::string::npos) << out;
+  EXPECT_EQ(out.find("constants.pkl"), std::string::npos) << out;
+  EXPECT_NE(run_command(kBin + " run " + g + " --quiet --set modules.net.init.from=" + dir.path() + "/run --out " + dir.path() + "/c 2>&1", &out), 0);
+  EXPECT_NE(out.find("is a folder, not a checkpoint file"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir.path() + "/b")) << "a run that fails while it is set up leaves no run directory";
+}
+
 // sweep runs each variant into its own directory and writes one table row per variant.
 TEST(Cli, SweepTabulatesVariants) {
   test::TempDir dir;
