@@ -1,4 +1,6 @@
 // `umrflow sweep`: one base graph, several variants (sets of overrides), one table.
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -108,6 +110,13 @@ static int run_sweep(const std::string& sweep_file, const std::vector<std::strin
       continue;
     }
     var.name = name->text();
+    // The name becomes the variant's run folder under --out.
+    const bool folder_name = !var.name.empty() && var.name[0] != '.' && std::all_of(var.name.begin(), var.name.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-' || ch == '+';
+    });
+    if (!folder_name)
+      diags.error(name->where(), "sweep: variant name '" + var.name +
+                                     "' names its run folder: use letters, digits, '.', '_', '-' and '+', not starting with '.'");
     if (!names.insert(var.name).second) diags.error(name->where(), "sweep: duplicate variant name '" + var.name + "'");
     for (const auto& e : v.entries())
       if (e.key != "name" && e.key != "set")

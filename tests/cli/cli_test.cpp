@@ -246,6 +246,12 @@ variants:
   EXPECT_EQ(run_command(kBin + " sweep " + bad + " --quiet --out " + dir.path() + "/bad", &out), 1);
   EXPECT_NE(out.find("variant 'b'"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir.path() + "/bad/a"));
+  // A variant name is its run folder: one that leaves --out is refused.
+  const std::string escape = dir.write("escape.yaml", "base: g.yaml\nvariants:\n  - {name: ../../evil}\n  - {name: ''}\n");
+  EXPECT_EQ(run_command(kBin + " sweep " + escape + " --quiet --out " + dir.path() + "/e/a/b 2>&1", &out), 1);
+  EXPECT_NE(out.find("variant name '../../evil' names its run folder"), std::string::npos) << out;
+  EXPECT_NE(out.find("variant name '' names its run folder"), std::string::npos) << out;
+  EXPECT_FALSE(fs::exists(dir.path() + "/e/evil"));
 }
 
 }  // namespace umrflow
