@@ -2,6 +2,7 @@
 // registry (umrflow/verb.h): the engine's, the node families', the plugins'.
 #include <malloc.h>
 
+#include <csignal>
 #include <cstdlib>
 #include <limits>
 #include <string>
@@ -34,6 +35,10 @@ void keep_freed_memory() {
 
 int main(int argc, char** argv) {
   keep_freed_memory();
+  // `umrflow run ... | head`: once the reader is gone, writes to the pipe fail
+  // (EPIPE) instead of killing the run, which goes on into its log.txt and
+  // checkpoints.
+  std::signal(SIGPIPE, SIG_IGN);
   using namespace umrflow;
   Registry registry;
   cli::register_run_verb(registry);

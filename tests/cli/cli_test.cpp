@@ -194,6 +194,17 @@ TEST(Cli, OutputsDoNotReplaceInputsOrExistingData) {
   EXPECT_EQ(read(data + "/notes.txt"), "mine");
 }
 
+// A run whose output pipe is closed (`umrflow run ... | head`) keeps going and
+// writes its checkpoints (SIGPIPE killed it at the first progress line).
+TEST(Cli, RunOutlivesAClosedOutputPipe) {
+  test::TempDir dir;
+  const std::string g = dir.write("g.yaml", kGraph);
+  std::string out;
+  run_command(kBin + " run " + g + " --out " + dir.path() + "/run 2>&1 | true", &out);
+  EXPECT_TRUE(fs::exists(dir.path() + "/run/last.pt"));
+  EXPECT_NE(read(dir.path() + "/run/log.txt").find("done:"), std::string::npos);
+}
+
 // init.from naming a PyTorch state dict says how to convert it (libtorch's
 // reader asked for a constants.pkl), and naming a run directory says to pick
 // one of its checkpoints.
