@@ -583,6 +583,8 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     trim_metrics((dir / "metrics.jsonl").string(), first_epoch);
     if (state.best) best = *state.best;
     log("resuming " + summary.run_dir + " after epoch " + std::to_string(first_epoch));
+    // graph.yaml: the graph the run goes on with (more epochs, say), once its checkpoint has been taken.
+    write_file_atomically((dir / "graph.yaml").string(), to_yaml(graph.resolved));
     summary.epochs_done = first_epoch;
   }
 

@@ -2,6 +2,7 @@
 // the cases (brats/predict.h), builds the graph of the evaluation's inference
 // for them (brats.scans -> z-score -> the network's sliding window ->
 // brats.write_labels) and runs it in a temporary run directory.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -67,9 +68,48 @@ brats::PredictCase single_case(const Params& o, const std::vector<std::string>& 
   return c;
 }
 
+/// `what` of a data node of the training graph: its own list, else the
+/// declared default of its type; empty when the type has no such parameter.
+std::vector<std::string> data_node_list(const Doc& node, const Registry& registry, const std::string& what) {
+  const Doc* type = node.find("type");
+  const NodeSpec* spec = type && type->is_scalar() ? registry.find(type->text()) : nullptr;
+  if (!spec) return {};
+  const auto p = std::find_if(spec->params.begin(), spec->params.end(), [&](const ParamSpec& q) { return q.name == what; });
+  if (p == spec->params.end() || p->type != ParamType::texts) return {};
+  std::vector<std::string> out;
+  if (const Doc* given = node.find(what); given && given->is_sequence()) {
+    for (const auto& v : given->items()) out.push_back(v.text());
+  } else if (p->default_value) {
+    out = std::get<std::vector<std::string>>(*p->default_value);
+  }
+  return out;
+}
+
+/// --modalities and --regions must be the training graph's channel order
+/// (its case loader's), else the label map names channels wrongly.
+void check_channel_order(const Doc& doc, const std::string& graph, const Params& o, const Registry& registry) {
+  const Doc* data = doc.find("data");
+  if (!data || !data->is_sequence()) return;
+  for (const auto& node : data->items())
+    for (const char* what : {"modalities", "regions"}) {
+      const std::vector<std::string> trained = data_node_list(node, registry, what), given = o.get_texts(what);
+      if (trained.empty() || trained == given) continue;
+      const auto joined = [](const std::vector<std::string>& v) {
+        std::string s;
+        for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+        return s;
+      };
+      const Doc* id = node.find("id");
+      throw std::runtime_error("--" + std::string(what) + " " + joined(given) + " is not the order the network was trained with: " +
+                               joined(trained) + " (data node '" + (id ? id->text() : "?") + "' of '" + graph + "'); give --" + what +
+                               " " + joined(trained));
+    }
+}
+
 /// The network: the module of the graph the weights were trained with (given,
-/// or the run directory's graph.yaml), or the default unimrseg.net.
-Doc network_module(const Params& o, const std::string& weights, bool run_checkpoint, std::string* prefix) {
+/// or the run directory's graph.yaml), or the default unimrseg.net. The
+/// graph's channel orders are checked against --modalities and --regions.
+Doc network_module(const Params& o, const Registry& registry, const std::string& weights, bool run_checkpoint, std::string* prefix) {
   std::string graph = o.get_text("graph");
   const fs::path beside = fs::path(weights).parent_path() / "graph.yaml";
   if (graph.empty() && run_checkpoint && fs::exists(beside)) graph = beside.string();
@@ -81,6 +121,7 @@ Doc network_module(const Params& o, const std::string& weights, bool run_checkpo
     return m;
   }
   const Doc doc = load_graph_doc(graph);
+  check_channel_order(doc, graph, o, registry);
   const Doc* modules = doc.find("modules");
   if (!modules || !modules->is_map() || modules->entries().empty()) throw std::runtime_error("'" + graph + "' declares no modules");
   std::string id = o.get_text("module");
@@ -211,7 +252,7 @@ int predict(const VerbCall& call) {
   const std::string weights = o.get_text("weights");
   const bool run_checkpoint = io::is_run_checkpoint(weights);
   std::string prefix;
-  Doc module = network_module(o, weights, run_checkpoint, &prefix);
+  Doc module = network_module(o, call.registry, weights, run_checkpoint, &prefix);
   std::string init_from = absolute(weights);
   if (!run_checkpoint) {  // a PyTorch state dict with the authors' key names
     init_from = (scratch.path / "weights.pt").string();

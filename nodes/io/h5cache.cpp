@@ -5,6 +5,7 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <mutex>
@@ -138,7 +139,7 @@ void write_cache(const std::string& out, const std::vector<std::string>& modalit
                  const std::function<void(std::int64_t, std::int64_t)>& progress) {
   quiet();
   const std::string tmp = out + ".tmp";
-  {
+  try {
     // The newest file format: superblock, object headers (attributes included) and indices carry checksums.
     Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
     H5Pset_libver_bounds(fapl, H5F_LIBVER_LATEST, H5F_LIBVER_LATEST);
@@ -179,6 +180,9 @@ void write_cache(const std::string& out, const std::vector<std::string>& modalit
       write_attr_doubles(group, "affine", c.affine);
       if (progress) progress(i + 1, count);
     }
+  } catch (...) {
+    std::remove(tmp.c_str());  // the handles above are closed by now: no half-written cache stays behind
+    throw;
   }
   commit_file(tmp, out);
 }

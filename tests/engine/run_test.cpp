@@ -284,6 +284,15 @@ TEST(Run, ResumeReachesTheUninterruptedWeights) {
   EXPECT_TRUE(torch::equal(a.at("net.weight"), b.at("net.weight")));
   // The resumed epochs saw the schedule's learning rates, not the first ones again.
   EXPECT_EQ(read_last_metrics(dir.path() + "/cut/metrics.jsonl").at("lr"), read_last_metrics(dir.path() + "/whole/metrics.jsonl").at("lr"));
+  // Resumed with more epochs, the run's graph.yaml records the graph it went on with.
+  std::string longer = train;
+  longer.replace(longer.find("epochs: 4"), 9, "epochs: 5");
+  Graph five = load(dir, graph_text("", longer), r, "five.yaml");
+  run_graph(five, r, again);
+  EXPECT_EQ(lines(dir.path() + "/cut/metrics.jsonl").size(), 5u);
+  std::ifstream recorded(dir.path() + "/cut/graph.yaml");
+  const std::string yaml((std::istreambuf_iterator<char>(recorded)), std::istreambuf_iterator<char>());
+  EXPECT_NE(yaml.find("epochs: 5"), std::string::npos) << yaml;
 }
 
 // Resuming a directory without any checkpoint is refused with the reason.

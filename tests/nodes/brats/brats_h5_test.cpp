@@ -106,6 +106,24 @@ TEST(BratsH5, BadFilesAreNamed) {
   }
 }
 
+// A conversion that fails on a case leaves neither the cache nor its
+// temporary file, and an earlier cache of the same name stays whole.
+TEST(BratsH5, FailedConversionLeavesNoTemporaryFile) {
+  test::TempDir dir;
+  const std::string path = dir.path() + "/c.h5";
+  const auto one_case = [](std::int64_t i) {
+    if (i == 1) throw std::runtime_error("case1: unreadable");
+    return io::CaseData{"case" + std::to_string(i), torch::ones({1, 4, 4, 4}), torch::zeros({1, 4, 4, 4}).to(torch::kUInt8),
+                        std::vector<double>(16, 0.0)};
+  };
+  io::write_cache(path, {"a"}, {"x"}, 1, one_case, nullptr);
+  const auto size = fs::file_size(path);
+  EXPECT_THROW(io::write_cache(path, {"a"}, {"x"}, 2, one_case, nullptr), std::runtime_error);
+  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  EXPECT_EQ(fs::file_size(path), size);
+  EXPECT_EQ(io::CacheReader(path).cases().size(), 1u);
+}
+
 // Reads decoded chunk by chunk outside HDF5 equal HDF5's own hyperslab reads:
 // windows across chunk borders and past the stored box, int16 and float32
 // images, with the memory cache off, partly full and holding everything.

@@ -240,7 +240,8 @@ TEST(Predict, StateDictGivesTheCheckpointsMaps) {
 }
 
 // Bad input stops with an error naming the file or option and the fix, and
-// leaves no output behind.
+// leaves no output behind; so do channel orders that are not the training
+// graph's.
 TEST(Predict, BadInputIsAClearError) {
   test::TempDir dir;
   const std::string d = dir.path(), r = test::phantom_root(), id = val_case();
@@ -261,6 +262,9 @@ TEST(Predict, BadInputIsAClearError) {
   fails_with("--out " + d + "/a.nii.gz --set 'modules.net.widths=[8, 16, 32, 32]'", "the weights do not fit this network");
   EXPECT_NE(log.find(tiny_checkpoint()), std::string::npos) << log;
   fails_with("--t2 " + d + "/none.nii.gz --out " + d + "/a.nii.gz", "none.nii.gz': no such file");
+  // Channel orders other than the training graph's (run's graph.yaml) would misname the label map's regions.
+  fails_with("--regions WT,TC,ET --out " + d + "/a.nii.gz", "--regions WT TC ET is not the order the network was trained with: TC WT ET");
+  fails_with("--modalities t1ce,flair,t1,t2 --out " + d + "/a.nii.gz", "give --modalities flair t1ce t1 t2");
   EXPECT_FALSE(fs::exists(d + "/a.nii.gz"));
   for (const auto& f : fs::directory_iterator(d)) EXPECT_EQ(f.path().filename().string().rfind(".umrflow", 0), std::string::npos);
 
