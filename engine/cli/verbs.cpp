@@ -3,11 +3,37 @@
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
+#include <optional>
+#include <sstream>
+#include <string>
 #include <variant>
 
 namespace umrflow::cli {
 
 namespace {
+
+/// A number's bounds as CLI11 checks them, told the way the declaration
+/// gives them: "in [1, 100]", ">= 0" (CLI::Range with an open side printed
+/// 1.79769e+308, in full in its error messages).
+CLI::Validator bounds_check(std::optional<double> minimum, std::optional<double> maximum) {
+  const auto shown = [](double v) {
+    std::ostringstream s;
+    s << v;
+    return s.str();
+  };
+  const std::string text = minimum && maximum ? "in [" + shown(*minimum) + ", " + shown(*maximum) + "]"
+                           : minimum          ? ">= " + shown(*minimum)
+                                              : "<= " + shown(*maximum);
+  return CLI::Validator(
+      [=](std::string& value) -> std::string {
+        std::istringstream in(value);
+        double v = 0;
+        if (!(in >> v) || !(in >> std::ws).eof()) return {};  // not a number: the option's own type check says so
+        if ((minimum && v < *minimum) || (maximum && v > *maximum)) return "value " + value + " is not " + text;
+        return {};
+      },
+      text);
+}
 
 using Storage = std::variant<bool, std::int64_t, double, std::string, std::vector<std::int64_t>, std::vector<double>,
                              std::vector<std::string>>;
@@ -104,7 +130,7 @@ VerbCommands::VerbCommands(CLI::App& app, Registry& registry) : registry_(regist
         if (shown != "\"\"" && shown != "[]") o->default_str(shown);
       }
       if (p.minimum || p.maximum)
-        o->check(CLI::Range(p.minimum.value_or(-std::numeric_limits<double>::max()), p.maximum.value_or(std::numeric_limits<double>::max())));
+        o->check(bounds_check(p.minimum, p.maximum));
       if (listed(verb.comma_lists, p.name)) o->delimiter(',');
       if (p.required()) o->required();
       slot->option = o;

@@ -205,6 +205,21 @@ TEST(Cli, RunOutlivesAClosedOutputPipe) {
   EXPECT_NE(read(dir.path() + "/run/log.txt").find("done:"), std::string::npos);
 }
 
+// A command-line number out of its declared bounds is told as declared
+// (">= 0", "in [1, 100]"), in the error and in --help (an open bound printed
+// 1.79769e+308 in full).
+TEST(Cli, BoundsAreToldAsDeclared) {
+  std::string out;
+  EXPECT_NE(run_command(kBin + " split --from " + kBin + " --seed -1 --out y 2>&1", &out), 0);
+  EXPECT_NE(out.find("value -1 is not >= 0"), std::string::npos) << out;
+  EXPECT_EQ(out.find("79769"), std::string::npos) << out;
+  EXPECT_NE(run_command(kBin + " synth brats --cases 0 --out y 2>&1", &out), 0);
+  EXPECT_NE(out.find("value 0 is not in [1, 100000]"), std::string::npos) << out;
+  ASSERT_EQ(run_command(kBin + " synth brats --help", &out), 0);
+  EXPECT_NE(out.find(">= 0"), std::string::npos) << out;
+  EXPECT_EQ(out.find("79769"), std::string::npos) << out;
+}
+
 // init.from naming a PyTorch state dict says how to convert it (libtorch's
 // reader asked for a constants.pkl), and naming a run directory says to pick
 // one of its checkpoints.
