@@ -4,7 +4,7 @@
 # (graphs/phantoms/): stage 1, stage 2, stage 3, and the evaluation over all 15
 # modality subsets of the held-out cases, whose table it prints; then the
 # complete-modality baseline with as many epochs, whose Average and Std Dev rows
-# it prints beside. About 3 minutes on two CPU cores once built.
+# it prints beside. About 5 minutes on two CPU cores once built.
 #   bash tools/demo.sh                 # outputs in runs/demo (or runs/demo.N)
 #   UMRFLOW_DEMO_DATA=... UMRFLOW_DEMO_OUT=... UMRFLOW_SEED=... bash tools/demo.sh
 # UMRFLOW_DEMO_SET: one more --set for every run of the pipeline, e.g.

@@ -4,7 +4,7 @@
 # trained with 3 seeds (UMRFLOW_SEEDS) on the same phantoms and evaluated on all
 # 15 modality subsets of the same held-out cases. Prints mean +- sd over seeds
 # of the Average and Std Dev rows and the per-subset differences to the
-# baseline (tools/experiment_summary.py). About 4 minutes per seed on 2 cores.
+# baseline (tools/experiment_summary.py). About 5 minutes per seed on 2 cores.
 #   bash tools/experiment_phantoms.sh            # outputs in runs/experiment[.N]
 #   UMRFLOW_SEEDS="1 2" UMRFLOW_DEMO_DATA=... bash tools/experiment_phantoms.sh
 #   UMRFLOW_DEMO_SET=execution.own_kernels=false UMRFLOW_EXPERIMENT_OUT=runs/libtorch bash tools/experiment_phantoms.sh
