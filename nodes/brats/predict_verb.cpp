@@ -291,7 +291,8 @@ int predict(const VerbCall& call) {
     throw std::runtime_error(std::string(e.what()) + "\n  (in the graph predict built from its options and --set; --print-graph shows it)");
   } catch (const std::exception& e) {
     std::string msg = replaced(e.what(), init_from, weights);
-    if (msg.find("has no tensor") != std::string::npos || msg.find("has shape") != std::string::npos)
+    // Only the errors of loading the weights into the module (instance.cpp), not a scan's shape.
+    if (msg.find("has no tensor") != std::string::npos || (msg.find("module '") != std::string::npos && msg.find("has shape") != std::string::npos))
       msg += "\n  the weights do not fit this network: pass the graph they were trained with (--graph), or set its "
              "parameters, e.g. --set 'modules.net.widths=[...]' or --set modules.net.adapter=false";
     throw std::runtime_error(msg);

@@ -112,6 +112,9 @@ int weights_export(const std::string& checkpoint, const std::string& out, std::s
 }
 
 int weights_import(const std::string& state_dict, const std::string& out, const std::string& module) {
+  if (is_run_checkpoint(state_dict))
+    throw std::runtime_error("'" + state_dict + "' is an umrflow run checkpoint, not a PyTorch state dict: give it as init.from "
+                             "directly, or turn it into a state dict with `umrflow weights export`");
   const std::size_t n = io::import_state_dict(state_dict, out, module);
   std::printf("%s: %zu tensors as module '%s' (use it as `init: {from: %s}`)\n", out.c_str(), n, module.c_str(), out.c_str());
   return 0;

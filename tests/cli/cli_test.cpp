@@ -221,8 +221,9 @@ TEST(Cli, BoundsAreToldAsDeclared) {
 }
 
 // init.from naming a PyTorch state dict says how to convert it (libtorch's
-// reader asked for a constants.pkl), and naming a run directory says to pick
-// one of its checkpoints.
+// reader asked for a constants.pkl), naming a run directory says to pick one
+// of its checkpoints, and `weights import` of a run checkpoint says to use it
+// as it is (it failed on a pickle opcode).
 TEST(Cli, InitFromAStateDictOrAFolderSaysWhatToDo) {
   test::TempDir dir;
   const std::string g = dir.write("g.yaml", kGraph);
@@ -237,6 +238,9 @@ TEST(Cli, InitFromAStateDictOrAFolderSaysWhatToDo) {
   EXPECT_NE(run_command(kBin + " run " + g + " --quiet --set modules.net.init.from=" + dir.path() + "/run --out " + dir.path() + "/c 2>&1", &out), 0);
   EXPECT_NE(out.find("is a folder, not a checkpoint file"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir.path() + "/b")) << "a run that fails while it is set up leaves no run directory";
+  // The other way round: `weights import` given a run checkpoint says to use it as it is.
+  EXPECT_NE(run_command(kBin + " weights import " + dir.path() + "/run/last.pt " + dir.path() + "/x.pt --module net 2>&1", &out), 0);
+  EXPECT_NE(out.find("is an umrflow run checkpoint, not a PyTorch state dict"), std::string::npos) << out;
 }
 
 // sweep runs each variant into its own directory and writes one table row per variant.

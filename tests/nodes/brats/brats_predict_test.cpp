@@ -257,6 +257,7 @@ TEST(Predict, BadInputIsAClearError) {
     EXPECT_NE(log.find(fragment), std::string::npos) << log;
   };
   fails_with("--t1 " + d + "/small_t1.nii.gz --out " + d + "/a.nii.gz", "small_t1.nii.gz' has shape [16, 16, 8]");
+  EXPECT_EQ(log.find("do not fit this network"), std::string::npos) << "a scan's shape is not the weights' fault: " << log;
   fails_with("--t1 " + d + "/moved_t1.nii.gz --out " + d + "/a.nii.gz", "are on different grids");
   fails_with("--scan dwi=" + d + "/small_t1.nii.gz --out " + d + "/a.nii.gz", "unknown modality 'dwi'");
   fails_with("--out " + d + "/a.nii.gz --set 'modules.net.widths=[8, 16, 32, 32]'", "the weights do not fit this network");
