@@ -1,5 +1,10 @@
 #include <gtest/gtest.h>
 
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
 #include "test_util.h"
 #include "umrflow/doc.h"
 
@@ -135,6 +140,25 @@ TEST(Doc, WriterRoundTrips) {
   EXPECT_EQ(again.find("data")->items()[0].find("nested")->find("k")->text(), "v");
   EXPECT_EQ(again.find("data")->items()[1].find("list")->items()[0].find("a")->text(), "1");
 }
+
+// A graph path naming a device, a folder or a huge file is refused before
+// it is read (`include: /dev/zero` read until memory ran out).
+TEST(Doc, NonRegularOrHugeGraphFilesAreRefused) {
+  test::TempDir dir;
+  const std::string big = dir.path() + "/big.yaml";
+  { std::ofstream(big) << std::string((16u << 20) + 1, '#'); }
+  for (const auto& [path, says] : std::vector<std::pair<std::string, std::string>>{
+           {"/dev/zero", "not a regular file"}, {dir.path(), "not a regular file"}, {big, "larger than 16 MiB"}}) {
+    try {
+      load_yaml_file(path);
+      ADD_FAILURE() << path;
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(path), std::string::npos) << e.what();
+    }
+  }
+}
+
 
 // An alias that contains itself and an alias bomb are errors at a location,
 // not a stack overflow or gigabytes of expansion.
