@@ -33,8 +33,8 @@ EOF
 # statistics), relative to the largest |a|: both checkpoints exported as
 # PyTorch state dicts.
 difference() {
-  "$bin" weights export "$1" "$work/a.pth" > /dev/null
-  "$bin" weights export "$2" "$work/b.pth" > /dev/null
+  "$bin" weights export --overwrite "$1" "$work/a.pth" > /dev/null
+  "$bin" weights export --overwrite "$2" "$work/b.pth" > /dev/null
   /usr/bin/python3 - "$work/a.pth" "$work/b.pth" <<'EOF'
 import sys, torch
 a, b = torch.load(sys.argv[1]), torch.load(sys.argv[2])

@@ -1,4 +1,5 @@
 // `umrflow plot`: several runs' training curves on the same axes.
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 
@@ -30,8 +31,9 @@ void register_plot_verb(Registry& registry) {
       runs.push_back(std::move(run));
     }
     const std::string& output = c.options.get_text("output");
-    if (std::filesystem::exists(output) && std::filesystem::path(output).extension() != ".svg")
-      throw std::runtime_error("-o '" + output + "' exists and is no .svg file; plot writes SVG: name a .svg file");
+    std::string extension = std::filesystem::path(output).extension().string();
+    for (char& ch : extension) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (extension != ".svg") throw std::runtime_error("-o '" + output + "': plot writes SVG; name a .svg file");
     write_file_atomically(output, curves_svg(runs, "metrics per epoch"));
     std::cout << "wrote " << output << " (" << runs.size() << " run" << (runs.size() == 1 ? "" : "s") << ")\n";
     return 0;

@@ -1,6 +1,10 @@
 #include "verbs.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -26,10 +30,13 @@ CLI::Validator bounds_check(std::optional<double> minimum, std::optional<double>
                                               : "<= " + shown(*maximum);
   return CLI::Validator(
       [=](std::string& value) -> std::string {
-        std::istringstream in(value);
-        double v = 0;
-        if (!(in >> v) || !(in >> std::ws).eof()) return {};  // not a number: the option's own type check says so
-        if ((minimum && v < *minimum) || (maximum && v > *maximum)) return "value " + value + " is not " + text;
+        // strtold reads what CLI11's own conversions read (hex, "inf"), so none of those passes unchecked.
+        char* end = nullptr;
+        errno = 0;
+        const long double v = std::strtold(value.c_str(), &end);
+        while (end && std::isspace(static_cast<unsigned char>(*end))) ++end;
+        if (end == value.c_str() || !end || *end != '\0') return {};  // not a number: the option's own type check says so
+        if (std::isnan(v) || (minimum && v < *minimum) || (maximum && v > *maximum)) return "value " + value + " is not " + text;
         return {};
       },
       text);

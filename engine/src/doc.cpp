@@ -304,15 +304,16 @@ Doc parse_yaml(const std::string& text, const std::string& file) {
 }
 
 Doc load_yaml_file(const std::string& path) {
-  // A graph is a small text file: a device (/dev/zero), FIFO or folder, or a
-  // file of more than 16 MiB, is refused before it is read into memory.
+  // Graphs, splits and sweeps are small text files: a device (/dev/zero),
+  // FIFO or folder, or a file of more than 16 MiB, is refused before it is
+  // read into memory.
   constexpr std::uintmax_t kMaxBytes = std::uintmax_t{16} << 20;
   std::error_code ec;
   const bool regular = std::filesystem::is_regular_file(path, ec);
   if (std::filesystem::exists(path, ec) && (!regular || std::filesystem::file_size(path, ec) > kMaxBytes)) {
     Diagnostics d;
-    d.error({path, 0, 0}, regular ? "larger than 16 MiB: not a graph file (graph files are YAML text)"
-                                  : "not a regular file (a folder, device or FIFO); graph files are YAML text");
+    d.error({path, 0, 0}, regular ? "larger than 16 MiB: not a YAML file umrflow reads (graphs, splits, sweeps are small text files)"
+                                  : "not a regular file (a folder, device or FIFO); umrflow reads YAML from text files");
     d.throw_if_any();
   }
   std::ifstream in(path, std::ios::binary);

@@ -64,10 +64,11 @@ std::string json_number(double v) {
 }
 
 std::string fresh_run_dir(std::string wanted) {
-  // "runs/base/" (a shell's completion) or "runs/base/." names runs/base.
-  fs::path p = fs::path(wanted).lexically_normal();
-  if (p.filename().empty() && p.has_parent_path()) p = p.parent_path();
-  wanted = p.string();
+  // "runs/base/" (a shell's completion) or "runs/base/." names runs/base
+  // (only trailing separators and "." go: ".." is left to the filesystem,
+  // which resolves it after any symbolic link).
+  while (wanted.size() > 1 && (wanted.back() == '/' || (wanted.size() > 2 && wanted.compare(wanted.size() - 2, 2, "/.") == 0)))
+    wanted.pop_back();
   auto usable = [](const fs::path& p) { return !fs::exists(p) || (fs::is_directory(p) && fs::is_empty(p)); };
   if (usable(wanted)) return wanted;
   for (int i = 1;; ++i) {
@@ -489,10 +490,10 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
     fs::path path;
     ~EmptyRunCleanup() {
       if (path.empty() || std::uncaught_exceptions() == 0) return;
-      std::error_code ec;
-      for (const auto& e : fs::directory_iterator(path, ec))
-        if (e.path().filename() != "graph.yaml" && e.path().filename() != "log.txt") return;
-      fs::remove_all(path, ec);
+      std::error_code ec;  // no exception may leave a destructor that runs while one propagates
+      for (fs::directory_iterator e(path, ec), end; !ec && e != end; e.increment(ec))
+        if (e->path().filename() != "graph.yaml" && e->path().filename() != "log.txt") return;
+      if (!ec) fs::remove_all(path, ec);
     }
   } cleanup;
   if (writer && !resuming && !fs::exists(summary.run_dir)) cleanup.path = summary.run_dir;

@@ -162,8 +162,9 @@ TEST(Cli, DotWritesGraphviz) {
 // Outputs never replace what a command reads or what is no regular file:
 // `dot -o` over its own graph, into a folder or a device is an error naming
 // the option and path (it wrote nothing and exited 0 on a bad path); `weights
-// export` over an existing file needs --overwrite; `synth brats` into a
-// folder that is not empty needs --overwrite.
+// export` and `weights import` over an existing file need --overwrite; `plot
+// -o` takes only .svg names; `synth brats` into a folder that is not empty
+// needs --overwrite.
 TEST(Cli, OutputsDoNotReplaceInputsOrExistingData) {
   test::TempDir dir;
   const std::string g = dir.write("g.yaml", kGraph);
@@ -184,6 +185,14 @@ TEST(Cli, OutputsDoNotReplaceInputsOrExistingData) {
   EXPECT_NE(run_command(kBin + " weights export " + ckpt + " " + sd + " 2>&1", &out), 0) << out;
   EXPECT_NE(out.find("exists; pass --overwrite"), std::string::npos) << out;
   EXPECT_EQ(run_command(kBin + " weights export " + ckpt + " " + sd + " --overwrite 2>&1", &out), 0) << out;
+  const std::string imported = dir.path() + "/imported.pt";
+  ASSERT_EQ(run_command(kBin + " weights import " + sd + " " + imported + " --module net 2>&1", &out), 0) << out;
+  EXPECT_NE(run_command(kBin + " weights import " + sd + " " + imported + " --module net 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("exists; pass --overwrite"), std::string::npos) << out;
+  // plot writes SVG and says so for any other name (it wrote over a checkpoint).
+  EXPECT_NE(run_command(kBin + " plot " + dir.path() + "/run -o " + ckpt + " 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("plot writes SVG; name a .svg file"), std::string::npos) << out;
+  EXPECT_EQ(run_command(kBin + " plot " + dir.path() + "/run -o " + dir.path() + "/c.SVG 2>&1", &out), 0) << out;
 
   const std::string data = dir.path() + "/data";
   fs::create_directories(data);
@@ -215,6 +224,13 @@ TEST(Cli, BoundsAreToldAsDeclared) {
   EXPECT_EQ(out.find("79769"), std::string::npos) << out;
   EXPECT_NE(run_command(kBin + " synth brats --cases 0 --out y 2>&1", &out), 0);
   EXPECT_NE(out.find("value 0 is not in [1, 100000]"), std::string::npos) << out;
+  // Hexadecimal and "inf", which CLI11 converts too, are checked as well.
+  EXPECT_NE(run_command(kBin + " synth brats --cases 0x0 --out y 2>&1", &out), 0);
+  EXPECT_NE(out.find("value 0x0 is not in [1, 100000]"), std::string::npos) << out;
+  EXPECT_NE(run_command(kBin + " split --from " + kBin + " --seed -0x1 --out y 2>&1", &out), 0);
+  EXPECT_NE(out.find("value -0x1 is not >= 0"), std::string::npos) << out;
+  EXPECT_NE(run_command(kBin + " split --from " + kBin + " --val inf --out y 2>&1", &out), 0);
+  EXPECT_NE(out.find("value inf is not in [0, 1]"), std::string::npos) << out;
   ASSERT_EQ(run_command(kBin + " synth brats --help", &out), 0);
   EXPECT_NE(out.find(">= 0"), std::string::npos) << out;
   EXPECT_EQ(out.find("79769"), std::string::npos) << out;
