@@ -6,6 +6,7 @@
 #include "brats/brats.h"
 #include "brats/predict.h"
 #include "io/nifti.h"
+#include "io/state_dict.h"
 #include "test_paths.h"
 #include "test_util.h"
 
@@ -237,6 +238,37 @@ TEST(Predict, StateDictGivesTheCheckpointsMaps) {
   // Without the widths the weights do not fit the default network: an error naming the file.
   EXPECT_EQ(test::run_command(kBin + " predict --weights " + d + "/net.pt" + scans + " --out " + d + "/x.nii.gz 2>&1", &log), 1) << log;
   EXPECT_NE(log.find(d + "/net.pt"), std::string::npos) << log;
+}
+
+// Finite weights that overflow (every tensor times 1e37: `verify` finds no
+// NaN in them) make predict and the evaluation graph fail naming the NaN
+// output, where they wrote an empty label map and scored Dice 0.
+TEST(Predict, OverflowingWeightsAreAnErrorNotAScore) {
+  test::TempDir dir;
+  const std::string d = dir.path(), r = test::phantom_root(), id = val_case();
+  std::string log;
+  ASSERT_EQ(test::run_command(kBin + " weights export " + tiny_checkpoint() + " " + d + "/net.pt 2>&1", &log), 0) << log;
+  io::NamedTensors tensors = io::read_state_dict(d + "/net.pt");
+  for (auto& [name, t] : tensors)
+    if (t.is_floating_point() && name.find("running_var") == std::string::npos) t = t * 1e37;
+  io::write_state_dict(d + "/big.pt", tensors);
+  const std::string widths = " --set 'modules.net.widths=[4, 8, 8, 8]'";
+  EXPECT_EQ(test::run_command(kBin + " predict --quiet --weights " + d + "/big.pt" + widths + " --window 16,16,16 --flair " +
+                                  scan(r, id, "flair") + " --out " + d + "/seg.nii.gz 2>&1",
+                              &log),
+            1)
+      << log;
+  EXPECT_NE(log.find("NaN or infinite value(s)"), std::string::npos) << log;
+  EXPECT_FALSE(fs::exists(d + "/seg.nii.gz"));
+  ASSERT_EQ(test::run_command(kBin + " weights import " + d + "/big.pt " + d + "/big_ck.pt --module net 2>&1", &log), 0) << log;
+  EXPECT_EQ(test::run_command(kBin + " run " + kGraphs + "eval.yaml --quiet --set data.cases.root=" + r + " --set data.cases.split=" + r +
+                                  "/split.yaml --set data.cases.subset=val --set modules.net.adapter=false --set modules.net.init.from=" +
+                                  d + "/big_ck.pt" + widths + " --out " + d + "/eval 2>&1",
+                              &log),
+            1)
+      << log;
+  EXPECT_NE(log.find("eval.subset_report"), std::string::npos) << log;
+  EXPECT_NE(log.find("NaN or infinite value(s)"), std::string::npos) << log;
 }
 
 // Bad input stops with an error naming the file or option and the fix, and
