@@ -92,7 +92,6 @@ void register_bench_verb(Registry& registry) {
                   op_profile_table(p.rows, static_cast<std::size_t>(profile), p.steps).c_str());
     }
     std::fflush(stdout);
-    fs::remove_all(tmp);
     return 0;
   };
   registry.add_verb(std::move(v));

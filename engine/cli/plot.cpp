@@ -20,6 +20,10 @@ void register_plot_verb(Registry& registry) {
   v.output_files = {"output"};
   v.short_names = {{"output", "-o"}};
   v.run = [](const VerbCall& c) {
+    const std::string& output = c.options.get_text("output");  // checked before any metrics file is read
+    std::string extension = std::filesystem::path(output).extension().string();
+    for (char& ch : extension) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (extension != ".svg") throw std::runtime_error("-o '" + output + "': plot writes SVG; name a .svg file");
     std::vector<CurveRun> runs;
     for (const auto& dir : c.options.get_texts("runs")) {
       const std::filesystem::path file = std::filesystem::path(dir) / "metrics.jsonl";
@@ -30,10 +34,6 @@ void register_plot_verb(Registry& registry) {
       if (run.records.empty()) throw std::runtime_error("'" + file.string() + "' holds no epoch yet");
       runs.push_back(std::move(run));
     }
-    const std::string& output = c.options.get_text("output");
-    std::string extension = std::filesystem::path(output).extension().string();
-    for (char& ch : extension) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    if (extension != ".svg") throw std::runtime_error("-o '" + output + "': plot writes SVG; name a .svg file");
     write_file_atomically(output, curves_svg(runs, "metrics per epoch"));
     std::cout << "wrote " << output << " (" << runs.size() << " run" << (runs.size() == 1 ? "" : "s") << ")\n";
     return 0;

@@ -154,12 +154,17 @@ void check_output_files(const VerbSpec& verb, const Params& params) {
   const auto declares = [&](const std::string& name, ParamType type) {
     return std::any_of(verb.options.begin(), verb.options.end(), [&](const ParamSpec& p) { return p.name == name && p.type == type; });
   };
-  const bool may_overwrite = declares("overwrite", ParamType::boolean) && params.has("overwrite") && params.get_bool("overwrite");
+  const bool guarded = declares("overwrite", ParamType::boolean);
+  const bool may_overwrite = guarded && params.has("overwrite") && params.get_bool("overwrite");
+  std::error_code ec;
+  // The given path of option `name` when something is there already, else "".
+  const auto existing = [&](const std::string& name) {
+    const std::string out = params.has(name) ? params.get_text(name) : std::string();
+    return !out.empty() && fs::exists(out, ec) ? out : std::string();
+  };
   for (const auto& name : verb.output_files) {
-    if (!params.has(name)) continue;
-    const std::string& out = params.get_text(name);
-    std::error_code ec;
-    if (out.empty() || !fs::exists(out, ec)) continue;
+    const std::string out = existing(name);
+    if (out.empty()) continue;
     for (const auto& input : verb.existing_files) {
       if (!params.has(input)) continue;
       const ParamValue& v = params.value(input);
@@ -171,14 +176,11 @@ void check_output_files(const VerbSpec& verb, const Params& params) {
     }
     if (!fs::is_regular_file(out, ec))
       throw std::runtime_error(name + " '" + out + "' exists and is no regular file (a folder, device or FIFO); give a file path");
-    if (declares("overwrite", ParamType::boolean) && !may_overwrite)
-      throw std::runtime_error(name + " '" + out + "' exists; pass --overwrite to replace it");
+    if (guarded && !may_overwrite) throw std::runtime_error(name + " '" + out + "' exists; pass --overwrite to replace it");
   }
   for (const auto& name : verb.output_folders) {
-    if (!params.has(name)) continue;
-    const std::string& out = params.get_text(name);
-    std::error_code ec;
-    if (out.empty() || !fs::exists(out, ec)) continue;
+    const std::string out = existing(name);
+    if (out.empty()) continue;
     if (!fs::is_directory(out, ec)) throw std::runtime_error(name + " '" + out + "' is a file, not a folder; give a folder path");
     if (!fs::is_empty(out, ec) && !may_overwrite)
       throw std::runtime_error(name + " '" + out + "' is not empty; write into a new folder, or pass --overwrite to write over it "
