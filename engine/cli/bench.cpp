@@ -1,11 +1,10 @@
 // `umrflow bench`: one graph's throughput at several data-plane thread counts.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 
 #include "common.h"
+#include "umrflow/files.h"
 #include "umrflow/run.h"
 
 namespace fs = std::filesystem;
@@ -49,14 +48,8 @@ void register_bench_verb(Registry& registry) {
     std::vector<Profiled> profiles;
     std::printf("| threads | samples/s (median of %lld) | runs | step s (median) |\n|---|---|---|---|\n", static_cast<long long>(repeat));
     std::fflush(stdout);
-    const fs::path tmp = fs::temp_directory_path() / ("umrflow_bench_" + std::to_string(::getpid()));
-    struct RemovedAtExit {  // also when a run fails
-      fs::path path;
-      ~RemovedAtExit() {
-        std::error_code ec;
-        fs::remove_all(path, ec);
-      }
-    } removed{tmp};
+    const ScratchFolder scratch("umrflow_bench_");  // removed at the end, also when a run fails
+    const fs::path tmp = scratch.path();
     for (const auto t : c.options.get_ints("threads")) {
       std::vector<double> rates, steps;
       std::vector<OpProfile::Row> profiled;

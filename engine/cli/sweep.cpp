@@ -2,9 +2,12 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <map>
 #include <set>
 
 #include "common.h"
@@ -57,6 +60,57 @@ std::string csv_cell(const std::string& s) {
   std::string out = "\"";
   for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
   return out + "\"";
+}
+
+/// The rows of a CSV text as csv_cell writes them (quoted cells may hold
+/// commas, doubled quotes and newlines).
+std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
+  std::vector<std::vector<std::string>> rows(1, std::vector<std::string>(1));
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    std::string& cell = rows.back().back();
+    if (quoted) {
+      if (c != '"') cell += c;
+      else if (i + 1 < text.size() && text[i + 1] == '"') cell += '"', ++i;
+      else quoted = false;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      rows.back().emplace_back();
+    } else if (c == '\n') {
+      rows.emplace_back(1);
+    } else {
+      cell += c;
+    }
+  }
+  if (rows.back().size() == 1 && rows.back()[0].empty()) rows.pop_back();
+  return rows;
+}
+
+/// Rows of variants that this call does not run (--only) keep what the
+/// folder's earlier sweep.csv holds for them, so a partial rerun does not
+/// drop them from the table.
+std::size_t keep_earlier_rows(const fs::path& csv, const std::vector<std::string>& names, std::vector<std::string>& status,
+                              std::vector<std::map<std::string, double>>& results) {
+  std::ifstream in(csv);
+  if (!in) return 0;
+  const std::string text((std::istreambuf_iterator<char>(in)), {});
+  const auto rows = csv_rows(text);
+  if (rows.empty() || rows[0].size() < 2 || rows[0][0] != "variant" || rows[0][1] != "status") return 0;
+  std::size_t kept = 0;
+  for (std::size_t r = 1; r < rows.size(); ++r) {
+    const auto at = std::find(names.begin(), names.end(), rows[r][0]) - names.begin();
+    if (at == static_cast<std::ptrdiff_t>(names.size()) || status[at] != "not run" || rows[r].size() < 2 || rows[r][1] == "not run") continue;
+    status[at] = rows[r][1];
+    ++kept;
+    for (std::size_t c = 2; c < rows[r].size() && c < rows[0].size(); ++c) {
+      char* end = nullptr;
+      const double v = std::strtod(rows[r][c].c_str(), &end);
+      if (!rows[r][c].empty() && end && *end == '\0') results[at][rows[0][c]] = v;
+    }
+  }
+  return kept;
 }
 
 std::string number_text(double v) {
@@ -174,6 +228,12 @@ static int run_sweep(const std::string& sweep_file, const std::vector<std::strin
     }
   }
 
+  if (!only.empty()) {
+    std::vector<std::string> variant_names;
+    for (const auto& v : list) variant_names.push_back(v.name);
+    if (const auto kept = keep_earlier_rows(out / "sweep.csv", variant_names, status, results))
+      std::fprintf(stderr, "%zu variant(s) not run now keep their rows from the earlier %s\n", kept, (out / "sweep.csv").c_str());
+  }
   if (metric_columns.empty()) {
     std::set<std::string> seen;
     for (const auto& r : results)
@@ -197,6 +257,15 @@ static int run_sweep(const std::string& sweep_file, const std::vector<std::strin
     md += "\n";
     csv += "\n";
   }
+  // A column no finished variant has is most likely a typo in `metrics:`.
+  std::set<std::string> reported;
+  for (const auto& r : results)
+    for (const auto& [k, v] : r) reported.insert(k);
+  if (!reported.empty())
+    for (const auto& c : metric_columns)
+      if (!reported.count(c))
+        std::fprintf(stderr, "warning: metric '%s' is in no variant's results, its column stays empty%s\n", c.c_str(),
+                     did_you_mean(c, std::vector<std::string>(reported.begin(), reported.end())).c_str());
   write_file_atomically((out / "sweep.md").string(), "# Sweep " + sweep_name + "\n\nBase graph: `" + base->text() + "`\n\n" + md);
   write_file_atomically((out / "sweep.csv").string(), csv);
   std::cout << md;

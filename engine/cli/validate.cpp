@@ -18,10 +18,13 @@ void register_validate_verb(Registry& registry) {
   v.positional = {"graphs"};
   v.existing_files = {"graphs"};
   v.footer =
-      "Builds every graph a run uses (validation graphs, plugins) and checks init.from files and the validation metric. "
+      "Builds every graph a run uses (validation graphs, plugins) and checks the validation metric and the init.from files "
+      "(present, or written by an earlier graph given; one that exists is read whole: torch archive, CRC-32 of each record, "
+      "its run's checksums.sha256). "
       "Prints every problem as file:line:column: message and exits 1 if there is any.";
   v.run = [](const VerbCall& c) {
     LoadChecks checks;
+    checks.init_intact = true;
     int code = 0;
     for (const auto& path : c.options.get_texts("graphs")) {
       try {

@@ -4,12 +4,16 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 #include <stdexcept>
 
 namespace umrflow {
+
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -30,7 +34,7 @@ void sync_path(const std::string& path, bool directory) {
 void commit_file(const std::string& tmp, const std::string& path) {
   sync_path(tmp, false);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename '" + tmp + "' to", path);
-  const std::string folder = std::filesystem::path(path).parent_path().string();
+  const std::string folder = fs::path(path).parent_path().string();
   sync_path(folder.empty() ? "." : folder, true);
 }
 
@@ -72,6 +76,32 @@ std::string json_quoted(const std::string& s) {
     }
   }
   return out + "\"";
+}
+
+ScratchFolder::ScratchFolder(const std::string& prefix) {
+  std::random_device entropy;
+  std::error_code ec;
+  const fs::path base = fs::temp_directory_path(ec);
+  if (ec) {
+    const char* env = std::getenv("TMPDIR");
+    throw std::runtime_error("cannot make a scratch folder: the temporary directory" +
+                             (env ? " (TMPDIR='" + std::string(env) + "')" : std::string()) + " is not usable: " + ec.message());
+  }
+  for (int attempt = 0; attempt < 16; ++attempt) {
+    const fs::path p = base / (prefix + std::to_string(entropy()) + std::to_string(entropy()));
+    std::error_code made;
+    if (fs::create_directory(p, made)) {
+      path_ = p.string();
+      return;
+    }
+    if (made) throw std::runtime_error("cannot make the scratch folder '" + p.string() + "': " + made.message());
+  }
+  throw std::runtime_error("cannot make a scratch folder '" + prefix + "...' under '" + base.string() + "': every name tried exists");
+}
+
+ScratchFolder::~ScratchFolder() {
+  std::error_code ec;
+  if (!keep_) fs::remove_all(path_, ec);
 }
 
 }  // namespace umrflow

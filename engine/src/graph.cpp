@@ -148,8 +148,6 @@ const ParamBindings<TrainSettings>& accumulate_bindings() {
 /// Keys that moved from `train:` (or the top level) to `execution:`.
 const std::vector<std::string> kExecutionKeys = {"prefetch", "threads", "autocast", "device"};
 
-const std::regex kIdPattern("[A-Za-z_][A-Za-z0-9_-]*");
-
 struct RawRef {
   std::string text;
   std::string port;  // explicit port name from a map form, else ""
@@ -208,7 +206,7 @@ struct Builder {
       n.id = given_id;
     } else if (const Doc* id = item.find("id"); id && id->is_scalar()) {
       n.id = id->text();
-      if (!std::regex_match(n.id, kIdPattern))
+      if (!is_valid_id(n.id))
         diags.error(id->where(), "node id '" + n.id + "' must start with a letter or '_' and hold only letters, digits, '_' and '-'");
     } else {
       diags.error(item.where(), "node without `id` (every node under `data:` and `step:` needs a unique id)");
@@ -286,7 +284,7 @@ struct Builder {
       if (!mods->is_map()) diags.error(mods->where(), "`modules:` is a map from module id to {type: ..., parameters}");
       else
         for (const auto& e : mods->entries()) {
-          if (!std::regex_match(e.key, kIdPattern)) diags.error(e.key_where, "module id '" + e.key + "' is not a valid id");
+          if (!is_valid_id(e.key)) diags.error(e.key_where, "module id '" + e.key + "' is not a valid id");
           g.modules.push_back(parse_node(e.value, NodeDecl::Section::modules, e.key));
           g.modules.back().where = e.key_where;
         }
@@ -809,6 +807,11 @@ std::vector<std::string> plugin_list(const Doc& doc, const std::string& graph_fi
   std::vector<std::string> out;
   for (const auto& r : plugin_refs(doc)) out.push_back(r.path);
   return out;
+}
+
+bool is_valid_id(const std::string& id) {
+  static const std::regex pattern("[A-Za-z_][A-Za-z0-9_-]*");
+  return std::regex_match(id, pattern);
 }
 
 Graph build_graph(const Doc& doc, const std::string& graph_file, const Registry& registry) {

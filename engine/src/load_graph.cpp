@@ -2,6 +2,8 @@
 #include <filesystem>
 
 #include "umrflow/graph.h"
+#include "umrflow/archive_check.h"
+#include "umrflow/digest.h"
 #include "umrflow/plugin.h"
 #include "umrflow/registry.h"
 
@@ -94,6 +96,20 @@ std::string metric_problem(const Graph& graph, const std::string& metric) {
   return "is not a scalar of node '" + id + "'" + did_you_mean(metric, names) + listing;
 }
 
+/// Why the checkpoint at `path` cannot be loaded as it is, or "".
+std::string damage_of(const std::string& path) {
+  if (!fs::is_regular_file(path)) return "'" + path + "' is not a regular file (name a checkpoint, e.g. runs/NAME/last.pt)";
+  if (!starts_like_zip(path))
+    return "'" + path + "' is not a torch archive (a run checkpoint or `umrflow weights import` output)";
+  try {
+    check_zip_archive(path);
+    check_recorded_digest(path);
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace
 
 std::set<std::string> checkpoints_written(const Graph& graph) {
@@ -124,6 +140,9 @@ Graph load_graph(const std::string& file, const std::vector<std::string>& overri
                   "module '" + m.id + "': init checkpoint '" + m.init.from +
                       "' does not exist (run the stage that writes it first, or validate the stages together: "
                       "`umrflow validate STAGE1.yaml STAGE2.yaml ...`)");
+  for (const auto& m : g->modules)
+    if (const std::string why = checks.init_intact && m.has_init && fs::exists(m.init.from) ? damage_of(m.init.from) : ""; !why.empty())
+      diags.error(location_of(g->resolved, {"modules", m.id, "init", "from"}, m.where), "module '" + m.id + "': init.from: " + why);
   if (!g->train.validate_graph.empty() && fs::exists(g->train.validate_graph)) {
     const Location at = location_of(g->resolved, {"train", "validate", "graph"}, top);
     Diagnostics inner;

@@ -470,16 +470,9 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
   // directory; the others' run directory is a scratch folder removed at the end.
   const LaunchEnv launch = read_launch_env();
   const bool writer = launch.rank == 0;
-  struct Scratch {
-    fs::path path;
-    ~Scratch() {
-      std::error_code ec;
-      if (!path.empty()) fs::remove_all(path, ec);
-    }
-  } scratch;
-  if (!writer)
-    scratch.path = fs::temp_directory_path() / ("umrflow-rank" + std::to_string(launch.rank) + "-" + std::to_string(::getpid()));
-  summary.run_dir = !writer ? scratch.path.string()
+  std::optional<ScratchFolder> scratch;
+  if (!writer) scratch.emplace("umrflow-rank" + std::to_string(launch.rank) + "-");
+  summary.run_dir = !writer ? scratch->path()
                     : resuming ? options.resume
                                : fresh_run_dir(options.run_dir.empty() ? "runs/" + graph.name : options.run_dir);
   // A run that fails while it is set up (a missing split file or checkpoint,

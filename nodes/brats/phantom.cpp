@@ -94,9 +94,26 @@ double quantile_of(const torch::Tensor& v, double q) {
   return a + (b - a) * (pos - static_cast<double>(lo));
 }
 
-Anatomy template_head(const std::string& path, const std::vector<std::int64_t>& shape, torch::Generator& gen) {
+/// The template's intensities scaled to max 1; a file that cannot serve as a
+/// brain (not one 3D volume, values not finite, no positive voxel) is an
+/// error naming it.
+torch::Tensor read_template(const std::string& path) {
   torch::Tensor t = io::read_nifti(path).data;
-  t = t / t.max();
+  while (t.dim() > 3 && t.size(-1) == 1) t = t.squeeze(-1);
+  const auto refuse = [&](const std::string& why) {
+    throw std::runtime_error("template '" + path + "': " + why + "; give a skull-stripped 3D brain scan (e.g. " + default_template_path() +
+                             ") or --procedural");
+  };
+  if (t.dim() != 3 || t.numel() == 0) refuse("it holds a " + std::to_string(t.dim()) + "D image, not one 3D volume");
+  t = t.to(torch::kFloat32);
+  if (const auto bad = (~torch::isfinite(t)).sum().item<std::int64_t>(); bad > 0)
+    refuse(std::to_string(bad) + " voxel(s) are NaN or infinite");
+  const double top = t.max().item<double>();
+  if (!(top > 0)) refuse("no voxel is above zero");
+  return t / top;
+}
+
+Anatomy template_head(const torch::Tensor& t, const std::vector<std::int64_t>& shape, torch::Generator& gen) {
   // Random smooth deformation: displace the sampling grid by a coarse field.
   auto g = grid(shape);
   std::vector<torch::Tensor> coords;
@@ -106,6 +123,7 @@ Anatomy template_head(const std::string& path, const std::vector<std::int64_t>& 
                                         F::GridSampleFuncOptions().mode(torch::kBilinear).align_corners(true))[0][0];
   const auto brain = warped > 0.05;
   const auto v = warped.masked_select(brain);
+  if (v.numel() < 2) throw std::runtime_error("the template has no brain: no voxel is above 5% of its maximum; give a brain scan or --procedural");
   const double q1 = quantile_of(v, 0.18), q2 = quantile_of(v, 0.55);
   Anatomy a;
   a.brain = brain;
@@ -214,6 +232,7 @@ std::vector<std::string> write_phantoms(const PhantomOptions& o, const std::func
   const std::string tpl = o.template_path.empty() ? default_template_path() : o.template_path;
   const bool use_template = !o.procedural && fs::exists(tpl);
   if (!o.template_path.empty() && !use_template) throw std::runtime_error("template '" + o.template_path + "' does not exist");
+  const torch::Tensor template_volume = use_template ? read_template(tpl) : torch::Tensor();
   const io::Affine affine = io::diagonal_affine(spacing[0], spacing[1], spacing[2]);
   struct Contrast {
     const char* name;
@@ -233,7 +252,7 @@ std::vector<std::string> write_phantoms(const PhantomOptions& o, const std::func
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<double> u(0, 1);
     std::normal_distribution<double> jitter(0, 1);
-    const Anatomy a = use_template ? template_head(tpl, fine, gen) : procedural_head(fine, gen);
+    const Anatomy a = use_template ? template_head(template_volume, fine, gen) : procedural_head(fine, gen);
     const torch::Tensor fine_label = lesions(a, fine, fine_spacing, gen, rng).to(torch::kInt64);
     // Labels: the majority of the eight sub-voxels (ties go to the first of 0, 2, 1, 4).
     const torch::Tensor brain = down(a.brain.to(torch::kFloat32)) > 0.5;

@@ -22,21 +22,6 @@ namespace umrflow::nodes {
 
 namespace {
 
-/// A scratch folder removed when the verb ends, whatever happens.
-struct ScratchDir {
-  ScratchDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("umrflow-predict-" + std::to_string(rd()) + std::to_string(rd()));
-    fs::create_directories(path);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    if (!keep) fs::remove_all(path, ec);
-  }
-  fs::path path;
-  bool keep = false;
-};
-
 std::string absolute(const std::string& p) { return fs::absolute(p).lexically_normal().string(); }
 
 /// The one case given file by file: --flair/--t1ce/--t1/--t2 and --scan NAME=FILE.
@@ -231,7 +216,12 @@ int predict(const VerbCall& call) {
     list.cases = brats::find_predict_cases(absolute(o.get_text("input")), o.get_text("pattern"), modalities, absolute(o.get_text("output")));
   }
   // Nothing is overwritten unless asked; every output is checked before any work.
-  const bool print_graph = o.get_bool("print-graph");
+  // With --skip-existing a case whose outputs all exist is left out (outputs
+  // are written whole or not at all, so an existing one is complete).
+  const bool print_graph = o.get_bool("print-graph"), skip_existing = o.get_bool("skip-existing");
+  if (skip_existing && o.get_bool("overwrite"))
+    throw std::runtime_error("--skip-existing and --overwrite contradict each other: give one (skip the cases done, or redo them)");
+  std::vector<brats::PredictCase> to_do;
   for (const auto& c : list.cases) {
     if (print_graph) break;
     const std::string out = c.out;
@@ -240,14 +230,24 @@ int predict(const VerbCall& call) {
     std::vector<std::string> outputs = {out};
     if (o.get_bool("probabilities"))
       for (const auto& r : o.get_texts("regions")) outputs.push_back(brats::nifti_stem(out) + "_" + r + ".nii.gz");
+    const auto present = std::count_if(outputs.begin(), outputs.end(), [](const std::string& f) { return fs::exists(f); });
+    if (skip_existing && present == static_cast<std::ptrdiff_t>(outputs.size())) continue;
     for (const auto& f : outputs)
       if (fs::exists(f) && !o.get_bool("overwrite"))
-        throw std::runtime_error("'" + f + "' exists; pass --overwrite to replace it, or write elsewhere");
+        throw std::runtime_error("'" + f + "' exists; pass --overwrite to replace it, --skip-existing to leave its case out, or write elsewhere");
     fs::create_directories(fs::path(out).parent_path());
+    to_do.push_back(c);
+  }
+  if (!print_graph) {
+    if (const std::size_t skipped = list.cases.size() - to_do.size(); skipped > 0)
+      std::fprintf(stderr, "predict: %zu of %zu case(s) already have their outputs; skipped (--skip-existing)\n", skipped, list.cases.size());
+    if (to_do.empty()) return 0;
+    list.cases = std::move(to_do);
   }
 
-  ScratchDir scratch;
-  const std::string list_path = (scratch.path / "cases.yaml").string();
+  ScratchFolder scratch("umrflow-predict-");  // removed when the verb ends, whatever happens
+  const fs::path scratch_path = scratch.path();
+  const std::string list_path = (scratch_path / "cases.yaml").string();
   brats::write_predict_list(list_path, list);
   const std::string weights = o.get_text("weights");
   const bool run_checkpoint = io::is_run_checkpoint(weights);
@@ -255,20 +255,20 @@ int predict(const VerbCall& call) {
   Doc module = network_module(o, call.registry, weights, run_checkpoint, &prefix);
   std::string init_from = absolute(weights);
   if (!run_checkpoint) {  // a PyTorch state dict with the authors' key names
-    init_from = (scratch.path / "weights.pt").string();
+    init_from = (scratch_path / "weights.pt").string();
     io::import_state_dict(weights, init_from, "net");
     prefix = "net";
   }
   module.set("init", node({{"from", text(init_from)}, {"prefix", Doc::scalar(prefix)}}));
   const Doc graph_doc = predict_graph(o, module, list_path, modalities);
-  const std::string graph_path = (scratch.path / "predict.yaml").string();
+  const std::string graph_path = (scratch_path / "predict.yaml").string();
   write_file_atomically(graph_path, "# built by umrflow predict\n" + to_yaml(graph_doc));
   if (print_graph) {  // with the overrides, beside its case list, kept for `umrflow run`
     const std::string text = "# built by umrflow predict\n" + to_yaml(load_graph_doc(graph_path, o.get_texts("set")));
     write_file_atomically(graph_path, text);
-    scratch.keep = true;
+    scratch.keep();
     std::printf("%s", text.c_str());
-    std::fprintf(stderr, "kept in %s (the graph and its case list): umrflow run %s\n", scratch.path.c_str(), graph_path.c_str());
+    std::fprintf(stderr, "kept in %s (the graph and its case list): umrflow run %s\n", scratch_path.c_str(), graph_path.c_str());
     return 0;
   }
 
@@ -282,7 +282,7 @@ int predict(const VerbCall& call) {
   try {
     const Graph graph = load_graph(graph_path, o.get_texts("set"), call.registry);
     RunOptions options;
-    options.run_dir = (scratch.path / "run").string();
+    options.run_dir = (scratch_path / "run").string();
     options.quiet = o.get_bool("quiet");
     options.progress_only = true;
     install_interrupt_handler();
@@ -295,10 +295,13 @@ int predict(const VerbCall& call) {
     if (msg.find("has no tensor") != std::string::npos || (msg.find("module '") != std::string::npos && msg.find("has shape") != std::string::npos))
       msg += "\n  the weights do not fit this network: pass the graph they were trained with (--graph), or set its "
              "parameters, e.g. --set 'modules.net.widths=[...]' or --set modules.net.adapter=false";
+    if (folder && list.cases.size() > 1)
+      msg += "\n  label maps of the cases finished before it are kept; after a fix, the same command with --skip-existing goes on";
     throw std::runtime_error(msg);
   }
   if (summary.interrupted) {
-    std::fprintf(stderr, "interrupted; label maps written so far are complete, the rest were not started\n");
+    std::fprintf(stderr, "interrupted; label maps written so far are complete, the rest were not started%s\n",
+                 folder ? " (--skip-existing goes on from there)" : "");
     return interrupted_exit_code();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -339,6 +342,9 @@ void register_predict_verb(Registry& registry) {
       param::boolean("probabilities", false, "also write each region's probability map, <out>_<REGION>.nii.gz"),
       param::choice("device", "auto", {"auto", "cpu", "cuda"}, "where the network runs (auto: CUDA when available)"),
       param::boolean("overwrite", false, "replace label maps that exist"),
+      param::boolean("skip-existing", false,
+                     "leave out the cases whose outputs all exist (finishing a folder after a stop or a bad case); "
+                     "a case with only some of them is an error"),
       param::texts("set", std::vector<std::string>{}, "PATH=VALUE overrides of the built graph, e.g. modules.net.widths=[8,16,32,32]"),
       param::boolean("print-graph", false, "print the graph predict would run (a file for `umrflow run`) and stop"),
       param::boolean("quiet", false, "no progress bar"),

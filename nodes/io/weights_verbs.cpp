@@ -11,6 +11,7 @@
 #include "io/state_dict.h"
 #include "umrflow/archive_check.h"
 #include "umrflow/files.h"
+#include "umrflow/graph.h"
 #include "umrflow/registry.h"
 
 namespace umrflow::io {
@@ -115,6 +116,9 @@ int weights_import(const std::string& state_dict, const std::string& out, const 
   if (is_run_checkpoint(state_dict))
     throw std::runtime_error("'" + state_dict + "' is an umrflow run checkpoint, not a PyTorch state dict: give it as init.from "
                              "directly, or turn it into a state dict with `umrflow weights export`");
+  if (!is_valid_id(module))
+    throw std::runtime_error("--module '" + module + "' is not a module id (a letter or '_', then letters, digits, '_' or '-'): " +
+                             "give the id the graph declares under `modules:`, e.g. --module net");
   const std::size_t n = io::import_state_dict(state_dict, out, module);
   std::printf("%s: %zu tensors as module '%s' (use it as `init: {from: %s}`)\n", out.c_str(), n, module.c_str(), out.c_str());
   return 0;

@@ -73,6 +73,40 @@ TEST(Cli, ValidateReportsAllErrors) {
   EXPECT_FALSE(fs::exists(dir.path() + "/r"));
 }
 
+// validate reads an init.from that exists whole, as a run would before
+// loading it: a damaged record, a checkpoint its run's checksums.sha256 does
+// not list, a folder and a text file are errors at the init.from line (they
+// passed, and the run failed later).
+TEST(Cli, ValidateReadsInitFromWhole) {
+  test::TempDir dir;
+  const std::string g = dir.write("g.yaml", kGraph), d = dir.path();
+  std::string out;
+  ASSERT_EQ(run_command(kBin + " run " + g + " --quiet --set train.checkpoint.every=1 --out " + d + "/run 2>&1", &out), 0) << out;
+  const auto validate_from = [&](const std::string& from) { return run_command(kBin + " validate " + g + " --set modules.net.init.from=" + from + " 2>&1", &out); };
+  EXPECT_EQ(validate_from(d + "/run/last.pt"), 0) << out;
+  fs::copy_file(d + "/run/last.pt", d + "/copy.pt");
+  EXPECT_EQ(validate_from(d + "/copy.pt"), 0) << out;  // no ledger beside it: its records are still checked
+  std::string bytes = read(d + "/copy.pt");
+  // The first byte of tensor record data/0: after its local header, name and extra field.
+  const std::size_t header = bytes.rfind("PK\x03\x04", bytes.find("data/0"));
+  ASSERT_NE(header, std::string::npos);
+  const auto u16 = [&](std::size_t k) { return static_cast<std::size_t>(static_cast<unsigned char>(bytes[k])) | static_cast<std::size_t>(static_cast<unsigned char>(bytes[k + 1])) << 8; };
+  const std::size_t at = header + 30 + u16(header + 26) + u16(header + 28);
+  ASSERT_LT(at, bytes.size());
+  bytes[at] = static_cast<char>(bytes[at] ^ 0x10);
+  std::ofstream(d + "/copy.pt", std::ios::binary | std::ios::trunc) << bytes;
+  EXPECT_EQ(validate_from(d + "/copy.pt"), 1) << out;
+  EXPECT_NE(out.find("module 'net': init.from:"), std::string::npos) << out;
+  EXPECT_NE(out.find("copy.pt"), std::string::npos) << out;
+  fs::copy_file(d + "/run/epoch_0001.pt", d + "/run/last.pt", fs::copy_options::overwrite_existing);
+  EXPECT_EQ(validate_from(d + "/run/last.pt"), 1) << out;
+  EXPECT_NE(out.find("checksums.sha256"), std::string::npos) << out;
+  EXPECT_EQ(validate_from(d + "/run"), 1) << out;
+  EXPECT_NE(out.find("is not a regular file"), std::string::npos) << out;
+  EXPECT_EQ(validate_from(g), 1) << out;
+  EXPECT_NE(out.find("is not a torch archive"), std::string::npos) << out;
+}
+
 // run trains into the requested directory and honours --set.
 TEST(Cli, RunWithOverrides) {
   test::TempDir dir;
@@ -239,7 +273,8 @@ TEST(Cli, BoundsAreToldAsDeclared) {
 // init.from naming a PyTorch state dict says how to convert it (libtorch's
 // reader asked for a constants.pkl), naming a run directory says to pick one
 // of its checkpoints, and `weights import` of a run checkpoint says to use it
-// as it is (it failed on a pickle opcode).
+// as it is (it failed on a pickle opcode), and of a module id no graph can
+// declare names the rule.
 TEST(Cli, InitFromAStateDictOrAFolderSaysWhatToDo) {
   test::TempDir dir;
   const std::string g = dir.write("g.yaml", kGraph);
@@ -257,6 +292,13 @@ TEST(Cli, InitFromAStateDictOrAFolderSaysWhatToDo) {
   // The other way round: `weights import` given a run checkpoint says to use it as it is.
   EXPECT_NE(run_command(kBin + " weights import " + dir.path() + "/run/last.pt " + dir.path() + "/x.pt --module net 2>&1", &out), 0);
   EXPECT_NE(out.find("is an umrflow run checkpoint, not a PyTorch state dict"), std::string::npos) << out;
+  // A module id no graph can declare is refused (it wrote keys like '.w' that no init.from finds).
+  for (const std::string bad : {"''", "a.b", "1net"}) {
+    EXPECT_NE(run_command(kBin + " weights import " + sd + " " + dir.path() + "/y.pt --module " + bad + " 2>&1", &out), 0) << bad;
+    EXPECT_NE(out.find("is not a module id"), std::string::npos) << out;
+    EXPECT_FALSE(fs::exists(dir.path() + "/y.pt"));
+  }
+  EXPECT_EQ(run_command(kBin + " weights import " + sd + " " + dir.path() + "/y.pt --module net_2 2>&1", &out), 0) << out;
 }
 
 // sweep runs each variant into its own directory and writes one table row per variant.
@@ -298,6 +340,47 @@ variants:
   EXPECT_NE(out.find("variant name '../../evil' names its run folder"), std::string::npos) << out;
   EXPECT_NE(out.find("variant name '' names its run folder"), std::string::npos) << out;
   EXPECT_FALSE(fs::exists(dir.path() + "/e/evil"));
+}
+
+// Rerunning one variant with --only keeps the other variants' rows of the
+// earlier table (they became "not run" and lost their figures); a `metrics:`
+// column no variant reports is warned about, naming it.
+TEST(Cli, SweepOnlyKeepsEarlierRowsAndWarnsOfUnknownMetrics) {
+  test::TempDir dir;
+  dir.write("g.yaml", kGraph);
+  const std::string sweep = dir.write("sweep.yaml", R"(base: g.yaml
+set: {train.epochs: 1}
+variants:
+  - {name: baseline}
+  - {name: more_noise, set: {data.noise.std: 1.0}}
+  - {name: broken, set: {modules.net.init.from: g.yaml}}
+)");
+  std::string out;
+  const std::string s = dir.path() + "/s";
+  ASSERT_EQ(run_command("cd " + dir.path() + " && " + kBin + " sweep " + sweep + " --quiet --out " + s + " 2>&1", &out), 1) << out;
+  const auto lines_of = [](const std::string& text) {
+    std::vector<std::string> lines;
+    std::istringstream rows(text);
+    for (std::string l; std::getline(rows, l);) lines.push_back(l);
+    return lines;
+  };
+  const auto before = lines_of(read(s + "/sweep.csv"));
+  ASSERT_EQ(before.size(), 4u);
+  ASSERT_EQ(before[3].rfind("broken,\"failed: ", 0), 0u) << before[3];  // a quoted cell
+  ASSERT_EQ(run_command("cd " + dir.path() + " && " + kBin + " sweep " + sweep + " --quiet --only more_noise --set data.noise.std=2.0 --out " + s + " 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("2 variant(s) not run now keep their rows"), std::string::npos) << out;
+  const auto after = lines_of(read(s + "/sweep.csv"));
+  ASSERT_EQ(after.size(), 4u);
+  EXPECT_EQ(after[0], before[0]);
+  EXPECT_EQ(after[1], before[1]);
+  EXPECT_EQ(after[3], before[3]);
+  EXPECT_EQ(after[2].rfind("more_noise,done,", 0), 0u) << after[2];
+  EXPECT_NE(after[2], before[2]);  // rerun with another noise
+  EXPECT_NE(read(s + "/sweep.md").find("| baseline | done |"), std::string::npos);
+
+  const std::string typo = dir.write("typo.yaml", "base: g.yaml\nset: {train.epochs: 1}\nmetrics: [no_such_metric]\nvariants:\n  - {name: a}\n");
+  ASSERT_EQ(run_command(kBin + " sweep " + typo + " --quiet --out " + dir.path() + "/t 2>&1", &out), 0) << out;
+  EXPECT_NE(out.find("warning: metric 'no_such_metric' is in no variant's results"), std::string::npos) << out;
 }
 
 }  // namespace umrflow

@@ -27,6 +27,26 @@ void write_temporary_file(const std::string& tmp, const std::string& bytes);
 /// HDF5): syncs `tmp`, renames it to `path`, syncs the folder.
 void commit_file(const std::string& tmp, const std::string& path);
 
+/// A fresh folder under the system's temporary directory ($TMPDIR, else
+/// /tmp), named `prefix` and a random suffix, made when the object is and
+/// removed with everything in it when the object goes, also while an
+/// exception propagates (never throwing from there), unless keep() was called.
+/// Throws std::runtime_error naming the folder (or $TMPDIR, when that is no
+/// folder) when it cannot be made.
+class ScratchFolder {
+ public:
+  explicit ScratchFolder(const std::string& prefix);
+  ~ScratchFolder();
+  ScratchFolder(const ScratchFolder&) = delete;
+  ScratchFolder& operator=(const ScratchFolder&) = delete;
+  const std::string& path() const { return path_; }
+  void keep() { keep_ = true; }
+
+ private:
+  std::string path_;
+  bool keep_ = false;
+};
+
 /// JSON string literal of `s` (quotes, backslashes and control characters escaped).
 std::string json_quoted(const std::string& s);
 

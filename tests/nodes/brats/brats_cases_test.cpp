@@ -221,4 +221,38 @@ TEST(Brats, PhantomsLookLikeBrats) {
                            io::read_nifti(dir.path() + "/a/Phantom_002/Phantom_002_t2.nii.gz").data));
 }
 
+// A template that cannot serve as a brain (two volumes, a NaN, nothing above
+// zero) is an error naming the file and why, before any case is written (it
+// failed inside torch with a backtrace); the same head as one volume serves.
+TEST(Brats, UnusableTemplateIsAnErrorNamingIt) {
+  test::TempDir dir;
+  const io::Affine eye = io::diagonal_affine(1, 1, 1);
+  torch::Tensor head = torch::zeros({12, 12, 10});
+  head.slice(0, 2, 10).slice(1, 2, 10).slice(2, 2, 8).fill_(1.0);
+  torch::Tensor nan = head.clone();
+  nan[5][5][5] = std::nan("");
+  const std::vector<std::pair<std::string, torch::Tensor>> bad = {
+      {"two.nii.gz", torch::stack({head, head}, 3)}, {"nan.nii.gz", nan}, {"zero.nii.gz", torch::zeros({12, 12, 10})}};
+  const std::vector<std::string> why = {"it holds a 4D image", "1 voxel(s) are NaN or infinite", "no voxel is above zero"};
+  brats::PhantomOptions o;
+  o.cases = 1;
+  o.size = 16;
+  for (std::size_t k = 0; k < bad.size(); ++k) {
+    o.template_path = dir.path() + "/" + bad[k].first;
+    io::write_nifti(o.template_path, bad[k].second, eye, io::dtype::float32);
+    o.out = dir.path() + "/out" + std::to_string(k);
+    try {
+      brats::write_phantoms(o);
+      ADD_FAILURE() << bad[k].first << " was accepted";
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find("template '" + o.template_path + "': " + why[k]), std::string::npos) << e.what();
+    }
+    EXPECT_FALSE(fs::exists(o.out + "/Phantom_001")) << bad[k].first;
+  }
+  o.template_path = dir.path() + "/one.nii.gz";
+  io::write_nifti(o.template_path, head, eye, io::dtype::float32);
+  o.out = dir.path() + "/ok";
+  EXPECT_EQ(brats::write_phantoms(o).size(), 1u);
+}
+
 }  // namespace umrflow

@@ -218,6 +218,39 @@ TEST(Predict, FolderOfCases) {
   EXPECT_EQ(partial, 0u);
 }
 
+// --skip-existing segments only the cases without outputs and leaves the
+// others untouched; with some outputs of a case missing, or with --overwrite,
+// it is an error.
+TEST(Predict, SkipExistingFinishesAFolder) {
+  test::TempDir dir;
+  const std::string d = dir.path(), r = test::phantom_root();
+  const std::string line = kBin + " predict --quiet --weights " + tiny_checkpoint() + " --window 16,16,16 --input " + r + " --output " + d + "/seg";
+  std::string log;
+  ASSERT_EQ(test::run_command(line + " 2>&1", &log), 0) << log;
+  const auto cases = brats::find_predict_cases(r, "{id}_{modality}.nii.gz", brats::default_modalities(), d + "/seg");
+  ASSERT_EQ(cases.size(), 3u);
+  const auto first_map = voxels(cases[0].out);
+  fs::remove(cases[0].out);
+  { std::ofstream(cases[1].out, std::ios::trunc) << "kept"; }  // not a label map: proves it is not rewritten
+  EXPECT_NE(test::run_command(line + " 2>&1", &log), 0);
+  EXPECT_NE(log.find("--skip-existing"), std::string::npos) << log;
+  ASSERT_EQ(test::run_command(line + " --skip-existing 2>&1", &log), 0) << log;
+  EXPECT_NE(log.find("2 of 3 case(s) already have their outputs"), std::string::npos) << log;
+  EXPECT_NE(log.find("1 case(s) in"), std::string::npos) << log;
+  EXPECT_TRUE(torch::equal(voxels(cases[0].out), first_map));
+  std::ifstream kept(cases[1].out);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(kept), {}), "kept");
+  // Every case done: nothing to run.
+  ASSERT_EQ(test::run_command(line + " --skip-existing 2>&1", &log), 0) << log;
+  EXPECT_NE(log.find("3 of 3 case(s)"), std::string::npos) << log;
+  EXPECT_EQ(log.find("case(s) in"), std::string::npos) << log;
+  // Label maps without their probability maps: a partial case is not skipped.
+  EXPECT_NE(test::run_command(line + " --skip-existing --probabilities 2>&1", &log), 0);
+  EXPECT_NE(log.find("exists"), std::string::npos) << log;
+  EXPECT_NE(test::run_command(line + " --skip-existing --overwrite 2>&1", &log), 0);
+  EXPECT_NE(log.find("contradict"), std::string::npos) << log;
+}
+
 // A PyTorch state dict with the authors' key names (here the checkpoint's
 // network exported by `weights export`) gives the checkpoint's maps, its
 // probabilities voxel for voxel.
