@@ -148,6 +148,19 @@ void record_digest(const std::string& checkpoint, const std::string& digest, boo
   write_file_atomically(ledger, text);
 }
 
+void forget_digest(const std::string& checkpoint) {
+  const std::string ledger = digest_ledger_for(checkpoint);
+  if (!std::filesystem::exists(ledger)) return;
+  const std::string name = std::filesystem::path(checkpoint).filename().string();
+  std::string text;
+  bool listed = false;
+  for (const auto& l : read_ledger(ledger)) {
+    if (l.name == name) listed = true;
+    else text += l.digest + "  " + l.name + "\n";
+  }
+  if (listed) write_file_atomically(ledger, text);
+}
+
 bool check_recorded_digest(const std::string& checkpoint) {
   const std::string ledger = digest_ledger_for(checkpoint);
   if (!std::filesystem::exists(ledger)) return false;

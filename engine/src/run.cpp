@@ -30,6 +30,7 @@
 #include "precision.h"
 #include "progress.h"
 #include "umrflow/curves.h"
+#include "umrflow/digest.h"
 #include "umrflow/distributed.h"
 #include "umrflow/own_kernels.h"
 #include "umrflow/rank_sync.h"
@@ -820,6 +821,15 @@ RunSummary run_graph(const Graph& graph, const Registry& registry, const RunOpti
         checkpoint(name, epoch + 1);
       }
       checkpoint("last.pt", epoch + 1);
+      // An earlier stop's interrupted.pt holds part of an epoch this run has
+      // now completed: last.pt supersedes it.
+      if (const fs::path stale = dir / "interrupted.pt"; writer && fs::exists(stale)) {
+        std::error_code ec;
+        if (fs::remove(stale, ec)) {
+          forget_digest(stale.string());
+          log("removed interrupted.pt of the earlier stop: last.pt (epoch " + std::to_string(epoch + 1) + ") supersedes it");
+        }
+      }
       if (improved) {
         checkpoint("best.pt", epoch + 1);
         log("best " + graph.train.validate_metric + " so far: " + json_number(best) + " (epoch " + std::to_string(epoch + 1) + ", best.pt)");

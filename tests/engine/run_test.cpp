@@ -424,6 +424,33 @@ TEST(Run, StopDuringValidationIsDiscarded) {
   EXPECT_NE(metrics[0].find("\"partial\": 1"), std::string::npos) << metrics[0];
 }
 
+// A resumed run that completes the epoch an earlier stop cut short removes
+// that stop's interrupted.pt and its ledger line (it stayed, older than
+// last.pt, beside the finished run); the other checkpoints' digests stay.
+TEST(Run, ResumedRunRemovesTheStaleInterruptedCheckpoint) {
+  test::TempDir dir;
+  Registry r = test::builtin_registry();
+  const std::string train = "train: {epochs: 3, objective: mse, optimizer: {type: adam, lr: 0.05}}\n";
+  Graph one = load(dir, graph_text("", train), r, "one.yaml");
+  one.train.epochs = 1;
+  const std::string run = dir.path() + "/run";
+  run_graph(one, r, quiet_into(run));
+  // As a stop during epoch 2 leaves it: interrupted.pt beside last.pt of epoch 1, in the ledger.
+  fs::copy_file(run + "/last.pt", run + "/interrupted.pt");
+  record_digest(run + "/interrupted.pt", sha256_file(run + "/interrupted.pt"), false);
+  Graph g = load(dir, graph_text("", train), r);
+  RunOptions again = quiet_into("");
+  again.resume = run;
+  EXPECT_EQ(run_graph(g, r, again).epochs_done, 3);
+  EXPECT_FALSE(fs::exists(run + "/interrupted.pt"));
+  const std::string ledger = test::read_file(run + "/checksums.sha256");
+  EXPECT_EQ(ledger.find("interrupted.pt"), std::string::npos) << ledger;
+  EXPECT_NE(ledger.find("  last.pt"), std::string::npos) << ledger;
+  EXPECT_TRUE(check_recorded_digest(run + "/last.pt"));
+  const auto log = lines(run + "/log.txt");
+  EXPECT_TRUE(std::any_of(log.begin(), log.end(), [](const std::string& l) { return l.find("removed interrupted.pt") != std::string::npos; }));
+}
+
 // Resuming with a damaged last.pt (cut in half, as by a kill) and the
 // newest epoch checkpoint gone falls back to epoch_0002.pt, says so, drops the
 // metrics lines of later epochs and a left-over temporary file, and ends with

@@ -30,6 +30,10 @@ std::string digest_ledger_for(const std::string& checkpoint);
 /// before the new file replaces the old); without, they are dropped.
 void record_digest(const std::string& checkpoint, const std::string& digest, bool keep_previous);
 
+/// Drops every digest its ledger lists for `checkpoint` (a checkpoint that was
+/// removed); nothing happens when the ledger lists none.
+void forget_digest(const std::string& checkpoint);
+
 /// Compares the file with its ledger. Returns false when no ledger lists it
 /// (a file from elsewhere: nothing to compare), true when its digest is
 /// listed; throws std::runtime_error naming the file and the ledger when the

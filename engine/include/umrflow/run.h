@@ -22,7 +22,8 @@
 //                   epoch_NNNN.pt every `checkpoint.every` epochs. Written to a
 //                   temporary file and renamed, so a crash never leaves a
 //                   half-written checkpoint in their place.
-//   interrupted.pt  the weights in the middle of the epoch a stop cut short
+//   interrupted.pt  the weights in the middle of the epoch a stop cut short;
+//                   removed when a resumed run completes that epoch
 //   checksums.sha256  the SHA-256 of every checkpoint above, as `sha256sum`
 //                   writes it; --resume and init.from refuse a checkpoint
 //                   that no longer matches it (digest.h)
