@@ -80,7 +80,7 @@ std::vector<std::vector<std::string>> csv_rows(const std::string& text) {
       rows.back().emplace_back();
     } else if (c == '\n') {
       rows.emplace_back(1);
-    } else {
+    } else if (c != '\r') {  // a file saved with CRLF line ends
       cell += c;
     }
   }
@@ -102,7 +102,10 @@ std::size_t keep_earlier_rows(const fs::path& csv, const std::vector<std::string
   for (std::size_t r = 1; r < rows.size(); ++r) {
     const auto at = std::find(names.begin(), names.end(), rows[r][0]) - names.begin();
     if (at == static_cast<std::ptrdiff_t>(names.size()) || status[at] != "not run" || rows[r].size() < 2 || rows[r][1] == "not run") continue;
+    static const std::string earlier = " (earlier run)";
     status[at] = rows[r][1];
+    if (status[at].size() < earlier.size() || status[at].compare(status[at].size() - earlier.size(), earlier.size(), earlier) != 0)
+      status[at] += earlier;
     ++kept;
     for (std::size_t c = 2; c < rows[r].size() && c < rows[0].size(); ++c) {
       char* end = nullptr;

@@ -122,6 +122,7 @@ ArchiveCheck check_zip_archive(const std::string& path) {
     const std::uint64_t data_at = local + 30 + le(&lh[26], 2) + le(&lh[28], 2);
     if (data_at > r.size || packed > r.size - data_at) r.damaged("record '" + name + "' runs past the end of the file");
     ++out.records;
+    out.names.push_back(name);
     // torch.save stores records uncompressed. A deflated one (re-zipped by
     // hand) is left to libtorch, which allocates its declared plain size up
     // front: that size must be one deflate can reach (at most ~1032:1).

@@ -8,7 +8,6 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <random>
 #include <stdexcept>
 
 namespace umrflow {
@@ -79,7 +78,6 @@ std::string json_quoted(const std::string& s) {
 }
 
 ScratchFolder::ScratchFolder(const std::string& prefix) {
-  std::random_device entropy;
   std::error_code ec;
   const fs::path base = fs::temp_directory_path(ec);
   if (ec) {
@@ -87,16 +85,9 @@ ScratchFolder::ScratchFolder(const std::string& prefix) {
     throw std::runtime_error("cannot make a scratch folder: the temporary directory" +
                              (env ? " (TMPDIR='" + std::string(env) + "')" : std::string()) + " is not usable: " + ec.message());
   }
-  for (int attempt = 0; attempt < 16; ++attempt) {
-    const fs::path p = base / (prefix + std::to_string(entropy()) + std::to_string(entropy()));
-    std::error_code made;
-    if (fs::create_directory(p, made)) {
-      path_ = p.string();
-      return;
-    }
-    if (made) throw std::runtime_error("cannot make the scratch folder '" + p.string() + "': " + made.message());
-  }
-  throw std::runtime_error("cannot make a scratch folder '" + prefix + "...' under '" + base.string() + "': every name tried exists");
+  std::string name = (base / (prefix + "XXXXXX")).string();
+  if (!::mkdtemp(name.data())) fail("cannot make the scratch folder", (base / (prefix + "XXXXXX")).string());
+  path_ = name;
 }
 
 ScratchFolder::~ScratchFolder() {

@@ -104,7 +104,8 @@ torch::Tensor read_template(const std::string& path) {
     throw std::runtime_error("template '" + path + "': " + why + "; give a skull-stripped 3D brain scan (e.g. " + default_template_path() +
                              ") or --procedural");
   };
-  if (t.dim() != 3 || t.numel() == 0) refuse("it holds a " + std::to_string(t.dim()) + "D image, not one 3D volume");
+  if (t.dim() != 3) refuse("it holds a " + std::to_string(t.dim()) + "D image, not one 3D volume");
+  if (t.numel() == 0) refuse("it holds no voxels");
   t = t.to(torch::kFloat32);
   if (const auto bad = (~torch::isfinite(t)).sum().item<std::int64_t>(); bad > 0)
     refuse(std::to_string(bad) + " voxel(s) are NaN or infinite");
@@ -113,7 +114,7 @@ torch::Tensor read_template(const std::string& path) {
   return t / top;
 }
 
-Anatomy template_head(const torch::Tensor& t, const std::vector<std::int64_t>& shape, torch::Generator& gen) {
+Anatomy template_head(const torch::Tensor& t, const std::string& path, const std::vector<std::int64_t>& shape, torch::Generator& gen) {
   // Random smooth deformation: displace the sampling grid by a coarse field.
   auto g = grid(shape);
   std::vector<torch::Tensor> coords;
@@ -123,7 +124,9 @@ Anatomy template_head(const torch::Tensor& t, const std::vector<std::int64_t>& s
                                         F::GridSampleFuncOptions().mode(torch::kBilinear).align_corners(true))[0][0];
   const auto brain = warped > 0.05;
   const auto v = warped.masked_select(brain);
-  if (v.numel() < 2) throw std::runtime_error("the template has no brain: no voxel is above 5% of its maximum; give a brain scan or --procedural");
+  if (v.numel() < 2)
+    throw std::runtime_error("template '" + path + "': no brain is left where it is resampled (voxels above 5% of its maximum); "
+                             "give a skull-stripped 3D brain scan or --procedural");
   const double q1 = quantile_of(v, 0.18), q2 = quantile_of(v, 0.55);
   Anatomy a;
   a.brain = brain;
@@ -252,7 +255,7 @@ std::vector<std::string> write_phantoms(const PhantomOptions& o, const std::func
     std::mt19937_64 rng(seed);
     std::uniform_real_distribution<double> u(0, 1);
     std::normal_distribution<double> jitter(0, 1);
-    const Anatomy a = use_template ? template_head(template_volume, fine, gen) : procedural_head(fine, gen);
+    const Anatomy a = use_template ? template_head(template_volume, tpl, fine, gen) : procedural_head(fine, gen);
     const torch::Tensor fine_label = lesions(a, fine, fine_spacing, gen, rng).to(torch::kInt64);
     // Labels: the majority of the eight sub-voxels (ties go to the first of 0, 2, 1, 4).
     const torch::Tensor brain = down(a.brain.to(torch::kFloat32)) > 0.5;

@@ -216,34 +216,44 @@ int predict(const VerbCall& call) {
     list.cases = brats::find_predict_cases(absolute(o.get_text("input")), o.get_text("pattern"), modalities, absolute(o.get_text("output")));
   }
   // Nothing is overwritten unless asked; every output is checked before any work.
-  // With --skip-existing a case whose outputs all exist is left out (outputs
-  // are written whole or not at all, so an existing one is complete).
-  const bool print_graph = o.get_bool("print-graph"), skip_existing = o.get_bool("skip-existing");
-  if (skip_existing && o.get_bool("overwrite"))
+  // With --skip-existing a case whose outputs all exist is left out: the
+  // label map is written last and every file whole, so an existing label map
+  // means a finished case. A case without its label map is redone, replacing
+  // probability maps a failure left.
+  const bool print_graph = o.get_bool("print-graph"), skip_existing = o.get_bool("skip-existing"), overwrite = o.get_bool("overwrite");
+  if (skip_existing && overwrite)
     throw std::runtime_error("--skip-existing and --overwrite contradict each other: give one (skip the cases done, or redo them)");
   std::vector<brats::PredictCase> to_do;
   for (const auto& c : list.cases) {
-    if (print_graph) break;
     const std::string out = c.out;
-    if (out.size() < 5 || (brats::nifti_stem(out) == out))
+    if (!print_graph && (out.size() < 5 || brats::nifti_stem(out) == out))
       throw std::runtime_error("'" + out + "': the label map must be a .nii.gz or .nii file");
     std::vector<std::string> outputs = {out};
     if (o.get_bool("probabilities"))
       for (const auto& r : o.get_texts("regions")) outputs.push_back(brats::nifti_stem(out) + "_" + r + ".nii.gz");
-    const auto present = std::count_if(outputs.begin(), outputs.end(), [](const std::string& f) { return fs::exists(f); });
-    if (skip_existing && present == static_cast<std::ptrdiff_t>(outputs.size())) continue;
-    for (const auto& f : outputs)
-      if (fs::exists(f) && !o.get_bool("overwrite"))
-        throw std::runtime_error("'" + f + "' exists; pass --overwrite to replace it, --skip-existing to leave its case out, or write elsewhere");
-    fs::create_directories(fs::path(out).parent_path());
+    if (skip_existing && fs::exists(out)) {
+      std::string missing;
+      for (const auto& f : outputs)
+        if (!fs::exists(f)) missing += (missing.empty() ? "'" : ", '") + f + "'";
+      if (missing.empty()) continue;
+      if (!print_graph)
+        throw std::runtime_error("case '" + c.id + "' has its label map '" + out + "' but not " + missing +
+                                 ": remove the label map to redo the case, or drop --skip-existing and give --overwrite");
+    }
+    if (!print_graph && !overwrite && !skip_existing)
+      for (const auto& f : outputs)
+        if (fs::exists(f))
+          throw std::runtime_error("'" + f + "' exists; pass --overwrite to replace it, --skip-existing to leave the finished cases out, or write elsewhere");
+    if (!print_graph) fs::create_directories(fs::path(out).parent_path());
     to_do.push_back(c);
   }
-  if (!print_graph) {
-    if (const std::size_t skipped = list.cases.size() - to_do.size(); skipped > 0)
-      std::fprintf(stderr, "predict: %zu of %zu case(s) already have their outputs; skipped (--skip-existing)\n", skipped, list.cases.size());
-    if (to_do.empty()) return 0;
-    list.cases = std::move(to_do);
+  if (const std::size_t skipped = list.cases.size() - to_do.size(); skipped > 0)
+    std::fprintf(stderr, "predict: %zu of %zu case(s) already have their outputs; skipped (--skip-existing)\n", skipped, list.cases.size());
+  if (to_do.empty()) {
+    std::fprintf(stderr, "predict: nothing to do\n");
+    return 0;
   }
+  list.cases = std::move(to_do);
 
   ScratchFolder scratch("umrflow-predict-");  // removed when the verb ends, whatever happens
   const fs::path scratch_path = scratch.path();
@@ -295,13 +305,15 @@ int predict(const VerbCall& call) {
     if (msg.find("has no tensor") != std::string::npos || (msg.find("module '") != std::string::npos && msg.find("has shape") != std::string::npos))
       msg += "\n  the weights do not fit this network: pass the graph they were trained with (--graph), or set its "
              "parameters, e.g. --set 'modules.net.widths=[...]' or --set modules.net.adapter=false";
-    if (folder && list.cases.size() > 1)
-      msg += "\n  label maps of the cases finished before it are kept; after a fix, the same command with --skip-existing goes on";
+    const auto finished = std::count_if(list.cases.begin(), list.cases.end(), [](const brats::PredictCase& c) { return fs::exists(c.out); });
+    if (folder && finished > 0)
+      msg += "\n  the label maps of " + std::to_string(finished) + " case(s) finished before it are kept; after fixing or removing the "
+             "failing case, the same command with --skip-existing (without --overwrite) goes on from there";
     throw std::runtime_error(msg);
   }
   if (summary.interrupted) {
     std::fprintf(stderr, "interrupted; label maps written so far are complete, the rest were not started%s\n",
-                 folder ? " (--skip-existing goes on from there)" : "");
+                 folder ? " (the same command with --skip-existing, without --overwrite, goes on from there)" : "");
     return interrupted_exit_code();
   }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

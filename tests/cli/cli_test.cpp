@@ -74,9 +74,9 @@ TEST(Cli, ValidateReportsAllErrors) {
 }
 
 // validate reads an init.from that exists whole, as a run would before
-// loading it: a damaged record, a checkpoint its run's checksums.sha256 does
-// not list, a folder and a text file are errors at the init.from line (they
-// passed, and the run failed later).
+// loading it: a damaged record, a checkpoint whose digest is not the one its
+// run's checksums.sha256 lists, a PyTorch state dict, a folder and a text
+// file are errors at the init.from line (they passed; the run failed later).
 TEST(Cli, ValidateReadsInitFromWhole) {
   test::TempDir dir;
   const std::string g = dir.write("g.yaml", kGraph), d = dir.path();
@@ -105,6 +105,10 @@ TEST(Cli, ValidateReadsInitFromWhole) {
   EXPECT_NE(out.find("is not a regular file"), std::string::npos) << out;
   EXPECT_EQ(validate_from(g), 1) << out;
   EXPECT_NE(out.find("is not a torch archive"), std::string::npos) << out;
+  ASSERT_EQ(run_command(kBin + " weights export " + d + "/run/epoch_0002.pt " + d + "/sd.pt 2>&1", &out), 0) << out;
+  EXPECT_EQ(validate_from(d + "/sd.pt"), 1) << out;
+  EXPECT_NE(out.find("looks like a PyTorch state dict (torch.save); convert it with `umrflow weights import " + d + "/sd.pt OUT.pt --module net`"),
+            std::string::npos) << out;
 }
 
 // run trains into the requested directory and honours --set.
@@ -343,8 +347,8 @@ variants:
 }
 
 // Rerunning one variant with --only keeps the other variants' rows of the
-// earlier table (they became "not run" and lost their figures); a `metrics:`
-// column no variant reports is warned about, naming it.
+// earlier table, marked as such (they became "not run" and lost their
+// figures); a `metrics:` column no variant reports is warned about, naming it.
 TEST(Cli, SweepOnlyKeepsEarlierRowsAndWarnsOfUnknownMetrics) {
   test::TempDir dir;
   dir.write("g.yaml", kGraph);
@@ -372,11 +376,23 @@ variants:
   const auto after = lines_of(read(s + "/sweep.csv"));
   ASSERT_EQ(after.size(), 4u);
   EXPECT_EQ(after[0], before[0]);
-  EXPECT_EQ(after[1], before[1]);
-  EXPECT_EQ(after[3], before[3]);
+  EXPECT_EQ(after[1], "baseline,done (earlier run)" + before[1].substr(std::string("baseline,done").size()));
+  const std::size_t status_end = before[3].find("\",", 8);
+  ASSERT_NE(status_end, std::string::npos) << before[3];
+  EXPECT_EQ(after[3], before[3].substr(0, status_end) + " (earlier run)" + before[3].substr(status_end));
   EXPECT_EQ(after[2].rfind("more_noise,done,", 0), 0u) << after[2];
   EXPECT_NE(after[2], before[2]);  // rerun with another noise
-  EXPECT_NE(read(s + "/sweep.md").find("| baseline | done |"), std::string::npos);
+  EXPECT_NE(read(s + "/sweep.md").find("| baseline | done (earlier run) |"), std::string::npos);
+  // An earlier table with CRLF line ends and a status holding a newline and quotes is read cell by cell.
+  const std::string h = dir.path() + "/h";
+  fs::create_directories(h);
+  dir.write("h/sweep.csv", "variant,status,mse\r\nbaseline,\"failed: one\ntwo \"\"three\"\"\",\r\nbroken,done,0.25\r\n");
+  ASSERT_EQ(run_command("cd " + dir.path() + " && " + kBin + " sweep " + sweep + " --quiet --only more_noise --out " + h + " 2>&1", &out), 0) << out;
+  const std::string kept = read(h + "/sweep.csv");
+  EXPECT_NE(kept.find("\nbaseline,\"failed: one\ntwo \"\"three\"\" (earlier run)\","), std::string::npos) << kept;
+  EXPECT_NE(kept.find("\nbroken,done (earlier run),"), std::string::npos) << kept;
+  EXPECT_NE(kept.find(",0.25"), std::string::npos) << kept;
+  EXPECT_EQ(kept.find('\r'), std::string::npos) << kept;
 
   const std::string typo = dir.write("typo.yaml", "base: g.yaml\nset: {train.epochs: 1}\nmetrics: [no_such_metric]\nvariants:\n  - {name: a}\n");
   ASSERT_EQ(run_command(kBin + " sweep " + typo + " --quiet --out " + dir.path() + "/t 2>&1", &out), 0) << out;

@@ -12,8 +12,8 @@ namespace umrflow {
 
 namespace fs = std::filesystem;
 
-// Each scratch folder is new, under $TMPDIR, named by its prefix, and gone with
-// its contents at the end of its scope.
+// Each scratch folder is new, under $TMPDIR, named by its prefix, readable by
+// its owner only, and gone with its contents at the end of its scope.
 TEST(ScratchFolder, IsFreshAndRemovedWithItsContents) {
   test::TempDir tmp;
   const char* old = std::getenv("TMPDIR");
@@ -28,6 +28,7 @@ TEST(ScratchFolder, IsFreshAndRemovedWithItsContents) {
     EXPECT_TRUE(fs::is_directory(a_path));
     EXPECT_EQ(fs::path(a_path).parent_path(), fs::path(tmp.path()));
     EXPECT_EQ(fs::path(a_path).filename().string().rfind("unit-", 0), 0u);
+    EXPECT_EQ(fs::status(a_path).permissions() & (fs::perms::group_all | fs::perms::others_all), fs::perms::none);
     fs::create_directories(a_path + "/deep/er");
     std::ofstream(a_path + "/deep/er/f.txt") << "x";
   }
@@ -57,8 +58,9 @@ TEST(ScratchFolder, RemovedOnAnExceptionKeptWhenAsked) {
   fs::remove_all(kept_path);
 }
 
-// A temporary directory that cannot hold a folder is an error naming it.
-TEST(ScratchFolder, UnwritableTemporaryDirectoryIsAnError) {
+// A temporary directory that is no folder, or one that cannot hold a new
+// folder, is an error naming it.
+TEST(ScratchFolder, UnusableTemporaryDirectoryIsAnError) {
   test::TempDir tmp;
   const std::string file = tmp.write("not_a_folder", "x");
   const char* old = std::getenv("TMPDIR");
@@ -70,10 +72,20 @@ TEST(ScratchFolder, UnwritableTemporaryDirectoryIsAnError) {
   } catch (const std::runtime_error& e) {
     message = e.what();
   }
+  EXPECT_NE(message.find("scratch folder"), std::string::npos) << message;
+  EXPECT_NE(message.find("not_a_folder"), std::string::npos) << message;
+  // A folder in which no folder can be made, not even by root.
+  ::setenv("TMPDIR", "/proc", 1);
+  message.clear();
+  try {
+    ScratchFolder s("unit-");
+  } catch (const std::runtime_error& e) {
+    message = e.what();
+  }
   if (old) ::setenv("TMPDIR", saved.c_str(), 1);
   else ::unsetenv("TMPDIR");
   EXPECT_NE(message.find("scratch folder"), std::string::npos) << message;
-  EXPECT_NE(message.find("not_a_folder"), std::string::npos) << message;
+  EXPECT_NE(message.find("cannot make the scratch folder '/proc/unit-"), std::string::npos) << message;
 }
 
 }  // namespace umrflow

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace umrflow {
 
@@ -15,6 +16,7 @@ struct ArchiveCheck {
   std::int64_t records = 0;   // entries in the central directory
   std::int64_t verified = 0;  // stored records whose CRC-32 matched
   std::int64_t bytes = 0;     // bytes of record data read
+  std::vector<std::string> names;  // the records' names, in directory order
 };
 
 /// CRC-32 (the zip / zlib polynomial 0xEDB88320) of `n` bytes, continuing `crc`.

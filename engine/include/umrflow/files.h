@@ -27,8 +27,9 @@ void write_temporary_file(const std::string& tmp, const std::string& bytes);
 /// HDF5): syncs `tmp`, renames it to `path`, syncs the folder.
 void commit_file(const std::string& tmp, const std::string& path);
 
-/// A fresh folder under the system's temporary directory ($TMPDIR, else
-/// /tmp), named `prefix` and a random suffix, made when the object is and
+/// A fresh folder, readable by its owner only, in the temporary directory
+/// (std::filesystem::temp_directory_path: $TMPDIR and its kin, else /tmp),
+/// named `prefix` and six random characters; made when the object is and
 /// removed with everything in it when the object goes, also while an
 /// exception propagates (never throwing from there), unless keep() was called.
 /// Throws std::runtime_error naming the folder (or $TMPDIR, when that is no

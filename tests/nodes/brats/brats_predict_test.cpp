@@ -218,9 +218,9 @@ TEST(Predict, FolderOfCases) {
   EXPECT_EQ(partial, 0u);
 }
 
-// --skip-existing segments only the cases without outputs and leaves the
-// others untouched; with some outputs of a case missing, or with --overwrite,
-// it is an error.
+// --skip-existing segments only the cases without a label map and leaves the
+// finished ones untouched; a label map without the probability maps asked
+// for, or --overwrite beside it, is an error.
 TEST(Predict, SkipExistingFinishesAFolder) {
   test::TempDir dir;
   const std::string d = dir.path(), r = test::phantom_root();
@@ -244,11 +244,23 @@ TEST(Predict, SkipExistingFinishesAFolder) {
   ASSERT_EQ(test::run_command(line + " --skip-existing 2>&1", &log), 0) << log;
   EXPECT_NE(log.find("3 of 3 case(s)"), std::string::npos) << log;
   EXPECT_EQ(log.find("case(s) in"), std::string::npos) << log;
-  // Label maps without their probability maps: a partial case is not skipped.
+  // Label maps without the probability maps now asked for: not skipped, not silently redone.
   EXPECT_NE(test::run_command(line + " --skip-existing --probabilities 2>&1", &log), 0);
-  EXPECT_NE(log.find("exists"), std::string::npos) << log;
+  EXPECT_NE(log.find("has its label map '" + cases[0].out + "' but not '"), std::string::npos) << log;
+  EXPECT_NE(log.find("_TC.nii.gz'"), std::string::npos) << log;
   EXPECT_NE(test::run_command(line + " --skip-existing --overwrite 2>&1", &log), 0);
   EXPECT_NE(log.find("contradict"), std::string::npos) << log;
+  // A case cut short after its probability maps (the label map comes last) is redone, replacing them.
+  const std::string probs = line + "2 --probabilities";
+  ASSERT_EQ(test::run_command(probs + " 2>&1", &log), 0) << log;
+  const std::string wt = d + "/seg2/" + cases[2].id + "_WT.nii.gz", label = d + "/seg2/" + cases[2].id + ".nii.gz";
+  const auto wt_map = voxels(wt);
+  fs::remove(label);
+  { std::ofstream(wt, std::ios::trunc) << "cut short"; }
+  ASSERT_EQ(test::run_command(probs + " --skip-existing 2>&1", &log), 0) << log;
+  EXPECT_NE(log.find("2 of 3 case(s) already have their outputs"), std::string::npos) << log;
+  EXPECT_TRUE(torch::equal(voxels(wt), wt_map));
+  EXPECT_TRUE(fs::exists(label));
 }
 
 // A PyTorch state dict with the authors' key names (here the checkpoint's
