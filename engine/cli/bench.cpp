@@ -1,5 +1,6 @@
 // `umrflow bench`: one graph's throughput at several data-plane thread counts.
 #include <algorithm>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 
@@ -34,7 +35,8 @@ void register_bench_verb(Registry& registry) {
   v.footer =
       "Each run is --passes full epochs of the graph (train.epochs for a training graph) into a temporary folder, timed by the "
       "last; prints a Markdown table: "
-      "samples per second over that epoch, and the median time of one step in it (the median over the runs).";
+      "samples per second over that epoch, and the median time of one step in it (the median over the runs). "
+      "Ctrl-C or SIGTERM stops after the current step: the rows printed stand, the temporary folder is removed, exit 128 + the signal.";
   v.run = [](const VerbCall& c) {
     LoadChecks checks;
     checks.init_exists = false;  // timing needs no trained weights
@@ -48,6 +50,9 @@ void register_bench_verb(Registry& registry) {
     std::vector<Profiled> profiles;
     std::printf("| threads | samples/s (median of %lld) | runs | step s (median) |\n|---|---|---|---|\n", static_cast<long long>(repeat));
     std::fflush(stdout);
+    // Ctrl-C (or SIGTERM from a time limit) stops the run after its current
+    // step; the rows printed so far stand and the scratch folder goes.
+    std::atomic<bool>& stop = install_interrupt_handler();
     const ScratchFolder scratch("umrflow_bench_");  // removed at the end, also when a run fails
     const fs::path tmp = scratch.path();
     for (const auto t : c.options.get_ints("threads")) {
@@ -62,6 +67,10 @@ void register_bench_verb(Registry& registry) {
         o.passes = c.options.get_int("passes");
         o.profile_last_epoch = profile > 0 && r + 1 == repeat;
         const RunSummary summary = run_graph(graph, c.registry, o);
+        if (summary.interrupted || stop.load()) {
+          std::fprintf(stderr, "interrupted: the rows above are complete; threads %lld was not finished\n", static_cast<long long>(t));
+          return interrupted_exit_code();
+        }
         const auto& metrics = summary.final_metrics;
         if (o.profile_last_epoch) {
           profiled = summary.profile;

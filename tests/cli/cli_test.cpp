@@ -403,6 +403,28 @@ variants:
 
 namespace umrflow {
 
+// bench stops on SIGTERM (as on Ctrl-C) after the current step with exit 143
+// and removes its temporary folder (the default action killed it and left the
+// folder). SIGTERM, since a background job of sh ignores SIGINT.
+TEST(Cli, BenchStopsOnASignalAndRemovesItsTemporaryFolder) {
+  test::TempDir dir;
+  std::string long_graph = kGraph;
+  long_graph.replace(long_graph.find("epochs: 2"), 9, "epochs: 100000");
+  const std::string g = dir.write("g.yaml", long_graph), tmp = dir.path() + "/tmp";
+  fs::create_directories(tmp);
+  // Signal once the first run has logged an epoch: the handler is installed before any run starts.
+  const std::string script = dir.write("bench.sh", "TMPDIR=" + tmp + " " + kBin + " bench " + g + " --threads 1 --repeat 1 > " + dir.path() +
+                                                       "/table.md 2> " + dir.path() + "/err.txt &\npid=$!\nfor i in $(seq 600); do\n"
+                                                       "  cat " + tmp + "/umrflow_bench_*/1_0/log.txt 2>/dev/null | grep -q 'epoch 1/' && break\n"
+                                                       "  sleep 0.1\ndone\nkill -TERM $pid\nwait $pid\necho \"exit=$?\"\n");
+  std::string out;
+  run_command("sh " + script, &out);
+  EXPECT_NE(out.find("exit=143"), std::string::npos) << out << read(dir.path() + "/err.txt");
+  EXPECT_NE(read(dir.path() + "/err.txt").find("interrupted: the rows above are complete"), std::string::npos) << read(dir.path() + "/err.txt");
+  EXPECT_NE(read(dir.path() + "/table.md").find("| threads |"), std::string::npos);
+  EXPECT_TRUE(fs::is_empty(tmp)) << "the temporary folder stays behind";
+}
+
 // A plugin adds a verb: `--help` lists it, its options come from its
 // declarations (default, range), and it runs with its own exit status, with
 // --plugin given before or after the verb.
