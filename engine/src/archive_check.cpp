@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <vector>
 
+#include "umrflow/digest.h"
+
 namespace umrflow {
 
 namespace {
@@ -153,6 +155,23 @@ bool starts_like_zip(const std::string& path) {
   char magic[2] = {};
   std::ifstream(path, std::ios::binary).read(magic, 2);
   return magic[0] == 'P' && magic[1] == 'K';
+}
+
+void check_weights_file(const std::string& path, const std::string& module) {
+  const bool folder = std::filesystem::is_directory(path);  // check_zip_archive names it
+  if (!folder && !std::filesystem::is_regular_file(path))
+    throw std::runtime_error("'" + path + "' is not a regular file (a device or FIFO); name a checkpoint, e.g. runs/NAME/last.pt");
+  if (!folder && !starts_like_zip(path))
+    throw std::runtime_error("'" + path + "' is not a torch archive (a run checkpoint, or what `umrflow weights import` writes)");
+  const ArchiveCheck archive = check_zip_archive(path);
+  const std::string pickle = "constants.pkl";
+  const bool libtorch = std::any_of(archive.names.begin(), archive.names.end(), [&](const std::string& n) {
+    return n.size() >= pickle.size() && n.compare(n.size() - pickle.size(), pickle.size(), pickle) == 0;
+  });
+  if (!libtorch)
+    throw std::runtime_error("'" + path + "' is no umrflow checkpoint but looks like a PyTorch state dict (torch.save); convert it with " +
+                             "`umrflow weights import " + path + " OUT.pt --module " + module + "` and give OUT.pt as init.from");
+  check_recorded_digest(path);
 }
 
 }  // namespace umrflow

@@ -184,17 +184,10 @@ void Instance::initialise_modules() const {
                                "' does not exist (run the earlier stage first, or fix `init.from`)");
     torch::serialize::InputArchive archive;
     try {
-      check_zip_archive(m.init.from);
-      check_recorded_digest(m.init.from);
+      check_weights_file(m.init.from, m.id);
       archive.load_from(m.init.from);
     } catch (const std::exception& e) {
-      // libtorch's reader wants TorchScript's constants.pkl, which torch.save(state_dict) does not write.
-      const bool state_dict = std::string(e.what()).find("constants.pkl") != std::string::npos;
-      throw std::runtime_error("module '" + m.id + "': cannot read checkpoint '" + m.init.from + "': " +
-                               (state_dict ? "it is no umrflow checkpoint but looks like a PyTorch state dict (torch.save); "
-                                             "convert it with `umrflow weights import " + m.init.from + " OUT.pt --module " + m.id +
-                                             "` and give OUT.pt as init.from"
-                                           : std::string(e.what())));
+      throw std::runtime_error("module '" + m.id + "': cannot read checkpoint '" + m.init.from + "': " + e.what());
     }
     auto& mod = static_cast<ModuleNode*>(modules_.at(m.id).get())->module();
     torch::NoGradGuard no_grad;

@@ -1,10 +1,8 @@
 // load_graph: a graph and everything its run will use, validated up front.
-#include <algorithm>
 #include <filesystem>
 
 #include "umrflow/graph.h"
 #include "umrflow/archive_check.h"
-#include "umrflow/digest.h"
 #include "umrflow/plugin.h"
 #include "umrflow/registry.h"
 
@@ -97,28 +95,6 @@ std::string metric_problem(const Graph& graph, const std::string& metric) {
   return "is not a scalar of node '" + id + "'" + did_you_mean(metric, names) + listing;
 }
 
-/// Why the checkpoint at `path` cannot initialise module `module` as it is, or "".
-std::string damage_of(const std::string& path, const std::string& module) {
-  if (!fs::is_regular_file(path)) return "'" + path + "' is not a regular file (name a checkpoint, e.g. runs/NAME/last.pt)";
-  if (!starts_like_zip(path))
-    return "'" + path + "' is not a torch archive (a run checkpoint or `umrflow weights import` output)";
-  try {
-    const ArchiveCheck archive = check_zip_archive(path);
-    // libtorch's archives (run checkpoints, imported weights) hold TorchScript's
-    // constants.pkl; torch.save(state_dict) writes none.
-    const bool libtorch = std::any_of(archive.names.begin(), archive.names.end(), [](const std::string& n) {
-      return n.size() >= 13 && n.compare(n.size() - 13, 13, "constants.pkl") == 0;
-    });
-    if (!libtorch)
-      return "'" + path + "' is no umrflow checkpoint but looks like a PyTorch state dict (torch.save); convert it with `umrflow weights import " +
-             path + " OUT.pt --module " + module + "` and give OUT.pt as init.from";
-    check_recorded_digest(path);
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
-
 }  // namespace
 
 std::set<std::string> checkpoints_written(const Graph& graph) {
@@ -149,9 +125,14 @@ Graph load_graph(const std::string& file, const std::vector<std::string>& overri
                   "module '" + m.id + "': init checkpoint '" + m.init.from +
                       "' does not exist (run the stage that writes it first, or validate the stages together: "
                       "`umrflow validate STAGE1.yaml STAGE2.yaml ...`)");
-  for (const auto& m : g->modules)
-    if (const std::string why = checks.init_intact && m.has_init && fs::exists(m.init.from) ? damage_of(m.init.from, m.id) : ""; !why.empty())
-      diags.error(location_of(g->resolved, {"modules", m.id, "init", "from"}, m.where), "module '" + m.id + "': init.from: " + why);
+  for (const auto& m : g->modules) {
+    if (!checks.init_intact || !m.has_init || !fs::exists(m.init.from)) continue;
+    try {
+      check_weights_file(m.init.from, m.id);
+    } catch (const std::exception& e) {
+      diags.error(location_of(g->resolved, {"modules", m.id, "init", "from"}, m.where), "module '" + m.id + "': init.from: " + e.what());
+    }
+  }
   if (!g->train.validate_graph.empty() && fs::exists(g->train.validate_graph)) {
     const Location at = location_of(g->resolved, {"train", "validate", "graph"}, top);
     Diagnostics inner;

@@ -355,8 +355,8 @@ void register_predict_verb(Registry& registry) {
       param::choice("device", "auto", {"auto", "cpu", "cuda"}, "where the network runs (auto: CUDA when available)"),
       param::boolean("overwrite", false, "replace label maps that exist"),
       param::boolean("skip-existing", false,
-                     "leave out the cases whose outputs all exist (finishing a folder after a stop or a bad case); "
-                     "a case with only some of them is an error"),
+                     "leave out the cases whose label map (and, with --probabilities, every map) exists, to finish a folder "
+                     "after a stop or a failed case; a case without its label map is redone"),
       param::texts("set", std::vector<std::string>{}, "PATH=VALUE overrides of the built graph, e.g. modules.net.widths=[8,16,32,32]"),
       param::boolean("print-graph", false, "print the graph predict would run (a file for `umrflow run`) and stop"),
       param::boolean("quiet", false, "no progress bar"),

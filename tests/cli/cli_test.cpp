@@ -102,7 +102,7 @@ TEST(Cli, ValidateReadsInitFromWhole) {
   EXPECT_EQ(validate_from(d + "/run/last.pt"), 1) << out;
   EXPECT_NE(out.find("checksums.sha256"), std::string::npos) << out;
   EXPECT_EQ(validate_from(d + "/run"), 1) << out;
-  EXPECT_NE(out.find("is not a regular file"), std::string::npos) << out;
+  EXPECT_NE(out.find("is a folder, not a checkpoint file"), std::string::npos) << out;
   EXPECT_EQ(validate_from(g), 1) << out;
   EXPECT_NE(out.find("is not a torch archive"), std::string::npos) << out;
   ASSERT_EQ(run_command(kBin + " weights export " + d + "/run/epoch_0002.pt " + d + "/sd.pt 2>&1", &out), 0) << out;

@@ -34,4 +34,14 @@ ArchiveCheck check_zip_archive(const std::string& path);
 /// reported by check_zip_archive, anything else as another format.
 bool starts_like_zip(const std::string& path);
 
+/// Whether libtorch may load the file at `path` as umrflow weights of module
+/// `module`, as far as that shows without libtorch: a regular file (a folder is
+/// named as such); a zip whose records pass check_zip_archive; written by
+/// libtorch (a PyTorch state dict written by torch.save, which lacks
+/// TorchScript's constants.pkl, is named, with the `umrflow weights import`
+/// command that converts it); its digest the one its run's checksums.sha256
+/// lists (check_recorded_digest). Throws std::runtime_error naming the file.
+/// What a run checks before it loads init.from, and `umrflow validate` too.
+void check_weights_file(const std::string& path, const std::string& module);
+
 }  // namespace umrflow

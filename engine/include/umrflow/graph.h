@@ -177,9 +177,8 @@ Graph build_graph(const Doc& doc, const std::string& graph_file, const Registry&
 ///     step node (`NODE` alone for a `loss`) or a declared summary figure.
 struct LoadChecks {
   bool init_exists = true;           // false for `umrflow dot` and `bench`, which load no weights
-  bool init_intact = false;          // `umrflow validate`: an init.from that exists is read whole (a regular
-                                     // file, a torch archive whose records match their CRC-32, and the digest
-                                     // its run's checksums.sha256 lists), as a run would before loading it
+  bool init_intact = false;          // `umrflow validate`: an init.from that exists is read whole, as a run
+                                     // would before loading it (check_weights_file, archive_check.h)
   std::set<std::string> produced;    // init.from paths that count as present
 };
 Graph load_graph(const std::string& file, const std::vector<std::string>& overrides, Registry& registry,
