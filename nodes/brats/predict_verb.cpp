@@ -216,7 +216,7 @@ int predict(const VerbCall& call) {
     list.cases = brats::find_predict_cases(absolute(o.get_text("input")), o.get_text("pattern"), modalities, absolute(o.get_text("output")));
   }
   // Nothing is overwritten unless asked; every output is checked before any work.
-  // With --skip-existing a case whose outputs all exist is left out: the
+  // With --skip-existing a case whose label map exists is left out: the
   // label map is written last and every file whole, so an existing label map
   // means a finished case. A case without its label map is redone, replacing
   // probability maps a failure left.
