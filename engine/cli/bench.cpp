@@ -36,7 +36,7 @@ void register_bench_verb(Registry& registry) {
       "Each run is --passes full epochs of the graph (train.epochs for a training graph) into a temporary folder, timed by the "
       "last; prints a Markdown table: "
       "samples per second over that epoch, and the median time of one step in it (the median over the runs). "
-      "Ctrl-C or SIGTERM stops after the current step: the rows printed stand, the temporary folder is removed, exit 128 + the signal.";
+      "Ctrl-C or SIGTERM stops after the current step: the rows printed and the profiles of their thread counts stand, the temporary folder is removed, exit 128 + the signal.";
   v.run = [](const VerbCall& c) {
     LoadChecks checks;
     checks.init_exists = false;  // timing needs no trained weights
@@ -48,6 +48,15 @@ void register_bench_verb(Registry& registry) {
       std::vector<OpProfile::Row> rows;
     };
     std::vector<Profiled> profiles;
+    const auto print_profiles = [&] {  // of the thread counts finished
+      for (const auto& p : profiles) {
+        std::printf("\nProfile, threads %lld: the timed epoch of the last run, %lld step(s); ms per step; self: less the ops it "
+                    "called; total: with them\n\n%s",
+                    static_cast<long long>(p.threads), static_cast<long long>(p.steps),
+                    op_profile_table(p.rows, static_cast<std::size_t>(profile), p.steps).c_str());
+      }
+      std::fflush(stdout);
+    };
     std::printf("| threads | samples/s (median of %lld) | runs | step s (median) |\n|---|---|---|---|\n", static_cast<long long>(repeat));
     std::fflush(stdout);
     // Ctrl-C (or SIGTERM from a time limit) stops the run after its current
@@ -69,6 +78,7 @@ void register_bench_verb(Registry& registry) {
         const RunSummary summary = run_graph(graph, c.registry, o);
         if (summary.interrupted || stop.load()) {
           std::fprintf(stderr, "interrupted: the rows above are complete; threads %lld was not finished\n", static_cast<long long>(t));
+          print_profiles();
           return interrupted_exit_code();
         }
         const auto& metrics = summary.final_metrics;
@@ -87,13 +97,7 @@ void register_bench_verb(Registry& registry) {
       std::fflush(stdout);  // a row measured is kept even if a time limit kills what follows
       if (profile > 0) profiles.push_back({t, profiled_steps, std::move(profiled)});
     }
-    for (const auto& p : profiles) {
-      std::printf("\nProfile, threads %lld: the timed epoch of the last run, %lld step(s); ms per step; self: less the ops it "
-                  "called; total: with them\n\n%s",
-                  static_cast<long long>(p.threads), static_cast<long long>(p.steps),
-                  op_profile_table(p.rows, static_cast<std::size_t>(profile), p.steps).c_str());
-    }
-    std::fflush(stdout);
+    print_profiles();
     return 0;
   };
   registry.add_verb(std::move(v));

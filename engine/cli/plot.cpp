@@ -29,7 +29,15 @@ void register_plot_verb(Registry& registry) {
       const std::filesystem::path file = std::filesystem::path(dir) / "metrics.jsonl";
       if (!std::filesystem::exists(file))
         throw std::runtime_error("'" + dir + "' has no metrics.jsonl: is it a run directory (umrflow run --out DIR)?");
-      CurveRun run{std::filesystem::path(dir).lexically_normal().filename().string(), read_metrics(file.string())};
+      std::vector<std::size_t> cut;
+      CurveRun run{std::filesystem::path(dir).lexically_normal().filename().string(), read_metrics(file.string(), &cut)};
+      if (!cut.empty()) {
+        std::string numbers;
+        for (std::size_t i = 0; i < cut.size() && i < 5; ++i) numbers += (i ? ", " : "") + std::to_string(cut[i]);
+        if (cut.size() > 5) numbers += " and " + std::to_string(cut.size() - 5) + " more";
+        std::cerr << "plot: warning: '" << file.string() << "' line" << (cut.size() == 1 ? " " : "s ") << numbers
+                  << (cut.size() == 1 ? " is" : " are") << " not a whole record (a run stopped while writing it?); left out\n";
+      }
       if (run.name.empty()) run.name = dir;
       if (run.records.empty()) throw std::runtime_error("'" + file.string() + "' holds no epoch yet");
       runs.push_back(std::move(run));

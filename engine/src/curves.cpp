@@ -72,11 +72,22 @@ std::map<std::string, double> parse_metrics_line(const std::string& line) {
   return out;
 }
 
-std::vector<std::map<std::string, double>> read_metrics(const std::string& path) {
+bool is_whole_metrics_line(const std::string& line) {
+  const std::size_t first = line.find_first_not_of(" \t\r"), last = line.find_last_not_of(" \t\r");
+  return first != std::string::npos && line[first] == '{' && line[last] == '}';
+}
+
+std::vector<std::map<std::string, double>> read_metrics(const std::string& path, std::vector<std::size_t>* cut_lines) {
   std::vector<std::map<std::string, double>> out;
   std::ifstream in(path);
-  for (std::string line; std::getline(in, line);)
-    if (line.find('{') != std::string::npos) out.push_back(parse_metrics_line(line));
+  std::size_t number = 0;
+  for (std::string line; std::getline(in, line);) {
+    ++number;
+    if (is_whole_metrics_line(line))
+      out.push_back(parse_metrics_line(line));
+    else if (cut_lines && line.find_first_not_of(" \t\r") != std::string::npos)
+      cut_lines->push_back(number);
+  }
   return out;
 }
 

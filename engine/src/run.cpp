@@ -180,7 +180,7 @@ void trim_metrics(const std::string& path, std::int64_t epoch) {
   if (!in) return;
   std::string line, kept;
   while (std::getline(in, line)) {
-    if (line.empty() || line.find("\"partial\"") != std::string::npos) continue;
+    if (!is_whole_metrics_line(line) || line.find("\"partial\"") != std::string::npos) continue;
     const auto at = line.find("\"epoch\": ");
     if (at == std::string::npos || std::strtoll(line.c_str() + at + 9, nullptr, 10) > epoch) continue;
     kept += line + "\n";

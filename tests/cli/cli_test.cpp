@@ -125,7 +125,8 @@ TEST(Cli, RunWithOverrides) {
 }
 
 // plot draws two runs on the same axes (one line per run in every panel),
-// and a folder without metrics.jsonl is an error naming it.
+// a folder without metrics.jsonl is an error naming it, and a cut line is
+// left out with a warning.
 TEST(Cli, PlotDrawsRunsTogether) {
   test::TempDir dir;
   const std::string good = dir.write("g.yaml", kGraph);
@@ -144,6 +145,10 @@ TEST(Cli, PlotDrawsRunsTogether) {
   EXPECT_GE(lines, 2 * 4);  // mse, lr, samples_per_s, time_s, ... for both runs
   EXPECT_EQ(run_command(kBin + " plot " + dir.path() + " -o " + dir.path() + "/x.svg", &out), 1);
   EXPECT_NE(out.find("has no metrics.jsonl"), std::string::npos) << out;
+  // A line cut short (a run killed while appending) is left out with a warning naming the file and line.
+  { std::ofstream(dir.path() + "/lr0.01/metrics.jsonl", std::ios::app) << "{\"epoch\": 3, \"mse\": 0."; }
+  ASSERT_EQ(run_command(kBin + " plot " + dir.path() + "/lr0.01 -o " + dir.path() + "/cut.svg", &out), 0) << out;
+  EXPECT_NE(out.find("lr0.01/metrics.jsonl' line 3 is not a whole record"), std::string::npos) << out;
 }
 
 // SIGINT, SIGTERM, SIGHUP and SIGUSR1 each stop after the current step, write
@@ -422,6 +427,30 @@ TEST(Cli, BenchStopsOnASignalAndRemovesItsTemporaryFolder) {
   EXPECT_NE(out.find("exit=143"), std::string::npos) << out << read(dir.path() + "/err.txt");
   EXPECT_NE(read(dir.path() + "/err.txt").find("interrupted: the rows above are complete"), std::string::npos) << read(dir.path() + "/err.txt");
   EXPECT_NE(read(dir.path() + "/table.md").find("| threads |"), std::string::npos);
+  EXPECT_TRUE(fs::is_empty(tmp)) << "the temporary folder stays behind";
+}
+
+// Interrupted during its second thread count, bench still prints the op
+// profile of the first (finished) one, and none of the unfinished one.
+TEST(Cli, BenchInterruptedKeepsTheProfilesOfFinishedRows) {
+  test::TempDir dir;
+  std::string long_graph = kGraph;
+  long_graph.replace(long_graph.find("epochs: 2"), 9, "epochs: 300");
+  const std::string g = dir.write("g.yaml", long_graph), tmp = dir.path() + "/tmp";
+  fs::create_directories(tmp);
+  // Threads 1 runs its epochs to the end; threads 2 is stopped once it has logged an epoch.
+  const std::string script = dir.write("bench.sh", "TMPDIR=" + tmp + " " + kBin + " bench " + g + " --threads 1,2 --repeat 1 --profile 3 > " +
+                                                       dir.path() + "/table.md 2> " + dir.path() + "/err.txt &\npid=$!\nfor i in $(seq 1200); do\n"
+                                                       "  cat " + tmp + "/umrflow_bench_*/2_0/log.txt 2>/dev/null | grep -q 'epoch 1/' && break\n"
+                                                       "  sleep 0.05\ndone\nkill -TERM $pid\nwait $pid\necho \"exit=$?\"\n");
+  std::string out;
+  run_command("sh " + script, &out);
+  const std::string table = read(dir.path() + "/table.md");
+  EXPECT_NE(out.find("exit=143"), std::string::npos) << out << read(dir.path() + "/err.txt") << table;
+  EXPECT_NE(table.find("\n| 1 | "), std::string::npos) << table;
+  EXPECT_EQ(table.find("\n| 2 | "), std::string::npos) << table;
+  EXPECT_NE(table.find("Profile, threads 1:"), std::string::npos) << table;
+  EXPECT_EQ(table.find("Profile, threads 2:"), std::string::npos) << table;
   EXPECT_TRUE(fs::is_empty(tmp)) << "the temporary folder stays behind";
 }
 

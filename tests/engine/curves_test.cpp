@@ -29,6 +29,21 @@ TEST(Curves, MetricsLinesParse) {
   EXPECT_TRUE(read_metrics(dir.path() + "/absent.jsonl").empty());
 }
 
+// A line a killed run cut short (no closing brace) is no record: it is left
+// out and its line number reported; blank lines are not reported.
+TEST(Curves, CutLinesAreLeftOutAndNamed) {
+  EXPECT_TRUE(is_whole_metrics_line(" {\"a\": 1}\r"));
+  EXPECT_FALSE(is_whole_metrics_line("{\"epoch\": 3, \"loss\": 0."));
+  EXPECT_FALSE(is_whole_metrics_line("\"epoch\": 3}"));
+  test::TempDir dir;
+  const std::string file = dir.write("m.jsonl", "{\"epoch\": 1, \"a\": 2}\n\n{\"epoch\": 2, \"a\"\n{\"epoch\": 3, \"a\": 0}\nxyz\n");
+  std::vector<std::size_t> cut;
+  const auto all = read_metrics(file, &cut);
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[1].at("epoch"), 3.0);
+  EXPECT_EQ(cut, (std::vector<std::size_t>{3, 5}));
+}
+
 // One panel per metric (not the epoch), one polyline per run and panel, a dot
 // for a run with a single epoch, the names escaped; the points of a line run
 // left to right (epochs) and a lower value is drawn lower.

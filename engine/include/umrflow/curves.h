@@ -12,8 +12,14 @@ namespace umrflow {
 /// One line of metrics.jsonl (a flat JSON object) as name -> value; keys
 /// whose value is not a number are left out.
 std::map<std::string, double> parse_metrics_line(const std::string& line);
-/// Every record of a metrics.jsonl file, in order; a missing file gives none.
-std::vector<std::map<std::string, double>> read_metrics(const std::string& metrics_jsonl);
+/// Whether a metrics.jsonl line is one whole record, `{...}` (spaces around
+/// allowed); a run killed while appending leaves a line cut short.
+bool is_whole_metrics_line(const std::string& line);
+/// Every whole record of a metrics.jsonl file, in order; a missing file gives
+/// none. Non-empty lines that are not whole records are left out, and their
+/// 1-based numbers go to `cut_lines` when it is given.
+std::vector<std::map<std::string, double>> read_metrics(const std::string& metrics_jsonl,
+                                                        std::vector<std::size_t>* cut_lines = nullptr);
 
 /// The records of one run, and the name its lines carry in the legend.
 struct CurveRun {
