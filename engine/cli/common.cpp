@@ -36,8 +36,7 @@ Graph load_and_validate(const std::string& path, const std::vector<std::string>&
 }
 
 int report(const std::exception& e) {
-  std::string msg = e.what();
-  while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+  std::string msg = readable_error(e.what());  // no libtorch backtrace, a hint when memory ran out
   if (const auto* g = dynamic_cast<const GraphError*>(&e)) {
     std::fprintf(stderr, "%s\n%zu error%s; nothing was run.\n", msg.c_str(), g->diagnostics().size(),
                  g->diagnostics().size() == 1 ? "" : "s");

@@ -29,11 +29,24 @@ void Diagnostics::throw_if_any() const {
 GraphError::GraphError(Diagnostics diagnostics)
     : std::runtime_error(diagnostics.str()), diagnostics_(std::move(diagnostics)) {}
 
+std::string readable_error(const std::string& message) {
+  std::string out = message;
+  for (const char* start : {"\nException raised from ", "\nframe #0:"}) {
+    const std::size_t at = out.find(start);
+    if (at != std::string::npos) out.erase(at);
+  }
+  while (!out.empty() && (out.back() == '\n' || out.back() == ' ')) out.pop_back();
+  const bool no_memory = out.find("can't allocate memory") != std::string::npos || out.find("out of memory") != std::string::npos;
+  if (no_memory && out.find("needs less memory") == std::string::npos)
+    out += " (out of memory: a smaller batch, crop or sliding window needs less memory)";
+  return out;
+}
+
 NodeError::NodeError(std::string node_id, std::string node_type, std::string sample, std::string reason)
-    : std::runtime_error("node '" + node_id + "' (" + node_type + ") failed on sample " + sample + ": " + reason),
+    : std::runtime_error("node '" + node_id + "' (" + node_type + ") failed on sample " + sample + ": " + readable_error(reason)),
       node_id_(std::move(node_id)),
       sample_(std::move(sample)),
-      reason_(std::move(reason)) {}
+      reason_(readable_error(reason)) {}
 
 namespace {
 std::size_t edit_distance(const std::string& a, const std::string& b) {

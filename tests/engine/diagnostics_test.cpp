@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include "umrflow/diagnostics.h"
 
@@ -39,6 +40,36 @@ TEST(Diagnostics, NearestNamesFindTypos) {
 TEST(Diagnostics, NodeErrorNamesNodeAndSample) {
   NodeError e("crop", "volume.crop", "case_3", "too small");
   EXPECT_EQ(std::string(e.what()), "node 'crop' (volume.crop) failed on sample case_3: too small");
+}
+
+// libtorch's own errors lose their C++ backtrace: a failed check keeps its
+// message, and an allocation the machine cannot give (4 PiB) keeps the bytes
+// asked for and gets a hint; a message without either is left as it is.
+TEST(Diagnostics, LibtorchErrorsReadWithoutBacktrace) {
+  std::string check, memory;
+  try {
+    (void)torch::ones({2, 3}).view({4});
+  } catch (const std::exception& e) {
+    check = e.what();
+  }
+  try {
+    (void)torch::empty({std::int64_t{1} << 50});
+  } catch (const std::exception& e) {
+    memory = e.what();
+  }
+  const std::string readable_check = readable_error(check);
+  EXPECT_EQ(readable_check.find("frame #"), std::string::npos) << readable_check;
+  EXPECT_EQ(readable_check.find('\n'), std::string::npos) << readable_check;
+  EXPECT_NE(readable_check.find("shape '[4]' is invalid for input of size 6"), std::string::npos) << readable_check;
+  EXPECT_EQ(readable_check.find("out of memory"), std::string::npos) << readable_check;
+  ASSERT_FALSE(memory.empty()) << "a 4 PiB tensor was allocated";
+  NodeError e("seg", "call", "case_1", memory);
+  const std::string text = e.what();
+  EXPECT_EQ(text.find("frame #"), std::string::npos) << text;
+  EXPECT_NE(text.find(std::to_string(std::int64_t{4} << 50)), std::string::npos) << text;  // the bytes asked for
+  EXPECT_NE(text.find("a smaller batch, crop or sliding window needs less memory"), std::string::npos) << text;
+  EXPECT_EQ(readable_error(text), text);  // the hint is given once
+  EXPECT_EQ(readable_error("bad value\n"), "bad value");
 }
 
 }  // namespace umrflow

@@ -50,6 +50,7 @@ TEST(Ablations, EverySweepValidatesAndRunsOneVariant) {
       {"table3_stage1.yaml", tiny + "--set 'modules.net.widths=" + w + "'"},
       {"table3_stage2.yaml", tiny + "--set 'modules.net.widths=" + w + "' --set modules.net.init.from=" + s1 + plain_val},
       {"table3_stage3.yaml", tiny + "--set 'modules.net.widths=" + w + "' --set modules.net.init.from=" + s2 + net_val},
+      {"stage2_loss_weights.yaml", tiny + "--set 'modules.net.widths=" + w + "' --set modules.net.init.from=" + s1 + plain_val},
       {"stage3_budget.yaml", tiny + "--set 'modules.net.widths=" + w + "' --set modules.net.init.from=" + s2 + net_val},
       {"table4_adapters.yaml", tiny + "--set 'modules.enc.widths=" + w + "' --set 'modules.dec.widths=" + w + "' --set 'modules.ada.widths=" + w +
                                    "' --set modules.enc.init.from=" + s2 + " --set modules.dec.init.from=" + s2 + parts_val},

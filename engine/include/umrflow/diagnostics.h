@@ -62,8 +62,14 @@ class GraphError : public std::runtime_error {
   Diagnostics diagnostics_;
 };
 
+/// An error message as a user should read it: libtorch's C++ backtrace
+/// ("Exception raised from ..." or "frame #0: ..." lines) cut off, and a hint
+/// appended when memory ran out (an allocation the machine cannot give).
+std::string readable_error(const std::string& message);
+
 /// Thrown by the scheduler when a node fails while the graph runs. what() reads
-/// `node 'ID' (TYPE) failed on sample SAMPLE: REASON`.
+/// `node 'ID' (TYPE) failed on sample SAMPLE: REASON`, REASON made readable
+/// (readable_error).
 class NodeError : public std::runtime_error {
  public:
   NodeError(std::string node_id, std::string node_type, std::string sample, std::string reason);
