@@ -19,9 +19,12 @@ struct Case {
 };
 
 /// Finds case folders below `root` (up to three levels, so HGG/LGG subfolders of
-/// 2018/2019 work) in the BraTS 2018-2021 naming. A folder counts as a case when
-/// it holds `<folder name>_<first modality>.nii[.gz]`. Cases are sorted by id.
-/// A case lacking another modality is still returned (the loader reports it).
+/// 2018/2019 work). A folder counts as a case when it holds its first modality
+/// in the BraTS 2018-2021 naming, `<folder name>_<modality>.nii[.gz]`, or in
+/// that of BraTS 2023 on, `<folder name>-<modality>.nii[.gz]`, under the
+/// modality's name or its alias (modality_alias: t2f for flair, ...); the label
+/// is `_seg` or `-seg`. Cases are sorted by id. A case lacking another modality
+/// is still returned (the loader reports it).
 std::vector<Case> discover_cases(const std::string& root, const std::vector<std::string>& modalities);
 
 struct LoadedCase {
@@ -38,25 +41,36 @@ constexpr double kAffineTolerance = 1e-3;
 /// Reads and checks one case: every modality present (with `allow_missing`,
 /// a modality without a file is a channel of zeros, marked in `present`; at
 /// least one must exist), same shapes and affines (within kAffineTolerance),
-/// finite voxels, labels in {0, 1, 2, 4}. Throws std::runtime_error naming the file.
+/// finite voxels, labels as labels_to_regions takes them. Throws std::runtime_error
+/// naming the file.
 LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities, const std::vector<std::string>& regions,
                      bool labels, bool allow_missing = false);
 
 /// Default modality order, as in the MONAI/SwinUNETR BraTS lists.
 const std::vector<std::string>& default_modalities();
 
+/// The name of the same scan in the other BraTS naming: flair <-> t2f,
+/// t1ce <-> t1c, t1 <-> t1n, t2 <-> t2w (2018-2021 <-> 2023 on); empty for
+/// any other name.
+const std::string& modality_alias(const std::string& name);
+
 /// Converts a label volume with values {0, 1, 2, 4} into region channels.
 /// Region names: TC = {1, 4}, WT = {1, 2, 4}, ET = {4}, NCR = {1}, ED = {2}.
-/// Throws std::invalid_argument naming the first value outside {0, 1, 2, 4}
-/// and how many voxels carry it. Returns uint8 (R, X, Y, Z).
+/// A map that holds 3 and no 4 is in BraTS 2023's numbering, where 3 is the
+/// enhancing tumour: 3 is read as 4. (BraTS 2012-2016's label 3, the
+/// non-enhancing core, is not supported: relabel it 1.) Throws
+/// std::invalid_argument naming the first value outside 0-4 and how many
+/// voxels carry it, a map holding both 3 and 4, or a value off an integer.
+/// Returns uint8 (R, X, Y, Z).
 torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions);
 
 /// The inverse of labels_to_regions for thresholded region channels (bool or
 /// 0/1, (R, X, Y, Z)): a BraTS label map (uint8 0, 1, 2, 4) painted from the
-/// outermost region in: WT and ED as 2, TC and NCR as 1, ET as 4 (the order of
-/// the released inference script). Throws std::invalid_argument for a region
-/// name labels_to_regions does not know.
-torch::Tensor regions_to_labels(const torch::Tensor& regions_mask, const std::vector<std::string>& regions);
+/// outermost region in: WT and ED as 2, TC and NCR as 1, ET as `et_label` (the
+/// order of the released inference script); `et_label` 3 gives BraTS 2023's
+/// numbering. Throws std::invalid_argument for a region name labels_to_regions
+/// does not know or an `et_label` other than 3 or 4.
+torch::Tensor regions_to_labels(const torch::Tensor& regions_mask, const std::vector<std::string>& regions, std::uint8_t et_label = 4);
 
 /// The region names labels_to_regions accepts.
 const std::vector<std::string>& region_names();

@@ -25,6 +25,14 @@ const std::vector<std::string>& default_modalities() {
   return m;
 }
 
+const std::string& modality_alias(const std::string& name) {
+  static const std::map<std::string, std::string> aliases = {{"flair", "t2f"}, {"t2f", "flair"}, {"t1ce", "t1c"}, {"t1c", "t1ce"},
+                                                             {"t1", "t1n"},    {"t1n", "t1"},    {"t2", "t2w"},   {"t2w", "t2"}};
+  static const std::string none;
+  const auto it = aliases.find(name);
+  return it == aliases.end() ? none : it->second;
+}
+
 const std::vector<std::string>& region_names() {
   static const std::vector<std::string> r = {"TC", "WT", "ET", "NCR", "ED"};
   return r;
@@ -32,11 +40,18 @@ const std::vector<std::string>& region_names() {
 
 namespace {
 
-std::string find_file(const fs::path& folder, const std::string& id, const std::string& suffix) {
-  for (const char* ext : {".nii.gz", ".nii"}) {
-    fs::path p = folder / (id + "_" + suffix + ext);
-    if (fs::exists(p)) return p.string();
-  }
+/// The file of `name` (a modality or "seg") in a case folder: `<id>_<name>` (BraTS
+/// 2018-2021) or `<id>-<name>` (BraTS 2023 on), under the name or its alias of the
+/// other naming, `.nii.gz` or `.nii`.
+std::string find_file(const fs::path& folder, const std::string& id, const std::string& name) {
+  std::vector<std::string> names = {name};
+  if (!modality_alias(name).empty()) names.push_back(modality_alias(name));
+  for (const auto& n : names)
+    for (const char* separator : {"_", "-"})
+      for (const char* ext : {".nii.gz", ".nii"}) {
+        fs::path p = folder / (id + separator + n + ext);
+        if (fs::exists(p)) return p.string();
+      }
   return "";
 }
 
@@ -79,12 +94,20 @@ torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<st
                                   "with interpolation, or written with a scale factor? resample labels with nearest neighbour)");
     }
   }
-  const torch::Tensor l = label.round().to(torch::kInt64);
-  const torch::Tensor valid = (l == 0) | (l == 1) | (l == 2) | (l == 4);
+  torch::Tensor l = label.round().to(torch::kInt64);
+  const torch::Tensor valid = (l >= 0) & (l <= 4);
   if (!valid.all().item<bool>()) {
     const torch::Tensor bad = l.masked_select(~valid);
     throw std::invalid_argument("label value " + std::to_string(bad[0].item<std::int64_t>()) + " in " +
-                                std::to_string(bad.numel()) + " voxel(s); BraTS labels are 0, 1, 2 and 4");
+                                std::to_string(bad.numel()) + " voxel(s); BraTS labels are 0, 1, 2 and 4 (3 for ET from 2023 on)");
+  }
+  const std::int64_t threes = (l == 3).sum().item<std::int64_t>();
+  if (threes > 0) {
+    const std::int64_t fours = (l == 4).sum().item<std::int64_t>();
+    if (fours > 0)
+      throw std::invalid_argument("the map holds both label 3 (" + std::to_string(threes) + " voxels) and label 4 (" + std::to_string(fours) +
+                                  " voxels); BraTS numbers the enhancing tumour 4 up to 2021 and 3 from 2023 on, never both");
+    l = torch::where(l == 3, torch::full({}, 4, l.options()), l);  // BraTS 2023 numbering: 3 is ET
   }
   std::vector<torch::Tensor> channels;
   for (const auto& r : regions) {
@@ -98,13 +121,14 @@ torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<st
   return torch::stack(channels).to(torch::kUInt8);
 }
 
-torch::Tensor regions_to_labels(const torch::Tensor& regions_mask, const std::vector<std::string>& regions) {
+torch::Tensor regions_to_labels(const torch::Tensor& regions_mask, const std::vector<std::string>& regions, std::uint8_t et_label) {
+  if (et_label != 3 && et_label != 4) throw std::invalid_argument("the enhancing tumour's label is 4 (BraTS 2018-2021) or 3 (2023 on), not " + std::to_string(et_label));
   if (regions_mask.dim() < 1 || regions_mask.size(0) != static_cast<std::int64_t>(regions.size()))
     throw std::invalid_argument("regions_to_labels: " + c10::str(regions_mask.sizes()) + " does not hold " +
                                 std::to_string(regions.size()) + " region channels");
   const torch::Tensor mask = regions_mask.to(torch::kBool);
   torch::Tensor labels = torch::zeros(mask[0].sizes(), torch::kUInt8);
-  const std::vector<std::pair<std::string, std::uint8_t>> painted = {{"WT", 2}, {"ED", 2}, {"TC", 1}, {"NCR", 1}, {"ET", 4}};
+  const std::vector<std::pair<std::string, std::uint8_t>> painted = {{"WT", 2}, {"ED", 2}, {"TC", 1}, {"NCR", 1}, {"ET", et_label}};
   for (const auto& r : regions)
     if (std::none_of(painted.begin(), painted.end(), [&](const auto& p) { return p.first == r; }))
       throw std::invalid_argument("unknown region '" + r + "' (TC, WT, ET, NCR, ED)");
@@ -125,8 +149,9 @@ LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_,
       out.present.push_back(!c.modality_files[m].empty());
       if (c.modality_files[m].empty()) {
         if (allow_missing) continue;
-        throw std::runtime_error("missing modality '" + modalities_[m] + "' (no " + c.id + "_" + modalities_[m] +
-                                 ".nii[.gz] in " + c.folder + ")");
+        throw std::runtime_error("missing modality '" + modalities_[m] + "' (no " + c.id + "_" + modalities_[m] + ".nii[.gz]" +
+                                 (modality_alias(modalities_[m]).empty() ? "" : " or " + c.id + "-" + modality_alias(modalities_[m]) + ".nii[.gz]") +
+                                 " in " + c.folder + ")");
       }
       io::Volume v = io::read_nifti(c.modality_files[m]);
       if (v.data.dim() != 3)
@@ -159,7 +184,7 @@ LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_,
     out.image = torch::stack(channels);
     out.affine.assign(affine.begin(), affine.end());
     if (need_label_) {
-      if (c.label_file.empty()) throw std::runtime_error("missing label file " + c.id + "_seg.nii[.gz] in " + c.folder);
+      if (c.label_file.empty()) throw std::runtime_error("missing label file " + c.id + "_seg.nii[.gz] or " + c.id + "-seg.nii[.gz] in " + c.folder);
       io::Volume l = io::read_nifti(c.label_file);
       if (std::vector<std::int64_t>(l.data.sizes().begin(), l.data.sizes().end()) != shape)
         throw std::runtime_error("'" + c.label_file + "' has shape " + c10::str(l.data.sizes()) + ", the images " +
@@ -178,7 +203,8 @@ void BratsCases::setup() {
   cases_ = discover_cases(root_, modalities_);
   if (cases_.empty())
     throw std::runtime_error("no BraTS cases under '" + root_ + "' (expected folders ID/ID_" + modalities_.front() +
-                             ".nii.gz; `umrflow synth brats` writes phantoms in this layout)");
+                             ".nii.gz, or ID/ID-" + (modality_alias(modalities_.front()).empty() ? modalities_.front() : modality_alias(modalities_.front())) +
+                             ".nii.gz as from BraTS 2023; `umrflow synth brats` writes phantoms in the first layout)");
   if (!split_.empty()) {
     std::vector<std::string> ids;
     for (const auto& c : cases_) ids.push_back(c.id);

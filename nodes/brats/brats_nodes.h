@@ -23,15 +23,16 @@ class BratsCases final : public SourceNode {
  public:
   static void declare(Declaration<BratsCases>& d) {
     d.type("brats.cases", NodeKind::source,
-           "BraTS 2018-2021 cases from NIfTI folders: `image` (modalities), `label` (region channels), `affine`.");
+           "BraTS cases from NIfTI folders (2018-2021 names, or 2023's with ET = 3): `image` (modalities), `label` (region channels), `affine`.");
     d.output({"image", 4, "float32 (modalities, X, Y, Z), scanner intensities"});
     d.output({"label", 4, "uint8 (regions, X, Y, Z)"});
     d.output({"affine", 2, "float64 4x4 voxel-to-world matrix"});
     d.param(&BratsCases::root_, param::text("root", std::nullopt, "folder holding the case folders (searched three levels deep)"));
-    d.param(&BratsCases::modalities_, param::texts("modalities", default_modalities(), "modality file suffixes, in channel order"));
+    d.param(&BratsCases::modalities_, param::texts("modalities", default_modalities(),
+                                                             "modality file suffixes, in channel order (BraTS 2023's t2f, t1c, t1n, t2w are found as flair, t1ce, t1, t2)"));
     d.param(&BratsCases::regions_,
             param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label channels: TC, WT, ET, NCR, ED"));
-    d.param(&BratsCases::need_label_, param::boolean("labels", true, "read `<ID>_seg`; false for unlabelled cases"));
+    d.param(&BratsCases::need_label_, param::boolean("labels", true, "read `<ID>_seg` (or `<ID>-seg`); false for unlabelled cases"));
     d.param(&BratsCases::on_bad_case_, param::choice("on_bad_case", "fail", {"fail", "skip"},
                                                      "a bad case stops the run, or is skipped and listed in skipped.tsv"));
     d.param(&BratsCases::limit_, param::integer("limit", 0, "use only the first N cases (sorted by id); 0 = all").min(0));
@@ -127,7 +128,7 @@ class WriteLabels final : public StepNode {
  public:
   static void declare(Declaration<WriteLabels>& d) {
     d.type("brats.write_labels", NodeKind::step,
-           "Writes predictions as BraTS label maps (0, 1, 2, 4) on the scans' grid with their header, to the predict list's paths.");
+           "Writes predictions as BraTS label maps (0, 1, 2, 4; or 3 for ET) on the scans' grid with their header, to the predict list's paths.");
     d.input(PortSpec{"pred", {{"logits", 5, "(B, R, x, y, z)"}}, "the network's output"});
     d.input(PortSpec{"case", {{"affine", 3, "(B, 4, 4)"}}, "the batch, for its case ids and tags"});
     d.output({"foreground", 0, "share of voxels labelled non-zero, over the batch"});
@@ -138,6 +139,8 @@ class WriteLabels final : public StepNode {
     d.param(&WriteLabels::threshold_, param::number("threshold", 0.5, "sigmoid(logit) above this is foreground").range(0, 1));
     d.param(&WriteLabels::probabilities_,
             param::boolean("probabilities", false, "also write each region's sigmoid as float32 `<out>_<REGION>.nii.gz`"));
+    d.param(&WriteLabels::et_label_,
+            param::integer("et_label", 4, "the enhancing tumour's label value: 4 as BraTS 2018-2021, 3 as BraTS 2023 on").range(3, 4));
   }
   void setup();
 
@@ -149,6 +152,7 @@ class WriteLabels final : public StepNode {
   std::vector<std::string> regions_;
   double threshold_ = 0.5;
   bool probabilities_ = false;
+  std::int64_t et_label_ = 4;
   std::map<std::string, std::vector<std::string>> outputs_;  // id -> {out, reference file}
   std::int64_t written_ = 0;
 };

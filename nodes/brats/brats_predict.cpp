@@ -55,7 +55,10 @@ std::regex pattern_regex(const std::string& pattern, const std::vector<std::stri
     return out;
   };
   std::string names;
-  for (const auto& m : modalities) names += (names.empty() ? "" : "|") + literal(m);
+  for (const auto& m : modalities) {
+    names += (names.empty() ? "" : "|") + literal(m);
+    if (!modality_alias(m).empty()) names += "|" + literal(modality_alias(m));  // the other BraTS naming (t2f for flair, ...)
+  }
   std::string re;
   std::size_t pos = 0;
   int group = 0;
@@ -93,7 +96,10 @@ void scan_folder(const fs::path& dir, int depth, const std::regex& re, int id_gr
     const std::string name = entry.path().filename().string();
     if (!std::regex_match(name, m, re)) continue;
     const std::string id = m[id_group].str();
-    const auto k = std::find(modalities.begin(), modalities.end(), m[modality_group].str()) - modalities.begin();
+    const std::string modality = m[modality_group].str();
+    const auto k = std::find_if(modalities.begin(), modalities.end(),
+                                [&](const std::string& n) { return n == modality || modality_alias(n) == modality; }) -
+                   modalities.begin();
     PredictCase& c = found[id];
     c.id = id;
     c.files.resize(modalities.size());
@@ -273,7 +279,7 @@ Packet WriteLabels::run(const std::vector<Packet>& in, Context&) {
     std::vector<std::int64_t> shape(prob.sizes().begin() + 1, prob.sizes().end()), start(3, 0);
     if (meta.tags.count("shape")) shape = meta.tags.at("shape");
     if (meta.tags.count("foreground_start")) start = meta.tags.at("foreground_start");
-    const torch::Tensor labels = paste(regions_to_labels(prob > threshold_, regions_), start, shape);
+    const torch::Tensor labels = paste(regions_to_labels(prob > threshold_, regions_, static_cast<std::uint8_t>(et_label_)), start, shape);
     // The label map last: a case whose map exists is complete.
     if (probabilities_)
       for (std::size_t r = 0; r < regions_.size(); ++r)

@@ -29,7 +29,9 @@ brats::PredictCase single_case(const Params& o, const std::vector<std::string>& 
   brats::PredictCase c;
   c.files.resize(modalities.size());
   auto put = [&](const std::string& name, const std::string& file, const std::string& option) {
-    const auto k = std::find(modalities.begin(), modalities.end(), name) - modalities.begin();
+    const auto k = std::find_if(modalities.begin(), modalities.end(),
+                                [&](const std::string& m) { return m == name || brats::modality_alias(m) == name; }) -
+                   modalities.begin();
     if (k == static_cast<std::ptrdiff_t>(modalities.size())) {
       std::string known;
       for (const auto& m : modalities) known += (known.empty() ? "" : ", ") + m;
@@ -186,7 +188,8 @@ Doc predict_graph(const Params& o, const Doc& module, const std::string& list, c
   step.push(node({{"id", Doc::scalar("write")}, {"type", Doc::scalar("brats.write_labels")},
                   {"in", node({{"pred", Doc::scalar("seg.logits")}, {"case", Doc::scalar("batch.affine")}})}, {"list", text(list)},
                   {"regions", texts(o.get_texts("regions"))}, {"threshold", number(o.get_number("threshold"))},
-                  {"probabilities", Doc::scalar(o.get_bool("probabilities") ? "true" : "false")}}));
+                  {"probabilities", Doc::scalar(o.get_bool("probabilities") ? "true" : "false")},
+                  {"et_label", Doc::scalar(std::to_string(o.get_int("et-label")))}}));
   g.set("step", step);
   return g;
 }
@@ -340,7 +343,9 @@ void register_predict_verb(Registry& registry) {
       param::text("id", "", "the one case's id in messages (default: from --out)"),
       param::text("input", "", "folder of cases: BraTS layout (ID/ID_flair.nii.gz) or flat files named by --pattern"),
       param::text("output", "", "folder for the label maps of --input, one <case id>.nii.gz each"),
-      param::text("pattern", "{id}_{modality}.nii.gz", "file names under --input; {id} and {modality} are placeholders"),
+      param::text("pattern", "{id}_{modality}.nii.gz",
+                  "file names under --input; {id} and {modality} are placeholders ({id}-{modality}.nii.gz for BraTS 2023 on, "
+                  "whose t2f, t1c, t1n and t2w are read as flair, t1ce, t1 and t2)"),
       param::texts("modalities", brats::default_modalities(), "the network's input channels, in order"),
       param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "the network's output channels, in order"),
       param::text("graph", "", "graph the weights were trained with (default: graph.yaml beside a run checkpoint; else unimrseg.net's defaults with the adapter)"),
@@ -352,6 +357,7 @@ void register_predict_verb(Registry& registry) {
                     "none: the whole volume, as the released evaluation; foreground: only the box of non-zero voxels (faster when it needs fewer windows)"),
       param::number("threshold", 0.5, "sigmoid(logit) above this is foreground").range(0, 1),
       param::boolean("probabilities", false, "also write each region's probability map, <out>_<REGION>.nii.gz"),
+      param::integer("et-label", 4, "the enhancing tumour's value in the label maps: 4 as BraTS 2018-2021, 3 as BraTS 2023 on").range(3, 4),
       param::choice("device", "auto", {"auto", "cpu", "cuda"}, "where the network runs (auto: CUDA when available)"),
       param::boolean("overwrite", false, "replace label maps that exist"),
       param::boolean("skip-existing", false,
@@ -367,9 +373,10 @@ void register_predict_verb(Registry& registry) {
       "Examples:\n"
       "  umrflow predict --weights runs/stage3_brats/best.pt --flair a_flair.nii.gz --t1ce a_t1ce.nii.gz --out a_seg.nii.gz\n"
       "  umrflow predict --weights unimrseg_brats.pth --input BraTS2020_Validation --output seg/\n"
+      "  umrflow predict --weights best.pt --input BraTS2023_Validation --output seg/ --pattern '{id}-{modality}.nii.gz' --et-label 3\n"
       "Scans are z-scored on their non-zero voxels; a modality without a scan is zeros, and the network takes the path\n"
       "of that subset (the adapter for an incomplete one). The label map has the first scan's grid and header, labels\n"
-      "0, 1 (necrosis), 2 (oedema), 4 (enhancing). See docs/predict.md.";
+      "0, 1 (necrosis), 2 (oedema), 4 (enhancing; 3 with --et-label 3). See docs/predict.md.";
   v.run = predict;
   registry.add_verb(std::move(v));
 }

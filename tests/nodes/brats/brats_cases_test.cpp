@@ -50,10 +50,25 @@ TEST(Brats, LabelsToRegions) {
   auto other = brats::labels_to_regions(l, {"ET", "ED"});
   EXPECT_TRUE(torch::equal(other[1], torch::tensor({0, 0, 1, 0, 0, 1}, torch::kUInt8)));
   try {
-    brats::labels_to_regions(torch::tensor({0, 3, 3, 1}), {"WT"});
+    brats::labels_to_regions(torch::tensor({0, 5, 5, 1}), {"WT"});
     FAIL();
   } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("label value 3 in 2 voxel(s)"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("label value 5 in 2 voxel(s)"), std::string::npos) << e.what();
+  }
+}
+
+// BraTS 2023 numbers the enhancing tumour 3: such a map gives the regions of
+// the same map numbered 4; a map holding both 3 and 4 is refused.
+TEST(Brats, Brats2023LabelsGiveTheSameRegions) {
+  const torch::Tensor l4 = torch::tensor({0, 1, 2, 4, 4, 2}, torch::kUInt8), l3 = torch::tensor({0, 1, 2, 3, 3, 2}, torch::kUInt8);
+  for (const std::vector<std::string>& regions : {std::vector<std::string>{"TC", "WT", "ET"}, {"NCR", "ED", "ET"}})
+    EXPECT_TRUE(torch::equal(brats::labels_to_regions(l3, regions), brats::labels_to_regions(l4, regions))) << regions[0];
+  EXPECT_EQ(brats::labels_to_regions(l3, {"ET"}).sum().item<int>(), 2);
+  try {
+    brats::labels_to_regions(torch::tensor({0, 3, 4, 4}), {"WT"});
+    FAIL();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("both label 3 (1 voxels) and label 4 (2 voxels)"), std::string::npos) << e.what();
   }
 }
 
@@ -101,6 +116,52 @@ TEST(Brats, DiscoversAndLoadsCases) {
   EXPECT_EQ(p.samples[0].tags.at("shape"), (std::vector<std::int64_t>{6, 5, 4}));
 }
 
+// A case in BraTS 2023's naming (ID/ID-t2f.nii.gz ..., ID-seg with ET = 3) loads
+// as the same case in the 2018-2021 naming does: the same channels in the
+// requested order, the same regions.
+TEST(Brats, LoadsTheBrats2023Layout) {
+  test::TempDir dir;
+  torch::Tensor image = torch::rand({4, 6, 5, 4}) + 1;
+  torch::Tensor label = torch::zeros({6, 5, 4});
+  label[2][2][2] = 4;
+  label[2][3][2] = 1;
+  label[3][2][2] = 2;
+  write_case(dir.path() + "/old", "BraTS2021_00001", image, label);
+  const std::string id = "BraTS-GLI-00001-000", folder = dir.path() + "/new/" + id;
+  fs::create_directories(folder);
+  const std::vector<std::string> names = {"t2f", "t1c", "t1n", "t2w"};  // flair, t1ce, t1, t2
+  for (std::size_t m = 0; m < names.size(); ++m)
+    io::write_nifti(folder + "/" + id + "-" + names[m] + ".nii.gz", image[m], io::diagonal_affine(1, 1, 1), io::dtype::float32);
+  io::write_nifti(folder + "/" + id + "-seg.nii.gz", torch::where(label == 4, torch::full({}, 3.0), label), io::diagonal_affine(1, 1, 1),
+                  io::dtype::uint8);
+  const auto cases = brats::discover_cases(dir.path() + "/new", {"t1", "flair"});
+  ASSERT_EQ(cases.size(), 1u);
+  EXPECT_EQ(cases[0].modality_files[0], folder + "/" + id + "-t1n.nii.gz");
+  EXPECT_EQ(cases[0].label_file, folder + "/" + id + "-seg.nii.gz");
+  Context ctx(1, 0, 0, "cases", true);
+  Packet loaded[2];
+  for (int k = 0; k < 2; ++k) {
+    auto node = make_source("{root: " + dir.path() + (k ? "/new" : "/old") + ", modalities: [t2, t1ce, flair, t1]}");
+    auto* src = dynamic_cast<SourceNode*>(node.get());
+    ASSERT_EQ(src->size(), 1);
+    loaded[k] = src->load(0, ctx);
+  }
+  EXPECT_TRUE(torch::equal(loaded[1].at("image"), loaded[0].at("image")));
+  EXPECT_TRUE(torch::allclose(loaded[1].at("image")[0], image[3]));  // t2 (t2w) first
+  EXPECT_TRUE(torch::equal(loaded[1].at("label"), loaded[0].at("label")));
+  EXPECT_EQ(loaded[1].at("label")[2].sum().item<int>(), 1);  // ET
+  EXPECT_EQ(loaded[1].at("label")[0].sum().item<int>(), 2);  // TC
+  // A missing scan is named in both namings.
+  fs::remove(folder + "/" + id + "-t2w.nii.gz");
+  auto node = make_source("{root: " + dir.path() + "/new}");
+  try {
+    dynamic_cast<SourceNode*>(node.get())->load(0, ctx);
+    FAIL();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("no " + id + "_t2.nii[.gz] or " + id + "-t2w.nii[.gz] in"), std::string::npos) << e.what();
+  }
+}
+
 // Each class of bad case is an error naming the case and the file, and under
 // `on_bad_case: skip` it is dropped and listed in the run directory instead.
 TEST(Brats, BadCasesAreNamedOrSkipped) {
@@ -118,7 +179,7 @@ TEST(Brats, BadCasesAreNamedOrSkipped) {
   nan[1][1][1] = std::numeric_limits<float>::quiet_NaN();
   io::write_nifti(root + "/D_nan/D_nan_flair.nii.gz", nan, io::diagonal_affine(1, 1, 1), io::dtype::float32);
   torch::Tensor bad_label = label.clone();
-  bad_label[0][0][0] = 3;
+  bad_label[0][0][0] = 5;
   write_case(root, "E_label", image, bad_label);
   write_case(root, "F_truncated", image, label);
   const std::string t1ce = root + "/F_truncated/F_truncated_t1ce.nii.gz";
@@ -129,7 +190,7 @@ TEST(Brats, BadCasesAreNamedOrSkipped) {
   ASSERT_EQ(src->size(), 6);
   const std::vector<std::pair<std::string, std::string>> expected = {
       {"B_shape", "has shape [6, 6, 5]"}, {"C_missing", "missing modality 't2'"}, {"D_nan", "1 NaN or infinite voxel"},
-      {"E_label", "label value 3 in 1 voxel"}, {"F_truncated", "F_truncated_t1ce.nii.gz': cannot read the NIfTI file: truncated"}};
+      {"E_label", "label value 5 in 1 voxel"}, {"F_truncated", "F_truncated_t1ce.nii.gz': cannot read the NIfTI file: truncated"}};
   Context ctx(1, 0, 0, "cases", true);
   EXPECT_NO_THROW(src->load(0, ctx));
   for (std::size_t i = 0; i < expected.size(); ++i) {

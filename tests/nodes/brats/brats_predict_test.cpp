@@ -92,6 +92,11 @@ TEST(BratsPredict, RegionsToLabelsInvertsLabelsToRegions) {
     EXPECT_TRUE(torch::equal(back, label.to(torch::kUInt8))) << regions[0];
   }
   EXPECT_THROW(brats::regions_to_labels(torch::zeros({1, 2, 2}), {"XX"}), std::invalid_argument);
+  // BraTS 2023's numbering (ET = 3) round-trips too.
+  const torch::Tensor label3 = torch::where(label == 4, torch::full({}, 3.0), label).to(torch::kUInt8);
+  const std::vector<std::string> regions = {"TC", "WT", "ET"};
+  EXPECT_TRUE(torch::equal(brats::regions_to_labels(brats::labels_to_regions(label3, regions), regions, 3), label3));
+  EXPECT_THROW(brats::regions_to_labels(torch::zeros({1, 2, 2}), {"ET"}, 5), std::invalid_argument);
 }
 
 // A predict list written and read back keeps every case; a bad entry is refused at its line.
@@ -145,6 +150,15 @@ TEST(BratsPredict, FindsCasesByPattern) {
   EXPECT_EQ(found[0].id, "p1");
   EXPECT_EQ(found[0].files, (std::vector<std::string>{flat.path() + "/FLAIR-p1.nii.gz", "", flat.path() + "/T2-p1.nii.gz"}));
   EXPECT_EQ(found[1].files[2], "");
+  // BraTS 2023's names: t2f, t1c, t1n, t2w are found as flair, t1ce, t1, t2.
+  test::TempDir named;
+  fs::copy_file(scan(r, cases[0].id, "t1ce"), named.path() + "/BraTS-GLI-00002-000-t1c.nii.gz");
+  fs::copy_file(scan(r, cases[0].id, "t2"), named.path() + "/BraTS-GLI-00002-000-t2w.nii.gz");
+  const auto renamed = brats::find_predict_cases(named.path(), "{id}-{modality}.nii.gz", brats::default_modalities(), "/o");
+  ASSERT_EQ(renamed.size(), 1u);
+  EXPECT_EQ(renamed[0].id, "BraTS-GLI-00002-000");
+  EXPECT_EQ(renamed[0].files, (std::vector<std::string>{"", named.path() + "/BraTS-GLI-00002-000-t1c.nii.gz", "",
+                                                         named.path() + "/BraTS-GLI-00002-000-t2w.nii.gz"}));
   EXPECT_THROW(brats::find_predict_cases(flat.path(), "{id}.nii.gz", {"FLAIR"}, "/o"), std::runtime_error);
   EXPECT_THROW(brats::find_predict_cases(flat.path(), "{id}_{modality}.nii.gz", {"FLAIR"}, "/o"), std::runtime_error);
 }
@@ -216,6 +230,29 @@ TEST(Predict, FolderOfCases) {
   std::size_t partial = 0;
   for (const auto& f : fs::directory_iterator(d + "/seg")) partial += f.path().filename().string().rfind(".umrflow", 0) == 0;
   EXPECT_EQ(partial, 0u);
+}
+
+// --et-label 3 writes BraTS 2023's numbering: the map of --et-label 4 with 4
+// relabelled 3, nothing else moved; scans named as from 2023 (--scan t2f=...)
+// are taken as the modality they alias.
+TEST(Predict, EtLabelThreeWritesBrats2023Numbering) {
+  test::TempDir dir;
+  const std::string d = dir.path(), r = test::phantom_root(), id = val_case();
+  std::string log;
+  ASSERT_EQ(test::run_command(predict_line(id, {"flair", "t1ce", "t1", "t2"}, d + "/probe.nii.gz") + " --probabilities 2>&1", &log), 0)
+      << log;
+  const std::string t = splitting_threshold(voxels(d + "/probe_ET.nii.gz"));
+  ASSERT_EQ(test::run_command(predict_line(id, {"flair", "t1ce", "t1", "t2"}, d + "/four.nii.gz", t) + " 2>&1", &log), 0) << log;
+  std::string line = kBin + " predict --quiet --weights " + tiny_checkpoint() + " --window 16,16,16 --threshold " + t + " --out " + d +
+                     "/three.nii.gz --et-label 3";
+  for (const auto& [name, m] : std::vector<std::pair<std::string, std::string>>{{"t2f", "flair"}, {"t1c", "t1ce"}, {"t1n", "t1"}, {"t2w", "t2"}})
+    line += " --scan " + name + "=" + scan(r, id, m);
+  ASSERT_EQ(test::run_command(line + " 2>&1", &log), 0) << log;
+  const torch::Tensor four = voxels(d + "/four.nii.gz"), three = voxels(d + "/three.nii.gz");
+  ASSERT_TRUE((four == 4).any().item<bool>()) << "no ET voxel: the comparison would not see the label";
+  EXPECT_TRUE(torch::equal(three, torch::where(four == 4, torch::full({}, 3.0, four.options()), four)));
+  EXPECT_NE(test::run_command(predict_line(id, {"flair"}, d + "/x.nii.gz") + " --et-label 5 2>&1", &log), 0);
+  EXPECT_NE(log.find("et-label"), std::string::npos) << log;
 }
 
 // --skip-existing segments only the cases without a label map and leaves the
