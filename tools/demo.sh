@@ -23,16 +23,29 @@ if [ -e "$out" ]; then
   out="$out.$i"
 fi
 start=$(date +%s)
-if [ ! -f "$data/split.yaml" ]; then
+mkdir -p "$out"
+# The split the runs use is kept with the outputs ($out/split.yaml): the data
+# folder's own split.yaml when it has one; else, for phantoms (the default
+# folder, or one that is missing or empty), new phantoms and their split; else,
+# for a folder of someone's cases, a new split written only to $out: nothing is
+# ever written into such a folder.
+if [ -f "$data/split.yaml" ]; then
+  cp "$data/split.yaml" "$out/split.yaml"
+elif [ "$data" = data/phantoms ] || [ ! -d "$data" ] || [ -z "$(ls -A "$data")" ]; then
   $bin synth brats --cases 24 --size 48 --overwrite --out "$data"
   $bin split --from "$data" --val 0.1 --test 0.25 --out "$data/split.yaml"
+  cp "$data/split.yaml" "$out/split.yaml"
+else
+  echo "== $data has no split.yaml: splitting its cases into $out/split.yaml (10 % validation, 25 % test)"
+  $bin split --from "$data" --val 0.1 --test 0.25 --out "$out/split.yaml"
 fi
-common=(--quiet --set "data.cases.root=$data" --set "data.cases.split=$data/split.yaml")
+split="$out/split.yaml"
+common=(--quiet --set "data.cases.root=$data" --set "data.cases.split=$split")
 # UMRFLOW_SEED: the training seed of every stage and the baseline (weights, crops, dropout draws).
 [ -n "${UMRFLOW_SEED:-}" ] && common+=(--set "seed=$UMRFLOW_SEED")
 [ -n "${UMRFLOW_DEMO_SET:-}" ] && common+=(--set "$UMRFLOW_DEMO_SET")
 # The validation runs (best.pt) read the held-out validation cases of the same data.
-val="data.cases.root=$data, data.cases.split=$data/split.yaml, data.cases.subset=val, step.report.hd95=false"
+val="data.cases.root=$data, data.cases.split=$split, data.cases.subset=val, step.report.hd95=false"
 echo "== stage 1: modality reconstruction"
 $bin run graphs/phantoms/stage1.yaml "${common[@]}" --out "$out/stage1"
 echo "== stage 2: modality-invariant contrastive learning"

@@ -23,7 +23,7 @@ for seed in $seeds; do
   echo "== seed $seed"
   UMRFLOW_DEMO_DATA="$data" UMRFLOW_DEMO_OUT="$out/seed$seed" UMRFLOW_SEED="$seed" bash tools/demo.sh
   # The stage-2 model on its own (plain path for every subset).
-  $bin run graphs/phantoms/eval.yaml --quiet --set "data.cases.root=$data" --set "data.cases.split=$data/split.yaml" \
+  $bin run graphs/phantoms/eval.yaml --quiet --set "data.cases.root=$data" --set "data.cases.split=$out/seed$seed/split.yaml" \
     --set modules.net.adapter=false --set "modules.net.init.from=$out/seed$seed/stage2/best.pt" ${UMRFLOW_DEMO_SET:+--set "$UMRFLOW_DEMO_SET"} --out "$out/seed$seed/stage2_eval" > /dev/null
 done
 /usr/bin/python3 tools/experiment_summary.py "$out" | tee "$out/summary.md"
