@@ -95,6 +95,15 @@ std::vector<std::string> write_phantoms(const PhantomOptions& options,
 void convert_to_cache(const std::string& src, const std::string& out, const std::vector<std::string>& modalities,
                       const std::vector<std::string>& regions, const std::function<void(std::int64_t, std::int64_t)>& progress = {});
 
+/// Reads every case under `root` whole, as a run would (discover_cases with
+/// `modalities`; read_case with the label when the case has a label file), and
+/// describes the data set: how many cases, with labels, with each tumour
+/// region, the naming found, the shapes. Throws std::runtime_error naming how
+/// many cases are bad and the first ten with their reasons, or that `root`
+/// holds no case. `progress(i, n)` is called after each case.
+std::string verify_cases(const std::string& root, const std::vector<std::string>& modalities,
+                         const std::function<void(std::int64_t, std::int64_t)>& progress = {});
+
 /// Where the skull-stripped ch2 template from the Debian package mricron-data lives.
 std::string default_template_path();
 

@@ -198,6 +198,53 @@ LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_,
     return out;
 }
 
+std::string verify_cases(const std::string& root, const std::vector<std::string>& modalities,
+                         const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  const std::vector<Case> cases = discover_cases(root, modalities);
+  if (cases.empty())
+    throw std::runtime_error("no BraTS case (a folder ID holding ID_" + modalities.front() + ".nii[.gz] or its BraTS 2023 name)");
+  const std::vector<std::string> regions = {"TC", "WT", "ET"};
+  std::int64_t labelled = 0, named_2023 = 0, with[3] = {0, 0, 0};
+  std::set<std::string> shapes;
+  std::vector<std::string> bad;
+  for (std::size_t i = 0; i < cases.size(); ++i) {
+    const Case& c = cases[i];
+    try {
+      const LoadedCase l = read_case(c, modalities, regions, !c.label_file.empty());
+      shapes.insert(std::to_string(l.image.size(1)) + "x" + std::to_string(l.image.size(2)) + "x" + std::to_string(l.image.size(3)));
+      named_2023 += fs::path(c.modality_files.front()).filename().string().rfind(c.id + "-", 0) == 0;
+      if (l.label.defined()) {
+        ++labelled;
+        for (int r = 0; r < 3; ++r) with[r] += l.label[r].any().item<bool>();
+      }
+    } catch (const std::exception& e) {
+      bad.push_back("case " + c.id + ": " + e.what());
+    }
+    if (progress) progress(static_cast<std::int64_t>(i) + 1, static_cast<std::int64_t>(cases.size()));
+  }
+  const std::string n = std::to_string(cases.size());
+  if (!bad.empty()) {
+    std::string why = std::to_string(bad.size()) + " of " + n + " cases are bad: ";
+    for (std::size_t i = 0; i < bad.size() && i < 10; ++i) why += (i ? "; " : "") + bad[i];
+    if (bad.size() > 10) why += "; and " + std::to_string(bad.size() - 10) + " more";
+    throw std::runtime_error(why);
+  }
+  std::string naming = named_2023 == 0 ? "BraTS 2018-2021 names"
+                       : named_2023 == static_cast<std::int64_t>(cases.size()) ? "BraTS 2023 names"
+                                                                              : "both namings";
+  std::string shape_list;
+  for (const auto& s : shapes) {
+    if (shape_list.size() > 60) {
+      shape_list += ", ...";
+      break;
+    }
+    shape_list += (shape_list.empty() ? "" : ", ") + s;
+  }
+  return "BraTS cases: " + n + " read whole (" + naming + ", every scan finite and on one grid), " + std::to_string(labelled) +
+         " with labels (TC in " + std::to_string(with[0]) + ", WT in " + std::to_string(with[1]) + ", ET in " + std::to_string(with[2]) +
+         "), " + (shapes.size() == 1 ? "shape " : std::to_string(shapes.size()) + " shapes: ") + shape_list;
+}
+
 void BratsCases::setup() {
   skip_bad_ = on_bad_case_ == "skip";
   cases_ = discover_cases(root_, modalities_);

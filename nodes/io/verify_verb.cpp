@@ -1,10 +1,14 @@
-// `umrflow verify`: reads checkpoints, state dicts and caches whole and says
-// whether they are intact, before a long run trusts them.
+// `umrflow verify`: reads checkpoints, state dicts, caches and folders of BraTS
+// cases whole and says whether they are intact, before a long run trusts them.
 #include <torch/torch.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 
+#include <unistd.h>
+
+#include "brats/brats.h"
 #include "builtin.h"
 #include "io/h5cache.h"
 #include "io/state_dict.h"
@@ -30,7 +34,13 @@ std::string first_non_finite(const io::NamedTensors& tensors) {
   return "";
 }
 
-std::string verify_one(const std::string& path) {
+void case_progress(std::int64_t i, std::int64_t n) {
+  std::fprintf(stderr, "\r  case %lld/%lld", static_cast<long long>(i), static_cast<long long>(n));
+  if (i == n) std::fprintf(stderr, "\r%*s\r", 24, "");
+}
+
+std::string verify_one(const std::string& path, const std::vector<std::string>& modalities) {
+  if (std::filesystem::is_directory(path)) return brats::verify_cases(path, modalities, isatty(2) ? case_progress : nullptr);
   const std::string head = magic(path);
   if (head.rfind("PK", 0) == 0) {
     const ArchiveCheck c = check_zip_archive(path);
@@ -74,14 +84,15 @@ std::string verify_one(const std::string& path) {
     return "umrflow cache: " + std::to_string(cache.cases().size()) + " cases read whole (" + std::to_string(voxels) +
            " image values), chunk checksums verified where the file has them";
   }
-  throw std::runtime_error("neither a torch archive (checkpoint, state dict) nor an HDF5 cache");
+  throw std::runtime_error("neither a torch archive (checkpoint, state dict), an HDF5 cache nor a folder of BraTS cases");
 }
 
-int verify_files(const std::vector<std::string>& files) {
+int verify_files(const std::vector<std::string>& files, const std::vector<std::string>& modalities) {
   int code = 0;
   for (const auto& f : files) {
     try {
-      std::printf("%s: ok, %s\n", f.c_str(), verify_one(f).c_str());
+      const std::string what = verify_one(f, modalities);
+      std::printf("%s: ok, %s\n", f.c_str(), what.c_str());
     } catch (const std::exception& e) {
       std::printf("%s: DAMAGED: %s\n", f.c_str(), e.what());
       code = 1;
@@ -95,12 +106,23 @@ int verify_files(const std::vector<std::string>& files) {
 void register_verify_verb(Registry& registry) {
   VerbSpec v;
   v.path = {"verify"};
-  v.summary = "check checkpoints, state dicts and caches for damage (CRC-32, checksums, NaN)";
-  v.options = {param::texts("files", std::nullopt, "run checkpoints (*.pt), PyTorch state dicts, or HDF5 caches (*.h5)")};
+  v.summary = "check checkpoints, state dicts, caches and BraTS case folders for damage (CRC-32, checksums, NaN, grids, labels)";
+  v.options = {
+      param::texts("files", std::nullopt, "run checkpoints (*.pt), PyTorch state dicts, HDF5 caches (*.h5), or folders of BraTS cases"),
+      param::texts("modalities", brats::default_modalities(),
+                   "for a folder of cases: the scans every case must have (BraTS 2023's t2f, t1c, t1n, t2w count as flair, t1ce, t1, t2)"),
+  };
   v.positional = {"files"};
   v.existing_files = {"files"};
-  v.footer = "Prints one line a file: ok with what was checked, or DAMAGED with the first problem. Exit status 1 if any is damaged.";
-  v.run = [](const VerbCall& c) { return verify_files(c.options.get_texts("files")); };
+  v.comma_lists = {"modalities"};
+  v.footer =
+      "Prints one line a file: ok with what was checked, or DAMAGED with the first problem. A folder of BraTS cases is\n"
+      "read case by case as a run reads it (every scan, the label where there is one); its line counts the cases and\n"
+      "names up to ten bad ones with their reasons. Exit status 1 if anything is damaged or bad.\n"
+      "Examples:\n"
+      "  umrflow verify runs/stage3_brats/last.pt data/brats2020.h5\n"
+      "  umrflow verify data/BraTS2020_TrainingData";
+  v.run = [](const VerbCall& c) { return verify_files(c.options.get_texts("files"), c.options.get_texts("modalities")); };
   registry.add_verb(std::move(v));
 }
 
