@@ -10,12 +10,20 @@
 
 namespace umrflow::brats {
 
+/// How a label map numbers the tumour classes. BraTS 2018-2021: 1 necrotic
+/// core, 2 oedema, 4 enhancing tumour. BraTS 2023 (GLI, MEN, MET, SSA): the
+/// same with the enhancing tumour 3.
+enum class LabelNumbering { brats2021, brats2023 };
+
 /// One case folder: `<root>/.../<ID>/<ID>_<modality>.nii[.gz]` plus `<ID>_seg`.
 struct Case {
   std::string id;
   std::string folder;
   std::vector<std::string> modality_files;  // in the requested modality order
   std::string label_file;                   // empty when absent
+  /// Set by discover_cases from the label file's name: `<ID>-seg` (BraTS 2023
+  /// naming) is brats2023, anything else brats2021.
+  LabelNumbering numbering = LabelNumbering::brats2021;
 };
 
 /// Finds case folders below `root` (up to three levels, so HGG/LGG subfolders of
@@ -41,8 +49,8 @@ constexpr double kAffineTolerance = 1e-3;
 /// Reads and checks one case: every modality present (with `allow_missing`,
 /// a modality without a file is a channel of zeros, marked in `present`; at
 /// least one must exist), same shapes and affines (within kAffineTolerance),
-/// finite voxels, labels as labels_to_regions takes them. Throws std::runtime_error
-/// naming the file.
+/// finite voxels, labels as labels_to_regions takes them in the case's
+/// numbering. Throws std::runtime_error naming the file.
 LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities, const std::vector<std::string>& regions,
                      bool labels, bool allow_missing = false);
 
@@ -54,15 +62,14 @@ const std::vector<std::string>& default_modalities();
 /// any other name.
 const std::string& modality_alias(const std::string& name);
 
-/// Converts a label volume with values {0, 1, 2, 4} into region channels.
-/// Region names: TC = {1, 4}, WT = {1, 2, 4}, ET = {4}, NCR = {1}, ED = {2}.
-/// A map that holds 3 and no 4 is in BraTS 2023's numbering, where 3 is the
-/// enhancing tumour: 3 is read as 4. (BraTS 2012-2016's label 3, the
-/// non-enhancing core, is not supported: relabel it 1.) Throws
-/// std::invalid_argument naming the first value outside 0-4 and how many
-/// voxels carry it, a map holding both 3 and 4, or a value off an integer.
-/// Returns uint8 (R, X, Y, Z).
-torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions);
+/// Converts a label volume with values {0, 1, 2, 4} (brats2021) or {0, 1, 2,
+/// 3} (brats2023) into region channels. Region names: TC = {1, ET}, WT = {1,
+/// 2, ET}, ET, NCR = {1}, ED = {2}, where ET is 4 or 3. Throws
+/// std::invalid_argument naming the first value outside the numbering's set
+/// and how many voxels carry it (with a hint when it is the other numbering's
+/// ET), or a value off an integer. Returns uint8 (R, X, Y, Z).
+torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions,
+                                LabelNumbering numbering = LabelNumbering::brats2021);
 
 /// The inverse of labels_to_regions for thresholded region channels (bool or
 /// 0/1, (R, X, Y, Z)): a BraTS label map (uint8 0, 1, 2, 4) painted from the

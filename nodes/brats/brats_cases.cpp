@@ -40,6 +40,16 @@ const std::vector<std::string>& region_names() {
 
 namespace {
 
+/// "ID_flair.nii[.gz] or ID-t2f.nii[.gz]": the names a scan is looked for
+/// under, the 2018-2021 one with `_`, the 2023 one with `-`.
+std::string file_names(const std::string& id, const std::string& modality) {
+  static const std::set<std::string> old_names = {"flair", "t1ce", "t1", "t2"};
+  const std::string& alias = modality_alias(modality);
+  const std::string early = alias.empty() || old_names.count(modality) ? modality : alias;
+  const std::string late = alias.empty() || !old_names.count(modality) ? modality : alias;
+  return id + "_" + early + ".nii[.gz] or " + id + "-" + late + ".nii[.gz]";
+}
+
 /// The file of `name` (a modality or "seg") in a case folder: `<id>_<name>` (BraTS
 /// 2018-2021) or `<id>-<name>` (BraTS 2023 on), under the name or its alias of the
 /// other naming, `.nii.gz` or `.nii`.
@@ -66,6 +76,7 @@ void scan(const fs::path& dir, int depth, const std::vector<std::string>& modali
       c.folder = entry.path().string();
       for (const auto& m : modalities) c.modality_files.push_back(find_file(entry.path(), id, m));
       c.label_file = find_file(entry.path(), id, "seg");
+      if (c.label_file.rfind((entry.path() / (id + "-seg")).string(), 0) == 0) c.numbering = LabelNumbering::brats2023;
       out.push_back(std::move(c));
     } else if (depth > 1) {
       scan(entry.path(), depth - 1, modalities, out);
@@ -83,32 +94,33 @@ std::vector<Case> discover_cases(const std::string& root, const std::vector<std:
   return out;
 }
 
-torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions) {
+torch::Tensor labels_to_regions(const torch::Tensor& label, const std::vector<std::string>& regions, LabelNumbering numbering) {
   if (label.is_floating_point()) {
     // Labels are classes: a value off an integer means a resampled or rescaled map, whose rounding would relabel voxels.
     const torch::Tensor off = ~torch::isfinite(label) | ((label - label.round()).abs() > 1e-4);
     if (off.any().item<bool>()) {
       const double v = label.masked_select(off)[0].item<double>();
       throw std::invalid_argument("label value " + std::to_string(v) + " in " + std::to_string(off.sum().item<std::int64_t>()) +
-                                  " voxel(s) is not an integer; BraTS labels are 0, 1, 2 and 4 (was the label map resampled "
+                                  " voxel(s) is not an integer; BraTS labels are 0, 1, 2 and 4 (or 3) (was the label map resampled "
                                   "with interpolation, or written with a scale factor? resample labels with nearest neighbour)");
     }
   }
+  const bool numbered_2023 = numbering == LabelNumbering::brats2023;
+  const std::int64_t et = numbered_2023 ? 3 : 4, other_et = numbered_2023 ? 4 : 3;
   torch::Tensor l = label.round().to(torch::kInt64);
-  const torch::Tensor valid = (l >= 0) & (l <= 4);
+  const torch::Tensor valid = (l == 0) | (l == 1) | (l == 2) | (l == et);
   if (!valid.all().item<bool>()) {
     const torch::Tensor bad = l.masked_select(~valid);
-    throw std::invalid_argument("label value " + std::to_string(bad[0].item<std::int64_t>()) + " in " +
-                                std::to_string(bad.numel()) + " voxel(s); BraTS labels are 0, 1, 2 and 4 (3 for ET from 2023 on)");
+    const std::int64_t value = bad[0].item<std::int64_t>();
+    std::string why = "label value " + std::to_string(value) + " in " + std::to_string(bad.numel()) + " voxel(s); " +
+                      (numbered_2023 ? "BraTS 2023 labels are 0, 1, 2 and 3" : "BraTS 2018-2021 labels are 0, 1, 2 and 4");
+    if (value == other_et)
+      why += numbered_2023 ? " (if this map numbers the enhancing tumour 4 as up to 2021, set label_numbering: brats2021; BraTS "
+                             "2024's resection cavity, 4 in its post-treatment maps, is no region umrflow knows)"
+                           : " (if this map numbers the enhancing tumour 3 as BraTS 2023 does, set label_numbering: brats2023)";
+    throw std::invalid_argument(why);
   }
-  const std::int64_t threes = (l == 3).sum().item<std::int64_t>();
-  if (threes > 0) {
-    const std::int64_t fours = (l == 4).sum().item<std::int64_t>();
-    if (fours > 0)
-      throw std::invalid_argument("the map holds both label 3 (" + std::to_string(threes) + " voxels) and label 4 (" + std::to_string(fours) +
-                                  " voxels); BraTS numbers the enhancing tumour 4 up to 2021 and 3 from 2023 on, never both");
-    l = torch::where(l == 3, torch::full({}, 4, l.options()), l);  // BraTS 2023 numbering: 3 is ET
-  }
+  if (numbered_2023) l = torch::where(l == 3, torch::full({}, 4, l.options()), l);
   std::vector<torch::Tensor> channels;
   for (const auto& r : regions) {
     if (r == "TC") channels.push_back((l == 1) | (l == 4));
@@ -149,9 +161,7 @@ LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_,
       out.present.push_back(!c.modality_files[m].empty());
       if (c.modality_files[m].empty()) {
         if (allow_missing) continue;
-        throw std::runtime_error("missing modality '" + modalities_[m] + "' (no " + c.id + "_" + modalities_[m] + ".nii[.gz]" +
-                                 (modality_alias(modalities_[m]).empty() ? "" : " or " + c.id + "-" + modality_alias(modalities_[m]) + ".nii[.gz]") +
-                                 " in " + c.folder + ")");
+        throw std::runtime_error("missing modality '" + modalities_[m] + "' (no " + file_names(c.id, modalities_[m]) + " in " + c.folder + ")");
       }
       io::Volume v = io::read_nifti(c.modality_files[m]);
       if (v.data.dim() != 3)
@@ -190,7 +200,7 @@ LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_,
         throw std::runtime_error("'" + c.label_file + "' has shape " + c10::str(l.data.sizes()) + ", the images " +
                                  c10::str(c10::IntArrayRef(shape)));
       try {
-        out.label = labels_to_regions(l.data, regions_);
+        out.label = labels_to_regions(l.data, regions_, c.numbering);
       } catch (const std::invalid_argument& e) {
         throw std::runtime_error("'" + c.label_file + "': " + e.what());
       }
@@ -200,13 +210,13 @@ LoadedCase read_case(const Case& c, const std::vector<std::string>& modalities_,
 
 std::string verify_cases(const std::string& root, const std::vector<std::string>& modalities,
                          const std::function<void(std::int64_t, std::int64_t)>& progress) {
+  if (modalities.empty()) throw std::invalid_argument("no modality to look for (--modalities is empty)");
   const std::vector<Case> cases = discover_cases(root, modalities);
-  if (cases.empty())
-    throw std::runtime_error("no BraTS case (a folder ID holding ID_" + modalities.front() + ".nii[.gz] or its BraTS 2023 name)");
+  if (cases.empty()) throw std::runtime_error("no BraTS case (a folder ID holding " + file_names("ID", modalities.front()) + ")");
   const std::vector<std::string> regions = {"TC", "WT", "ET"};
   std::int64_t labelled = 0, named_2023 = 0, with[3] = {0, 0, 0};
   std::set<std::string> shapes;
-  std::vector<std::string> bad;
+  std::vector<std::string> bad, unlabelled;
   for (std::size_t i = 0; i < cases.size(); ++i) {
     const Case& c = cases[i];
     try {
@@ -216,6 +226,8 @@ std::string verify_cases(const std::string& root, const std::vector<std::string>
       if (l.label.defined()) {
         ++labelled;
         for (int r = 0; r < 3; ++r) with[r] += l.label[r].any().item<bool>();
+      } else {
+        unlabelled.push_back(c.id);
       }
     } catch (const std::exception& e) {
       bad.push_back("case " + c.id + ": " + e.what());
@@ -240,18 +252,23 @@ std::string verify_cases(const std::string& root, const std::vector<std::string>
     }
     shape_list += (shape_list.empty() ? "" : ", ") + s;
   }
+  std::string without;
+  if (labelled > 0 && !unlabelled.empty()) {  // a training run (labels: true) stops at these
+    without = "; " + std::to_string(unlabelled.size()) + " without a label file, which a training run stops at: ";
+    for (std::size_t i = 0; i < unlabelled.size() && i < 10; ++i) without += (i ? ", " : "") + unlabelled[i];
+    if (unlabelled.size() > 10) without += ", ...";
+  }
   return "BraTS cases: " + n + " read whole (" + naming + ", every scan finite and on one grid), " + std::to_string(labelled) +
          " with labels (TC in " + std::to_string(with[0]) + ", WT in " + std::to_string(with[1]) + ", ET in " + std::to_string(with[2]) +
-         "), " + (shapes.size() == 1 ? "shape " : std::to_string(shapes.size()) + " shapes: ") + shape_list;
+         "), " + (shapes.size() == 1 ? "shape " : std::to_string(shapes.size()) + " shapes: ") + shape_list + without;
 }
 
 void BratsCases::setup() {
   skip_bad_ = on_bad_case_ == "skip";
   cases_ = discover_cases(root_, modalities_);
   if (cases_.empty())
-    throw std::runtime_error("no BraTS cases under '" + root_ + "' (expected folders ID/ID_" + modalities_.front() +
-                             ".nii.gz, or ID/ID-" + (modality_alias(modalities_.front()).empty() ? modalities_.front() : modality_alias(modalities_.front())) +
-                             ".nii.gz as from BraTS 2023; `umrflow synth brats` writes phantoms in the first layout)");
+    throw std::runtime_error("no BraTS cases under '" + root_ + "' (expected folders ID holding " + file_names("ID", modalities_.front()) +
+                             "; `umrflow synth brats` writes phantoms in the first layout)");
   if (!split_.empty()) {
     std::vector<std::string> ids;
     for (const auto& c : cases_) ids.push_back(c.id);
@@ -260,6 +277,8 @@ void BratsCases::setup() {
     cases_.erase(std::remove_if(cases_.begin(), cases_.end(), [&](const Case& c) { return !kept.count(c.id); }), cases_.end());
   }
   if (limit_ > 0 && static_cast<std::size_t>(limit_) < cases_.size()) cases_.resize(limit_);
+  if (label_numbering_ != "auto")
+    for (auto& c : cases_) c.numbering = label_numbering_ == "brats2023" ? LabelNumbering::brats2023 : LabelNumbering::brats2021;
 }
 
 Packet BratsCases::load(std::int64_t index, Context&) {

@@ -33,6 +33,10 @@ class BratsCases final : public SourceNode {
     d.param(&BratsCases::regions_,
             param::texts("regions", std::vector<std::string>{"TC", "WT", "ET"}, "label channels: TC, WT, ET, NCR, ED"));
     d.param(&BratsCases::need_label_, param::boolean("labels", true, "read `<ID>_seg` (or `<ID>-seg`); false for unlabelled cases"));
+    d.param(&BratsCases::label_numbering_,
+            param::choice("label_numbering", "auto", {"auto", "brats2021", "brats2023"},
+                          "the label maps' enhancing tumour: 4 (brats2021, as 2018-2021) or 3 (brats2023); auto: 3 for a case "
+                          "named as from 2023 (`<ID>-seg`), else 4"));
     d.param(&BratsCases::on_bad_case_, param::choice("on_bad_case", "fail", {"fail", "skip"},
                                                      "a bad case stops the run, or is skipped and listed in skipped.tsv"));
     d.param(&BratsCases::limit_, param::integer("limit", 0, "use only the first N cases (sorted by id); 0 = all").min(0));
@@ -51,6 +55,7 @@ class BratsCases final : public SourceNode {
   std::vector<std::string> modalities_, regions_;
   bool need_label_ = false;
   std::int64_t limit_ = 0;
+  std::string label_numbering_ = "auto";
   bool skip_bad_ = false;
   std::vector<Case> cases_;
 };

@@ -177,7 +177,7 @@ std::vector<PredictCase> find_predict_cases(const std::string& folder, const std
   scan_folder(folder, 3, re, id_group, modality_group, modalities, found);
   if (found.empty())
     throw std::runtime_error("no file under '" + folder + "' matches '" + pattern + "' with a modality in " + join(modalities, ", ") +
-                             " (set --pattern to your file names)");
+                             " (set --pattern to your file names; BraTS 2023 on: --pattern '{id}-{modality}.nii.gz')");
   std::vector<PredictCase> out;
   for (auto& [id, c] : found) {
     c.out = (fs::path(out_folder) / (id + ".nii.gz")).string();

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <tuple>
 #include <fstream>
 
 #include "brats/brats.h"
@@ -57,34 +58,28 @@ TEST(Brats, LabelsToRegions) {
   }
 }
 
-// BraTS 2023 numbers the enhancing tumour 3: such a map gives the regions of
-// the same map numbered 4; a map holding both 3 and 4 is refused.
+// BraTS 2023 numbers the enhancing tumour 3: such a map read in that
+// numbering gives the regions of the same map numbered 4 read in 2021's; each
+// numbering refuses the other's ET value with a hint naming the setting.
 TEST(Brats, Brats2023LabelsGiveTheSameRegions) {
   const torch::Tensor l4 = torch::tensor({0, 1, 2, 4, 4, 2}, torch::kUInt8), l3 = torch::tensor({0, 1, 2, 3, 3, 2}, torch::kUInt8);
   for (const std::vector<std::string>& regions : {std::vector<std::string>{"TC", "WT", "ET"}, {"NCR", "ED", "ET"}})
-    EXPECT_TRUE(torch::equal(brats::labels_to_regions(l3, regions), brats::labels_to_regions(l4, regions))) << regions[0];
-  EXPECT_EQ(brats::labels_to_regions(l3, {"ET"}).sum().item<int>(), 2);
-  try {
-    brats::labels_to_regions(torch::tensor({0, 3, 4, 4}), {"WT"});
-    FAIL();
-  } catch (const std::invalid_argument& e) {
-    EXPECT_NE(std::string(e.what()).find("both label 3 (1 voxels) and label 4 (2 voxels)"), std::string::npos) << e.what();
-  }
-}
-
-// A label map scaled by 0.5 (1 -> 0.5, 2 -> 1, 4 -> 2) or holding NaN is refused,
-// not rounded into other classes; integral values stored as floats are fine.
-TEST(Brats, FractionalLabelsAreRefused) {
-  const torch::Tensor l = torch::tensor({0, 1, 2, 4, 4, 2}, torch::kFloat32);
-  for (const torch::Tensor& bad : {l * 0.5, torch::tensor({0.0, std::nan(""), 1.0})}) {
+    EXPECT_TRUE(torch::equal(brats::labels_to_regions(l3, regions, brats::LabelNumbering::brats2023), brats::labels_to_regions(l4, regions)))
+        << regions[0];
+  EXPECT_EQ(brats::labels_to_regions(l3, {"ET"}, brats::LabelNumbering::brats2023).sum().item<int>(), 2);
+  const std::vector<std::tuple<torch::Tensor, brats::LabelNumbering, std::string>> refused = {
+      {l3, brats::LabelNumbering::brats2021, "label value 3 in 2 voxel(s); BraTS 2018-2021 labels are 0, 1, 2 and 4 (if this map "
+                                             "numbers the enhancing tumour 3 as BraTS 2023 does, set label_numbering: brats2023)"},
+      {l4, brats::LabelNumbering::brats2023, "label value 4 in 2 voxel(s); BraTS 2023 labels are 0, 1, 2 and 3 (if this map numbers"},
+      {torch::tensor({0, 3, 4, 4}), brats::LabelNumbering::brats2023, "label value 4 in 2 voxel(s)"}};
+  for (const auto& [map, numbering, message] : refused) {
     try {
-      brats::labels_to_regions(bad, {"TC", "WT", "ET"});
-      FAIL() << "no error";
+      brats::labels_to_regions(map, {"WT"}, numbering);
+      FAIL() << message;
     } catch (const std::invalid_argument& e) {
-      EXPECT_NE(std::string(e.what()).find("is not an integer"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
     }
   }
-  EXPECT_NO_THROW(brats::labels_to_regions(l + 1e-6, {"WT"}));
 }
 
 // Cases are found in 2020 and 2018-style (HGG/LGG) layouts, sorted, in the
@@ -151,6 +146,15 @@ TEST(Brats, LoadsTheBrats2023Layout) {
   EXPECT_TRUE(torch::equal(loaded[1].at("label"), loaded[0].at("label")));
   EXPECT_EQ(loaded[1].at("label")[2].sum().item<int>(), 1);  // ET
   EXPECT_EQ(loaded[1].at("label")[0].sum().item<int>(), 2);  // TC
+  // A case named as up to 2021 whose map numbers ET 3 loads with label_numbering: brats2023.
+  io::write_nifti(dir.path() + "/old/BraTS2021_00001/BraTS2021_00001_seg.nii.gz", torch::where(label == 4, torch::full({}, 3.0), label),
+                  io::diagonal_affine(1, 1, 1), io::dtype::uint8);
+  for (const std::string numbering : {"auto", "brats2021"}) {
+    auto node = make_source("{root: " + dir.path() + "/old, label_numbering: " + numbering + "}");
+    EXPECT_THROW(dynamic_cast<SourceNode*>(node.get())->load(0, ctx), std::runtime_error) << numbering;
+  }
+  auto renumbered = make_source("{root: " + dir.path() + "/old, modalities: [t2, t1ce, flair, t1], label_numbering: brats2023}");
+  EXPECT_TRUE(torch::equal(dynamic_cast<SourceNode*>(renumbered.get())->load(0, ctx).at("label"), loaded[0].at("label")));
   // A missing scan is named in both namings.
   fs::remove(folder + "/" + id + "-t2w.nii.gz");
   auto node = make_source("{root: " + dir.path() + "/new}");

@@ -95,7 +95,8 @@ TEST(BratsPredict, RegionsToLabelsInvertsLabelsToRegions) {
   // BraTS 2023's numbering (ET = 3) round-trips too.
   const torch::Tensor label3 = torch::where(label == 4, torch::full({}, 3.0), label).to(torch::kUInt8);
   const std::vector<std::string> regions = {"TC", "WT", "ET"};
-  EXPECT_TRUE(torch::equal(brats::regions_to_labels(brats::labels_to_regions(label3, regions), regions, 3), label3));
+  EXPECT_TRUE(torch::equal(
+      brats::regions_to_labels(brats::labels_to_regions(label3, regions, brats::LabelNumbering::brats2023), regions, 3), label3));
   EXPECT_THROW(brats::regions_to_labels(torch::zeros({1, 2, 2}), {"ET"}, 5), std::invalid_argument);
 }
 
@@ -154,10 +155,12 @@ TEST(BratsPredict, FindsCasesByPattern) {
   test::TempDir named;
   fs::copy_file(scan(r, cases[0].id, "t1ce"), named.path() + "/BraTS-GLI-00002-000-t1c.nii.gz");
   fs::copy_file(scan(r, cases[0].id, "t2"), named.path() + "/BraTS-GLI-00002-000-t2w.nii.gz");
+  fs::copy_file(scan(r, cases[0].id, "t1"), named.path() + "/BraTS-GLI-00002-000-t1n.nii.gz");
   const auto renamed = brats::find_predict_cases(named.path(), "{id}-{modality}.nii.gz", brats::default_modalities(), "/o");
   ASSERT_EQ(renamed.size(), 1u);
   EXPECT_EQ(renamed[0].id, "BraTS-GLI-00002-000");
-  EXPECT_EQ(renamed[0].files, (std::vector<std::string>{"", named.path() + "/BraTS-GLI-00002-000-t1c.nii.gz", "",
+  EXPECT_EQ(renamed[0].files, (std::vector<std::string>{"", named.path() + "/BraTS-GLI-00002-000-t1c.nii.gz",
+                                                         named.path() + "/BraTS-GLI-00002-000-t1n.nii.gz",
                                                          named.path() + "/BraTS-GLI-00002-000-t2w.nii.gz"}));
   EXPECT_THROW(brats::find_predict_cases(flat.path(), "{id}.nii.gz", {"FLAIR"}, "/o"), std::runtime_error);
   EXPECT_THROW(brats::find_predict_cases(flat.path(), "{id}_{modality}.nii.gz", {"FLAIR"}, "/o"), std::runtime_error);

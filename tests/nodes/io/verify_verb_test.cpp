@@ -74,6 +74,11 @@ TEST(Verify, FolderOfBratsCasesNamesEveryBadCase) {
   EXPECT_NE(out.find(cases + ": ok, BraTS cases: 3 read whole (BraTS 2018-2021 names"), std::string::npos) << out;
   EXPECT_NE(out.find("3 with labels (TC in "), std::string::npos) << out;
   EXPECT_NE(out.find("shape 16x16x10"), std::string::npos) << out;
+  // A case without its label file is named: a training run would stop at it.
+  fs::remove(cases + "/Phantom_002/Phantom_002_seg.nii.gz");
+  ASSERT_EQ(verify(cases, &out), 0) << out;
+  EXPECT_NE(out.find("2 with labels"), std::string::npos) << out;
+  EXPECT_NE(out.find("1 without a label file, which a training run stops at: Phantom_002"), std::string::npos) << out;
   // Only the two scans asked for need to exist.
   fs::remove(cases + "/Phantom_001/Phantom_001_t2.nii.gz");
   EXPECT_EQ(verify(cases + " --modalities flair,t1ce", &out), 0) << out;
