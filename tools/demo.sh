@@ -12,10 +12,19 @@
 # UMRFLOW_DEMO_STAGE2: another stage-2 graph of the phantom profile, e.g.
 #   UMRFLOW_DEMO_STAGE2=graphs/phantoms/stage2_dice_bce.yaml bash tools/demo.sh
 set -euo pipefail
+# Relative UMRFLOW_DEMO_DATA and UMRFLOW_DEMO_OUT are the caller's: resolved before the cd.
+absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
+[ -n "${UMRFLOW_DEMO_DATA:-}" ] && UMRFLOW_DEMO_DATA=$(absolute "$UMRFLOW_DEMO_DATA")
+[ -n "${UMRFLOW_DEMO_OUT:-}" ] && UMRFLOW_DEMO_OUT=$(absolute "$UMRFLOW_DEMO_OUT")
 cd "$(dirname "$0")/.."
+phantoms=$PWD/data/phantoms
+data=${UMRFLOW_DEMO_DATA:-$phantoms}
+if [ "$data" != "$phantoms" ] && [ ! -f "$data/split.yaml" ] && [ ! -d "$data" ]; then
+  echo "error: UMRFLOW_DEMO_DATA: '$data' is no folder (give a folder of BraTS-layout cases, or leave it unset for the phantoms)" >&2
+  exit 1
+fi
 bash tools/setup.sh
 bin=./build/umrflow
-data=${UMRFLOW_DEMO_DATA:-data/phantoms}
 out=${UMRFLOW_DEMO_OUT:-runs/demo}
 if [ -e "$out" ]; then
   i=1
@@ -25,13 +34,14 @@ fi
 start=$(date +%s)
 mkdir -p "$out"
 # The split the runs use is kept with the outputs ($out/split.yaml): the data
-# folder's own split.yaml when it has one; else, for phantoms (the default
-# folder, or one that is missing or empty), new phantoms and their split; else,
-# for a folder of someone's cases, a new split written only to $out: nothing is
-# ever written into such a folder.
+# folder's own split.yaml when it has one; else, for the phantoms (data/phantoms),
+# new phantoms and their split; else, for a folder of someone's cases, a new
+# split written only to $out (umrflow split stops when it finds no case):
+# phantoms are never written anywhere but data/phantoms, nor anything into
+# another data folder.
 if [ -f "$data/split.yaml" ]; then
   cp "$data/split.yaml" "$out/split.yaml"
-elif [ "$data" = data/phantoms ] || [ ! -d "$data" ] || [ -z "$(ls -A "$data")" ]; then
+elif [ "$data" = "$phantoms" ]; then
   $bin synth brats --cases 24 --size 48 --overwrite --out "$data"
   $bin split --from "$data" --val 0.1 --test 0.25 --out "$data/split.yaml"
   cp "$data/split.yaml" "$out/split.yaml"

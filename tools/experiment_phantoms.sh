@@ -9,6 +9,8 @@
 #   UMRFLOW_SEEDS="1 2" UMRFLOW_DEMO_DATA=... bash tools/experiment_phantoms.sh
 #   UMRFLOW_DEMO_SET=execution.own_kernels=false UMRFLOW_EXPERIMENT_OUT=runs/libtorch bash tools/experiment_phantoms.sh
 set -euo pipefail
+# A relative UMRFLOW_DEMO_DATA is the caller's: resolved before the cd.
+case "${UMRFLOW_DEMO_DATA:-/}" in /*) ;; *) UMRFLOW_DEMO_DATA=$PWD/$UMRFLOW_DEMO_DATA ;; esac
 cd "$(dirname "$0")/.."
 bin=./build/umrflow
 data=${UMRFLOW_DEMO_DATA:-data/phantoms}
