@@ -82,6 +82,21 @@ TEST(Brats, Brats2023LabelsGiveTheSameRegions) {
   }
 }
 
+// A label map scaled by 0.5 (1 -> 0.5, 2 -> 1, 4 -> 2) or holding NaN is refused,
+// not rounded into other classes; integral values stored as floats are fine.
+TEST(Brats, FractionalLabelsAreRefused) {
+  const torch::Tensor l = torch::tensor({0, 1, 2, 4, 4, 2}, torch::kFloat32);
+  for (const torch::Tensor& bad : {l * 0.5, torch::tensor({0.0, std::nan(""), 1.0})}) {
+    try {
+      brats::labels_to_regions(bad, {"TC", "WT", "ET"});
+      FAIL() << "no error";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("is not an integer"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(brats::labels_to_regions(l + 1e-6, {"WT"}));
+}
+
 // Cases are found in 2020 and 2018-style (HGG/LGG) layouts, sorted, in the
 // requested modality order, and loaded with the right channels.
 TEST(Brats, DiscoversAndLoadsCases) {
