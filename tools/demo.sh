@@ -19,7 +19,7 @@ absolute() { case "$1" in /*) echo "$1" ;; *) echo "$PWD/$1" ;; esac; }
 cd "$(dirname "$0")/.."
 phantoms=$PWD/data/phantoms
 data=${UMRFLOW_DEMO_DATA:-$phantoms}
-if [ "$data" != "$phantoms" ] && [ ! -f "$data/split.yaml" ] && [ ! -d "$data" ]; then
+if [ "$data" != "$phantoms" ] && [ ! -d "$data" ]; then
   echo "error: UMRFLOW_DEMO_DATA: '$data' is no folder (give a folder of BraTS-layout cases, or leave it unset for the phantoms)" >&2
   exit 1
 fi

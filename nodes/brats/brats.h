@@ -62,6 +62,10 @@ const std::vector<std::string>& default_modalities();
 /// any other name.
 const std::string& modality_alias(const std::string& name);
 
+/// Where `name` (a modality's name in either naming) sits in `modalities`:
+/// the index of the channel it names or aliases; modalities.size() when none.
+std::size_t modality_index(const std::vector<std::string>& modalities, const std::string& name);
+
 /// Converts a label volume with values {0, 1, 2, 4} (brats2021) or {0, 1, 2,
 /// 3} (brats2023) into region channels. Region names: TC = {1, ET}, WT = {1,
 /// 2, ET}, ET, NCR = {1}, ED = {2}, where ET is 4 or 3. Throws

@@ -33,6 +33,11 @@ const std::string& modality_alias(const std::string& name) {
   return it == aliases.end() ? none : it->second;
 }
 
+std::size_t modality_index(const std::vector<std::string>& modalities, const std::string& name) {
+  const auto it = std::find_if(modalities.begin(), modalities.end(), [&](const std::string& m) { return m == name || modality_alias(m) == name; });
+  return static_cast<std::size_t>(it - modalities.begin());
+}
+
 const std::vector<std::string>& region_names() {
   static const std::vector<std::string> r = {"TC", "WT", "ET", "NCR", "ED"};
   return r;
@@ -43,10 +48,10 @@ namespace {
 /// "ID_flair.nii[.gz] or ID-t2f.nii[.gz]": the names a scan is looked for
 /// under, the 2018-2021 one with `_`, the 2023 one with `-`.
 std::string file_names(const std::string& id, const std::string& modality) {
-  static const std::set<std::string> old_names = {"flair", "t1ce", "t1", "t2"};
   const std::string& alias = modality_alias(modality);
-  const std::string early = alias.empty() || old_names.count(modality) ? modality : alias;
-  const std::string late = alias.empty() || !old_names.count(modality) ? modality : alias;
+  const bool early_name = std::count(default_modalities().begin(), default_modalities().end(), modality) > 0;  // a 2018-2021 name
+  const std::string early = alias.empty() || early_name ? modality : alias;
+  const std::string late = alias.empty() || !early_name ? modality : alias;
   return id + "_" + early + ".nii[.gz] or " + id + "-" + late + ".nii[.gz]";
 }
 

@@ -96,10 +96,7 @@ void scan_folder(const fs::path& dir, int depth, const std::regex& re, int id_gr
     const std::string name = entry.path().filename().string();
     if (!std::regex_match(name, m, re)) continue;
     const std::string id = m[id_group].str();
-    const std::string modality = m[modality_group].str();
-    const auto k = std::find_if(modalities.begin(), modalities.end(),
-                                [&](const std::string& n) { return n == modality || modality_alias(n) == modality; }) -
-                   modalities.begin();
+    const std::size_t k = modality_index(modalities, m[modality_group].str());
     PredictCase& c = found[id];
     c.id = id;
     c.files.resize(modalities.size());

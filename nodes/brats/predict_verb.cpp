@@ -29,10 +29,8 @@ brats::PredictCase single_case(const Params& o, const std::vector<std::string>& 
   brats::PredictCase c;
   c.files.resize(modalities.size());
   auto put = [&](const std::string& name, const std::string& file, const std::string& option) {
-    const auto k = std::find_if(modalities.begin(), modalities.end(),
-                                [&](const std::string& m) { return m == name || brats::modality_alias(m) == name; }) -
-                   modalities.begin();
-    if (k == static_cast<std::ptrdiff_t>(modalities.size())) {
+    const std::size_t k = brats::modality_index(modalities, name);
+    if (k == modalities.size()) {
       std::string known;
       for (const auto& m : modalities) known += (known.empty() ? "" : ", ") + m;
       throw std::runtime_error(option + ": unknown modality '" + name + "' (the network's modalities are " + known +
